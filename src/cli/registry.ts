@@ -1,0 +1,5 @@
+import type { CliCommand } from "./command.js";
+import { promptCommand } from "./commands/prompt.js";
+
+/** Every CLI verb, in the order --help lists them. Add a command here and nowhere else. */
+export const COMMANDS: ReadonlyArray<CliCommand> = [promptCommand];

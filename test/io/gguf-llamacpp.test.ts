@@ -1,0 +1,91 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getLlama, type Llama } from "node-llama-cpp";
+import { byteLevelVocab, writeDecoderGguf, type DecoderConfig } from "../../src/io/gguf-decoder.js";
+import { ggufTensorData, readGguf, writeGguf } from "../../src/io/gguf.js";
+import { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from "../../src/io/half.js";
+import { randomDecoderWeights, referenceLogProbs } from "../support/ref-decoder.js";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-gguf-"));
+let llama: Llama;
+beforeAll(async () => {
+  llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+});
+afterAll(async () => {
+  await llama?.dispose();
+});
+
+function cfg(arch: DecoderConfig["arch"], tie: boolean): DecoderConfig {
+  return { arch, vocabSize: 272, hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, intermediateSize: 96, rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 256, tieEmbeddings: tie };
+}
+
+/** Next-token log-probabilities from llama.cpp at every position of `tokens`. */
+async function llamaCppLogProbs(file: string, tokens: number[]): Promise<Float64Array[]> {
+  const model = await llama.loadModel({ modelPath: file });
+  // llama.cpp's defaults (f16 KV cache, CPU flash attention in f16) cost ~5e-3 on these
+  // log-probabilities; with both off it computes in f32 and agrees to ~5e-6
+  const ctx = await model.createContext({ contextSize: 256, batchSize: 64, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
+  const seq = ctx.getSequence();
+  const out = await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { logits: true } }] as [number, { generateNext: { logits: true } }]));
+  await ctx.dispose();
+  await model.dispose();
+  return out.map((o) => {
+    const logits = new Float64Array(272);
+    for (const [tok, v] of o!.next.logits!) logits[tok] = v;
+    const m = Math.max(...logits);
+    const lse = m + Math.log(logits.reduce((a, b) => a + Math.exp(b - m), 0));
+    return logits.map((v) => v - lse);
+  });
+}
+
+describe("half precision", () => {
+  it("f16 and bf16 round to nearest even and round-trip", () => {
+    for (const x of [0, 1, -2.5, 65504, 6.1035156e-5, 5.96e-8, 0.1, 1e-9]) expect(f16ToF32(f32ToF16(x))).toBeCloseTo(x, 3);
+    expect(f32ToF16(65520)).toBe(0x7c00); // rounds to inf
+    expect(f32ToF16(1 + 2 ** -11)).toBe(0x3c00); // tie -> even
+    expect(f32ToF16(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect(bf16ToF32(f32ToBf16(1.00390625))).toBe(1); // tie -> even
+    expect(bf16ToF32(f32ToBf16(3.140625))).toBe(3.140625);
+  });
+});
+
+describe("GGUF", () => {
+  it("writes and reads back metadata and tensors", () => {
+    const file = path.join(dir, "rt.gguf");
+    const data = Float32Array.from({ length: 6 }, (_, i) => i - 2.5);
+    writeGguf(file, [["a.b", { type: "u32", value: 7 }], ["s", { type: "array", itemType: "string", value: ["x", "yz"] }]], [
+      { name: "w", shape: [2, 3], type: "f32", data },
+      { name: "h", shape: [3, 2], type: "f16", data },
+    ]);
+    const g = readGguf(file);
+    expect(g.metadata.get("a.b")).toEqual({ type: "u32", value: 7 });
+    expect(g.metadata.get("s")).toEqual({ type: "array", itemType: "string", value: ["x", "yz"] });
+    expect(g.tensors.map((t) => [t.name, t.shape, t.offset % 32])).toEqual([["w", [2, 3], 0], ["h", [3, 2], 0]]);
+    expect(Array.from(ggufTensorData(g, "w"))).toEqual(Array.from(data));
+    expect(Array.from(ggufTensorData(g, "h"))).toEqual(Array.from(data));
+    fs.writeFileSync(path.join(dir, "trunc.gguf"), fs.readFileSync(file).subarray(0, 100));
+    expect(() => readGguf(path.join(dir, "trunc.gguf"))).toThrow(/trunc\.gguf.*(truncated|past the end)/);
+  });
+
+  for (const [arch, tie] of [["llama", false], ["qwen2", true], ["qwen3", false]] as const) {
+    it(`a tiny ${arch} we write runs in llama.cpp with the log-probabilities of an HF-semantics reference (1e-3)`, async () => {
+      const c = cfg(arch, tie);
+      const w = randomDecoderWeights(c, 11);
+      const file = path.join(dir, `${arch}.gguf`);
+      writeDecoderGguf(file, c, w, byteLevelVocab(c.vocabSize));
+      const tokens = [5, 77, 130, 9, 200, 31, 31, 250, 4, 66, 101, 12];
+      const ours = referenceLogProbs(c, w, tokens);
+      const theirs = await llamaCppLogProbs(file, tokens);
+      let worst = 0;
+      for (let t = 0; t < tokens.length; t++) for (let v = 0; v < c.vocabSize; v++) worst = Math.max(worst, Math.abs(ours[t]![v]! - theirs[t]![v]!));
+      // f32 weights and f32 compute on both sides, different summation orders: measured ~5e-6;
+      // the issue asks for 1e-3, we hold 1e-4 absolute on log-probabilities
+      expect(worst).toBeLessThan(1e-4);
+      // and the comparison is not vacuous: the distribution is far from uniform
+      const spread = Math.max(...ours[3]!) - Math.min(...ours[3]!);
+      expect(spread).toBeGreaterThan(1);
+    });
+  }
+});

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getLlama, type Llama } from "node-llama-cpp";
+import { getLlama, type Llama, type Token } from "node-llama-cpp";
 import { byteLevelVocab, writeDecoderGguf, type DecoderConfig } from "../../src/io/gguf-decoder.js";
 import { ggufTensorData, readGguf, writeGguf } from "../../src/io/gguf.js";
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from "../../src/io/half.js";
@@ -28,7 +28,7 @@ async function llamaCppLogProbs(file: string, tokens: number[]): Promise<Float64
   // log-probabilities; with both off it computes in f32 and agrees to ~5e-6
   const ctx = await model.createContext({ contextSize: 256, batchSize: 64, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
   const seq = ctx.getSequence();
-  const out = await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { logits: true } }] as [number, { generateNext: { logits: true } }]));
+  const out = await seq.controlledEvaluate(tokens.map((t) => [t as Token, { generateNext: { logits: true } }] as const));
   await ctx.dispose();
   await model.dispose();
   return out.map((o) => {

@@ -91,7 +91,7 @@ export function referenceLogProbs(cfg: DecoderConfig, w: Weights, tokens: number
   const KV = cfg.numKvHeads;
   const T = tokens.length;
   const emb = get(w, "model.embed_tokens.weight");
-  let xs = tokens.map((t) => Float64Array.from(emb.subarray(t * C, (t + 1) * C)));
+  let xs: Float64Array[] = tokens.map((t) => Float64Array.from(emb.subarray(t * C, (t + 1) * C)));
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`;
     const ks: Float64Array[] = [];

@@ -13,3 +13,4 @@ export * from "./prompts/chat.js";
 export * from "./prompts/encode.js";
 export * from "./prompts/tokencost.js";
 export * from "./prompts/sample.js";
+export * from "./actions/ensembler.js";

@@ -1,0 +1,29 @@
+// Status codes returned by every native function. Native code never throws
+// across the N-API boundary, never aborts and never exits: it returns one of
+// these, and the N-API layer turns it into a JavaScript error.
+#pragma once
+
+namespace vlatext {
+
+enum class Status {
+  Ok = 0,
+  InvalidArgument,
+  OutOfMemory,
+  NoDevice,     // CUDA requested but no device is present
+  DeviceError,  // a CUDA call failed
+  Cancelled,
+};
+
+inline const char* status_message(Status s) {
+  switch (s) {
+    case Status::Ok: return "ok";
+    case Status::InvalidArgument: return "invalid argument";
+    case Status::OutOfMemory: return "out of memory";
+    case Status::NoDevice: return "no CUDA device is available";
+    case Status::DeviceError: return "a CUDA call failed";
+    case Status::Cancelled: return "cancelled";
+  }
+  return "unknown status";
+}
+
+}  // namespace vlatext

@@ -1,0 +1,56 @@
+// A plain fixed-size thread pool. No global state: whoever needs threads owns
+// a pool (an engine handle, or a call). parallel_for splits [0, n) into one
+// contiguous range per worker and blocks until all ranges are done; the
+// calling thread runs the first range itself.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace vlatext {
+
+class ThreadPool {
+ public:
+  // threads <= 0 means std::thread::hardware_concurrency().
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // fn(worker, begin, end) for `parts` contiguous ranges covering [0, n).
+  // parts <= 0 means size(). Ranges may be empty when n < parts.
+  void parallel_for(int64_t n, const std::function<void(int worker, int64_t begin, int64_t end)>& fn, int parts = 0);
+
+  static int default_threads();
+
+ private:
+  void worker_loop(int index);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;  // n_threads_ - 1 helpers; the caller is worker 0
+  std::mutex call_mu_;  // one parallel_for at a time per pool
+  std::mutex mu_;
+  std::condition_variable start_cv_;
+  std::condition_variable done_cv_;
+  const std::function<void(int, int64_t, int64_t)>* job_ = nullptr;
+  int64_t job_n_ = 0;
+  int job_parts_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+// The contiguous range of part `p` of `parts` over [0, n): sizes differ by at most one.
+inline void split_range(int64_t n, int parts, int p, int64_t* begin, int64_t* end) {
+  const int64_t base = n / parts, rem = n % parts;
+  *begin = p * base + (p < rem ? p : rem);
+  *end = *begin + base + (p < rem ? 1 : 0);
+}
+
+}  // namespace vlatext

@@ -1,0 +1,71 @@
+/**
+ * The one place the native addon is loaded, and its whole surface, typed.
+ * Look-up order: $VLATEXT_ADDON, build/Release (node-gyp, `npm install`),
+ * build-cmake/Release (cmake-js, `npm run build:cmake` / `build:cuda`).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { VlaError } from "../errors.js";
+
+export interface BuildInfo {
+  version: string;
+  simd: "avx2" | "scalar";
+  threadsDefault: number;
+  cuda: boolean;
+}
+
+export interface NativeRuntime {
+  readonly threads: number;
+  reduceSum(x: Float32Array): number;
+  reduceSumAsync(x: Float32Array): Promise<number>;
+  dispose(): void;
+}
+
+export interface NativeAddon {
+  buildInfo(): BuildInfo;
+  reduceSumRef(x: Float32Array): number;
+  /** Present only in CUDA builds. */
+  reduceSumCuda?: (x: Float32Array) => number;
+  Runtime: new (options?: { threads?: number }) => NativeRuntime;
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+export function addonCandidates(): string[] {
+  const env = process.env.VLATEXT_ADDON;
+  return [...(env ? [path.resolve(env)] : []), path.join(root, "build", "Release", "vlatext.node"), path.join(root, "build-cmake", "Release", "vlatext.node")];
+}
+
+let cached: NativeAddon | undefined;
+
+/** Load the addon once per process (a module is loaded once by Node anyway). */
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const file of addonCandidates()) {
+    if (!fs.existsSync(file)) {
+      tried.push(`${file} (missing)`);
+      continue;
+    }
+    try {
+      cached = require(file) as NativeAddon;
+      return cached;
+    } catch (e) {
+      tried.push(`${file} (${(e as Error).message.split("\n")[0]})`);
+    }
+  }
+  throw new VlaError("NATIVE_LOAD", `the vlatext native addon could not be loaded; tried:\n  ${tried.join("\n  ")}`, "run `npm install` (or `npm run build`) in the vlatext checkout to compile it");
+}
+
+/** Run a native call, turning its argument errors into NATIVE_ARGUMENT errors. */
+export function callNative<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TypeError || e instanceof RangeError) throw new VlaError("NATIVE_ARGUMENT", `${what}: ${e.message}`);
+    throw e;
+  }
+}

@@ -1,18 +1,35 @@
 {
+  "variables": {
+    "engine_sources": [
+      "native/core/threadpool.cpp",
+      "native/kernels/reduce.cpp",
+      "native/kernels/matmul.cpp",
+      "native/kernels/norm.cpp",
+      "native/kernels/rope.cpp",
+      "native/kernels/attention.cpp",
+      "native/kernels/elementwise.cpp",
+      "native/kernels/loss.cpp",
+      "native/kernels/adamw.cpp"
+    ]
+  },
+  "target_defaults": {
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+    "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    "xcode_settings": { "CLANG_CXX_LANGUAGE_STANDARD": "c++17", "OTHER_CPLUSPLUSFLAGS": ["-O3"] }
+  },
   "targets": [
     {
       "target_name": "vlatext",
-      "sources": [
-        "native/core/threadpool.cpp",
-        "native/kernels/reduce.cpp",
-        "native/napi/addon.cpp"
-      ],
+      "sources": ["<@(engine_sources)", "native/napi/addon.cpp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "xcode_settings": { "CLANG_CXX_LANGUAGE_STANDARD": "c++17", "OTHER_CPLUSPLUSFLAGS": ["-O3"] }
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
+    },
+    {
+      "target_name": "vlatext_kernel_tests",
+      "type": "executable",
+      "sources": ["<@(engine_sources)", "native/tests/test_kernels.cpp"],
+      "libraries": ["-lpthread"]
     }
   ]
 }

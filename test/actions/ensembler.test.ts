@@ -1,109 +1,61 @@
 import { describe, expect, it } from "vitest";
 import { TemporalEnsembler, type EnsembleConfigInput } from "../../src/actions/ensembler.js";
 import { VlaError } from "../../src/errors.js";
+import { actSlow, vla0Loop } from "../support/ensemble-ref.js";
 import { rng } from "../support/rng.js";
 
-/**
- * VLA-0's LIBERO loop (NVlabs/vla0, roboverse/evals/libero/eval.py, eval_run),
- * transliterated line by line: a list of old chunks' remainders, pop beyond
- * ensemble_prediction, shift by action_horizon, weights 0.5 (v1) or
- * w ** (len - i - 1) (v2). Returns the executed actions (no gripper snapping).
- */
-function vla0Loop(chunks: number[][][], steps: number, actionHorizon: number, ensemblePrediction: number, version: 1 | 2, w2: number): number[][] {
-  const executed: number[][] = [];
-  let old: number[][][] = [];
-  let actionChunk: number[][] = [];
-  let actionI = 0;
-  let next = 0;
-  for (let t = 0; t < steps; t++) {
-    if (actionI >= actionHorizon || t === 0) {
-      let chunk = chunks[next++]!.map((r) => [...r]);
-      if (ensemblePrediction > 1) {
-        old.push(chunk);
-        if (old.length > ensemblePrediction) old.shift();
-        const nOld: number[][][] = [];
-        const sum = chunk.map((r) => r.map(() => 0));
-        const count = chunk.map((r) => r.map(() => 0));
-        for (let i = 0; i < old.length - 1; i++) {
-          let c = old[i]!;
-          if (c.length <= actionHorizon) continue;
-          c = c.slice(actionHorizon);
-          nOld.push(c);
-          const wt = version === 1 ? 0.5 : w2 ** (old.length - i - 1);
-          for (let p = 0; p < c.length; p++) for (let d = 0; d < c[p]!.length; d++) {
-            sum[p]![d]! += wt * c[p]![d]!;
-            count[p]![d]! += wt;
-          }
-        }
-        const newest = old[old.length - 1]!;
-        nOld.push(newest);
-        for (let p = 0; p < newest.length; p++) for (let d = 0; d < newest[p]!.length; d++) {
-          sum[p]![d]! += newest[p]![d]!;
-          count[p]![d]! += 1;
-        }
-        old = nOld;
-        chunk = sum.map((r, p) => r.map((v, d) => v / count[p]![d]!));
-      }
-      actionChunk = chunk;
-      actionI = 0;
-      actionHorizon = Math.min(actionHorizon, actionChunk.length);
-    }
-    executed.push([...actionChunk[actionI]!]);
-    actionI++;
-  }
-  return executed;
-}
-
-/** ACT's temporal ensembling, the slow way: every chunk with its start time, weights recomputed each step. */
-function actSlow(chunks: number[][][], steps: number, k: number, executeK: number, H: number, window: number): number[][] {
-  const all: Array<{ start: number; c: number[][] }> = [];
-  const out: number[][] = [];
-  let next = 0;
-  for (let t = 0; t < steps; t++) {
-    if (t % executeK === 0) all.push({ start: t, c: chunks[next++]! });
-    const recent = all.slice(-window);
-    const cover = recent.filter((x) => t - x.start < H);
-    const ws = cover.map((_, i) => Math.exp(-k * i));
-    const z = ws.reduce((a, b) => a + b, 0);
-    out.push(cover[0]!.c[0]!.map((_, d) => cover.reduce((s, x, i) => s + ws[i]! * x.c[t - x.start]![d]!, 0) / z));
-  }
-  return out;
-}
-
-function randomChunks(n: number, H: number, D: number, seed: number): number[][][] {
+/** n random chunks (H, D) in [-1, 1), already float32 so the class and the references see the same inputs. */
+function randomStream(n: number, H: number, D: number, seed: number): number[][][] {
   const r = rng(seed);
-  return Array.from({ length: n }, () => Array.from({ length: H }, () => Array.from({ length: D }, () => r() * 2 - 1)));
+  return Array.from({ length: n }, () => Array.from({ length: H }, () => Array.from({ length: D }, () => Math.fround(r() * 2 - 1))));
 }
 
-function run(cfg: EnsembleConfigInput, chunks: number[][][], steps: number, H: number, D: number): number[][] {
-  const ens = new TemporalEnsembler(cfg, H, D);
+/** Chunks [[b], [b+1], ..., [b+H-1]] for b = 0, 10, 20, ... (D = 1): the value says which chunk and row it came from. */
+function ramps(n: number, H: number): number[][][] {
+  return Array.from({ length: n }, (_, j) => Array.from({ length: H }, (_, p) => [10 * j + p]));
+}
+
+/** The robot loop: push when a prediction is due, execute one action per step. */
+function drive(ens: TemporalEnsembler, stream: number[][][], steps: number): number[][] {
   let next = 0;
   const out: number[][] = [];
   for (let t = 0; t < steps; t++) {
-    if (ens.needsPrediction()) ens.push(chunks[next++]!.flat());
+    if (ens.needsPrediction()) ens.push(stream[next++]!.flat());
     out.push(Array.from(ens.next()));
   }
   return out;
 }
 
-function expectClose(a: number[][], b: number[][], tol = 1e-6): void {
-  expect(a.length).toBe(b.length);
-  a.forEach((row, t) => row.forEach((v, d) => expect(Math.abs(v - b[t]![d]!), `t=${t} d=${d}`).toBeLessThan(tol)));
+function run(cfg: EnsembleConfigInput, stream: number[][][], steps: number): number[][] {
+  return drive(new TemporalEnsembler(cfg, stream[0]!.length, stream[0]![0]!.length), stream, steps);
 }
 
-describe("temporal ensembling", () => {
-  it("matches a transliteration of VLA-0's LIBERO loop (v1 and v2)", () => {
+/** Outputs are float32, so equal to 1e-6 for values of order 1..100 means equal up to rounding. */
+function expectClose(actual: number[][], expected: number[][], tol = 1e-6): void {
+  expect(actual.length).toBe(expected.length);
+  actual.forEach((row, t) => row.forEach((v, d) => expect(Math.abs(v - expected[t]![d]!), `t=${t} d=${d}: ${v} vs ${expected[t]![d]}`).toBeLessThan(tol * Math.max(1, Math.abs(v)))));
+}
+
+function errorOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    return e instanceof VlaError ? `${e.code}: ${e.message}` : `not a VlaError: ${String(e)}`;
+  }
+  return "no error";
+}
+
+describe("temporal ensembling: VLA-0", () => {
+  it("matches a transliteration of VLA-0's loop on random streams", () => {
     let seed = 1;
     for (const H of [1, 4, 8]) {
-      for (const k of [1, 2, 3, H, H + 2]) {
+      for (const k of new Set([1, 2, 3, H, H + 2])) {
         for (const window of [1, 2, 3, 8, 20]) {
           for (const version of [1, 2] as const) {
-            for (const w of [0.5, 0.8]) {
-              const D = 3;
-              const chunks = randomChunks(80, H, D, seed++);
-              const steps = 40;
-              const ours = run({ mode: version === 1 ? "vla0-v1" : "vla0-v2", window, executeK: k, weight: w }, chunks, steps, H, D);
-              expectClose(ours, vla0Loop(chunks, steps, k, window, version, w));
+            for (const w of version === 1 ? [0.5] : [0.5, 0.8, 1]) {
+              const stream = randomStream(60, H, 3, seed++);
+              const ours = run({ mode: version === 1 ? "vla0-v1" : "vla0-v2", window, executeK: k, weight: w }, stream, 40);
+              expectClose(ours, vla0Loop(stream, 40, k, window, version, w));
             }
           }
         }
@@ -111,91 +63,176 @@ describe("temporal ensembling", () => {
     }
   });
 
-  it("v1 and v2 by hand: H=4, executeK=2", () => {
-    const c = (base: number) => [[base], [base + 1], [base + 2], [base + 3]];
-    const chunks = [c(0), c(10), c(20), c(30)];
-    // t=0,1: c0 alone -> 0, 1. t=2 (new c1 at 2): c0[2]=2 (w .5) with c1[0]=10 (w 1) -> (1 + 10)/1.5
-    // t=3: (0.5*3 + 11)/1.5. t=4 (c2): c0 exhausted; c1[2]=12 (.5) + c2[0]=20 -> (6+20)/1.5
-    expectClose(run({ mode: "vla0-v1", window: 8, executeK: 2 }, chunks, 6, 4, 1), [[0], [1], [11 / 1.5], [12.5 / 1.5], [26 / 1.5], [27.5 / 1.5]]);
-    // v2, w=0.5: same weights here (age 1 -> 0.5); with w=0.25: (0.25*2 + 10)/1.25
-    expectClose(run({ mode: "vla0-v2", window: 8, executeK: 2, weight: 0.25 }, chunks, 4, 4, 1), [[0], [1], [10.5 / 1.25], [11.75 / 1.25]]);
-    // executeK=1, H=4, v2 w=0.5 at t=3: c0[3]=3 (age 3, .125), c1[2]=12 (.25), c2[1]=21 (.5), c3[0]=30 (1)
-    const t3 = (0.125 * 3 + 0.25 * 12 + 0.5 * 21 + 30) / (0.125 + 0.25 + 0.5 + 1);
-    expect(run({ mode: "vla0-v2", window: 8, executeK: 1, weight: 0.5 }, chunks, 4, 4, 1)[3]![0]).toBeCloseTo(t3, 6);
-    // window 2 drops c0 and c1 at t=3: (0.5*21 + 30)/1.5
-    expect(run({ mode: "vla0-v2", window: 2, executeK: 1, weight: 0.5 }, chunks, 4, 4, 1)[3]![0]).toBeCloseTo(40.5 / 1.5, 6);
-    // none: the newest chunk only
-    expectClose(run({ mode: "none", executeK: 2 }, chunks, 6, 4, 1), [[0], [1], [10], [11], [20], [21]]);
+  it("reproduces VLA-0's gripper snapping (> 0) with gripperThreshold = Number.MIN_VALUE, ties included", () => {
+    let ties = 0;
+    let seed = 500;
+    for (const [H, k, window] of [[4, 1, 8], [8, 1, 3], [8, 2, 8], [4, 3, 2]] as const) {
+      const r = rng(seed++);
+      // last dim is a binary gripper command, as in VLA-0's out_ori_act
+      const stream = randomStream(60, H, 3, seed++).map((c) => c.map((row) => [row[0]!, row[1]!, r() < 0.5 ? -1 : 1]));
+      const raw = vla0Loop(stream, 40, k, window, 1, 0.5);
+      ties += raw.filter((a) => a[2] === 0).length;
+      const cfg: EnsembleConfigInput = { mode: "vla0-v1", window, executeK: k, gripperDims: [2] };
+      const ours = run({ ...cfg, gripperThreshold: Number.MIN_VALUE }, stream, 40);
+      expectClose(ours, vla0Loop(stream, 40, k, window, 1, 0.5, true));
+      // the default threshold 0 sends a tie to +1 where VLA-0 sends it to -1
+      const dflt = run(cfg, stream, 40);
+      raw.forEach((a, t) => expect(dflt[t]![2]).toBe(a[2]! >= 0 ? 1 : -1));
+    }
+    expect(ties).toBeGreaterThan(0); // the tie case really happened
   });
 
-  it("ACT by hand and against the slow version", () => {
-    const c = (base: number) => [[base], [base + 1], [base + 2]];
-    const chunks = [c(0), c(10), c(20)];
-    const k = 0.5;
-    // t=2: c0[2]=2 (i=0, w=1), c1[1]=11 (i=1, e^-.5), c2[0]=20 (i=2, e^-1): the OLDEST weighs most
-    const w = [1, Math.exp(-0.5), Math.exp(-1)];
-    const t2 = (w[0]! * 2 + w[1]! * 11 + w[2]! * 20) / (w[0]! + w[1]! + w[2]!);
-    expect(run({ mode: "act", actK: k, executeK: 1, window: 8 }, chunks, 3, 3, 1)[2]![0]).toBeCloseTo(t2, 6);
-    let seed = 100;
-    for (const H of [3, 8]) for (const ek of [1, 2, 5]) for (const win of [1, 4, 100]) {
-      const ch = randomChunks(60, H, 2, seed++);
-      expectClose(run({ mode: "act", actK: 0.1, executeK: ek, window: win }, ch, 30, H, 2), actSlow(ch, 30, 0.1, Math.min(ek, H), H, win));
+  it("H=4, executeK=2, window 8, by hand", () => {
+    // c0 = [0..3] at t=0, c1 = [10..13] at t=2, c2 = [20..23] at t=4, c3 = [30..33] at t=6
+    // v1, t=2: c0[2] = 2 (weight 0.5) and c1[0] = 10 (weight 1): (1 + 10) / 1.5 = 7.333...
+    // t=3: (1.5 + 11) / 1.5; t=4: c0 ran out, c1[2] = 12 and c2[0] = 20: (6 + 20) / 1.5; ...
+    expectClose(run({ mode: "vla0-v1", window: 8, executeK: 2 }, ramps(4, 4), 8), [[0], [1], [7.333333333], [8.333333333], [17.33333333], [18.33333333], [27.33333333], [28.33333333]]);
+    // only two chunks ever overlap, so v2 with w = 0.5 equals v1 here ...
+    expectClose(run({ mode: "vla0-v2", window: 8, executeK: 2, weight: 0.5 }, ramps(4, 4), 8), [[0], [1], [7.333333333], [8.333333333], [17.33333333], [18.33333333], [27.33333333], [28.33333333]]);
+    // ... and w = 0.25 gives t=2: (0.25*2 + 10) / 1.25 = 8.4, t=3: (0.25*3 + 11) / 1.25 = 9.4
+    expectClose(run({ mode: "vla0-v2", window: 8, executeK: 2, weight: 0.25 }, ramps(4, 4), 6), [[0], [1], [8.4], [9.4], [18.4], [19.4]]);
+    // none: the newest chunk's first two actions
+    expectClose(run({ mode: "none", executeK: 2 }, ramps(4, 4), 6), [[0], [1], [10], [11], [20], [21]]);
+  });
+
+  it("H=4, executeK=1, by hand: v1, v2 (w=0.5) and window trimming", () => {
+    // c_j = [10j .. 10j+3] pushed at t=j; at t the chunks t-3..t cover t, chunk j at row t-j
+    // v1 t=2: (0.5*2 + 0.5*11 + 20) / 2 = 13.25; t=3: (0.5*(3+12+21) + 30) / 2.5 = 19.2; t=4: (0.5*(13+22+31) + 40) / 2.5
+    expectClose(run({ mode: "vla0-v1", window: 8, executeK: 1 }, ramps(6, 4), 5), [[0], [7], [13.25], [19.2], [29.2]]);
+    // v2, w=0.5 t=2: (0.25*2 + 0.5*11 + 20) / 1.75 = 14.857142857; t=3: (0.125*3 + 0.25*12 + 0.5*21 + 30) / 1.875 = 23.4
+    expectClose(run({ mode: "vla0-v2", window: 8, executeK: 1, weight: 0.5 }, ramps(6, 4), 5), [[0], [7], [14.85714286], [23.4], [33.4]]);
+    // window 2: only the newest two, t=3: (0.5*21 + 30) / 1.5 = 27
+    expectClose(run({ mode: "vla0-v2", window: 2, executeK: 1, weight: 0.5 }, ramps(6, 4), 5), [[0], [7], [17], [27], [37]]);
+    // window 3 in v1, t=3: (0.5*12 + 0.5*21 + 30) / 2 = 23.25
+    expectClose(run({ mode: "vla0-v1", window: 3, executeK: 1 }, ramps(6, 4), 5), [[0], [7], [13.25], [23.25], [33.25]]);
+    // window 1 is no ensembling at all
+    expectClose(run({ mode: "vla0-v1", window: 1, executeK: 1 }, ramps(6, 4), 4), [[0], [10], [20], [30]]);
+  });
+
+  it("never stores more than window chunks, nor chunks that ran out", () => {
+    for (const [H, k, window] of [[8, 1, 3], [4, 1, 8], [4, 2, 8], [4, 4, 8]] as const) {
+      const ens = new TemporalEnsembler({ mode: "vla0-v1", window, executeK: k }, H, 1);
+      for (const [n, chunk] of ramps(20, H).entries()) {
+        ens.push(chunk.flat());
+        // covering chunks were pushed at t, t-k, t-2k, ...: ceil(H/k) of them once enough were pushed
+        expect(ens.stored).toBe(Math.min(window, Math.ceil(H / k), n + 1));
+        for (let i = 0; i < k; i++) ens.next();
+      }
     }
   });
+});
 
-  it("snaps grippers at exactly the threshold", () => {
-    const ens = new TemporalEnsembler({ mode: "vla0-v1", executeK: 1, gripperDims: [1], gripperThreshold: 0.25 }, 2, 2);
-    ens.push([0.3, 0.25, 0, 0]);
-    expect(Array.from(ens.next())).toEqual([Math.fround(0.3), 1]); // 0.25 >= 0.25
-    ens.push([0, 0.2499, 0, 0]);
-    // t=1: mean of (0.5 * 0) and (1 * 0.2499) / 1.5 < 0.25 -> -1
-    expect(ens.next()[1]).toBe(-1);
+describe("temporal ensembling: ACT", () => {
+  it("executeK=1 and 2 by hand: the OLDEST covering chunk weighs most", () => {
+    // actK = ln 2 makes the weights 1, 1/2, 1/4. H=3, c_j = [10j, 10j+1, 10j+2] at t=j
+    // t=1: (1*1 + 0.5*10) / 1.5 = 4; t=2: (2 + 0.5*11 + 0.25*20) / 1.75 = 7.142857; t=3: (12 + 0.5*21 + 0.25*30) / 1.75
+    expectClose(run({ mode: "act", actK: Math.LN2, executeK: 1 }, ramps(6, 3), 5), [[0], [4], [7.142857143], [17.14285714], [27.14285714]]);
+    // executeK=2: c0 at 0, c1 at 2, c2 at 4; t=2: (2 + 0.5*10) / 1.5; t=3: c1 alone; t=4: (12 + 0.5*20) / 1.5
+    expectClose(run({ mode: "act", actK: Math.LN2, executeK: 2 }, ramps(4, 3), 6), [[0], [1], [4.666666667], [11], [14.66666667], [21]]);
+    // window 2, executeK=1, t=2: c0 is too old; (11 + 0.5*20) / 1.5 = 14
+    expectClose(run({ mode: "act", actK: Math.LN2, executeK: 1, window: 2 }, ramps(4, 3), 3), [[0], [4], [14]]);
   });
 
-  it("asks for predictions every executeK steps (clamped to H)", () => {
-    for (const [ek, H, expected] of [[1, 4, [0, 1, 2, 3, 4, 5]], [3, 4, [0, 3]], [4, 4, [0, 4]], [6, 4, [0, 4]]] as const) {
+  it("matches the slow version on random streams", () => {
+    let seed = 100;
+    for (const H of [1, 3, 8]) {
+      for (const ek of [1, 2, 5, H + 2]) {
+        for (const window of [1, 4, 100]) {
+          for (const k of [0, 0.1, 2]) {
+            const stream = randomStream(60, H, 2, seed++);
+            expectClose(run({ mode: "act", actK: k, executeK: ek, window }, stream, 30), actSlow(stream, 30, k, Math.min(ek, H), H, window));
+          }
+        }
+      }
+    }
+  });
+});
+
+describe("temporal ensembler state", () => {
+  it("snaps grippers with >= threshold -> +1", () => {
+    const ens = new TemporalEnsembler({ mode: "vla0-v1", executeK: 1, gripperDims: [1], gripperThreshold: 0.25 }, 2, 2);
+    ens.push([0.3, 0.25, 0, 0]);
+    expect(Array.from(ens.next())).toEqual([Math.fround(0.3), 1]); // exactly at the threshold goes high
+    ens.push([0, 0.2499, 0, 0]);
+    // t=1: (0.5 * 0 + 1 * 0.2499) / 1.5 < 0.25 -> -1; dim 0 is not snapped
+    expect(Array.from(ens.next())).toEqual([0, -1]);
+    // the exact (double) mean is compared, not its float32 rounding
+    const b = Math.fround(0.7);
+    const mean = b / 1.5; // c0 row 1 is 0 (weight 0.5), c1 row 0 is b (weight 1)
+    const up = Math.fround(mean); // rounds up: the float32 mean reaches the threshold, the exact mean does not
+    expect(up).toBeGreaterThan(mean);
+    const ens2 = new TemporalEnsembler({ mode: "vla0-v1", executeK: 1, gripperDims: [0], gripperThreshold: up }, 2, 1);
+    ens2.push([0, 0]);
+    ens2.next();
+    ens2.push([b, 0]);
+    expect(ens2.next()[0]).toBe(-1);
+  });
+
+  it("asks for a prediction every executeK steps, clamped to H", () => {
+    const H = 4;
+    for (const [ek, expected] of [[1, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], [3, [0, 3, 6, 9]], [H, [0, 4, 8]], [H + 2, [0, 4, 8]]] as const) {
       const ens = new TemporalEnsembler({ mode: "vla0-v1", executeK: ek }, H, 1);
       const asked: number[] = [];
-      for (let t = 0; t < 6; t++) {
+      for (let t = 0; t < 10; t++) {
+        expect(ens.time).toBe(t);
         if (ens.needsPrediction()) {
           asked.push(t);
           ens.push(new Float32Array(H));
         }
+        expect(ens.needsPrediction()).toBe(false);
         ens.next();
       }
       expect(asked).toEqual(expected);
     }
   });
 
-  it("reset starts over and clone is independent", () => {
+  it("refuses next() when a prediction is due and push() when none is", () => {
     const ens = new TemporalEnsembler({ mode: "vla0-v1", executeK: 2 }, 4, 1);
-    ens.push([1, 2, 3, 4]);
+    expect(errorOf(() => ens.next())).toMatch(/^ENSEMBLE_STATE: a prediction is due at t=0/);
+    ens.push([0, 1, 2, 3]);
+    expect(errorOf(() => ens.push([0, 1, 2, 3]))).toMatch(/^ENSEMBLE_STATE: push at t=0: no prediction is due/);
     ens.next();
-    const copy = ens.clone();
-    expect(copy.next()[0]).toBe(2);
-    expect(ens.time).toBe(1);
-    expect(ens.next()[0]).toBe(2);
+    ens.next();
+    expect(errorOf(() => ens.next())).toMatch(/^ENSEMBLE_STATE: a prediction is due at t=2/);
+  });
+
+  it("reset() starts over; clone() is independent", () => {
+    const stream = randomStream(30, 6, 2, 7);
+    const cfg = { mode: "vla0-v2", window: 4, executeK: 2, weight: 0.7 } as const;
+    const whole = run(cfg, stream, 20);
+
+    const ens = new TemporalEnsembler(cfg, 6, 2);
+    drive(ens, ramps(10, 6).map((c) => c.map((r) => [r[0]!, -r[0]!])), 7); // a different episode
     ens.reset();
     expect(ens.time).toBe(0);
-    expect(ens.needsPrediction()).toBe(true);
-    expect(() => ens.next()).toThrow(/a prediction is due at t=0/);
+    expect(ens.stored).toBe(0);
+    expect(drive(ens, stream, 20)).toEqual(whole); // bit-identical to a fresh ensembler
+
+    const a = new TemporalEnsembler(cfg, 6, 2);
+    const head = drive(a, stream, 9); // mid-chunk: a push was at t=8
+    const b = a.clone();
+    drive(b, randomStream(30, 6, 2, 8), 11); // the clone runs off elsewhere
+    expect(a.time).toBe(9);
+    expect([...head, ...drive(a, stream.slice(5), 11)]).toEqual(whole); // a carries on untouched
+    const c = a.clone();
+    expect(drive(c, stream.slice(10), 1)).toEqual(drive(a, stream.slice(10), 1)); // and a clone continues like the original
   });
 
   it("rejects bad configs and chunks, naming the field", () => {
-    const e = (f: () => unknown) => {
-      try {
-        f();
-      } catch (x) {
-        return x instanceof VlaError ? `${x.code}: ${x.message}` : String(x);
-      }
-      return "none";
-    };
-    expect(e(() => new TemporalEnsembler({ window: 0 }, 8, 7))).toMatch(/ENSEMBLE_INVALID[\s\S]*window/);
-    expect(e(() => new TemporalEnsembler({ mode: "foo" as never }, 8, 7))).toMatch(/ENSEMBLE_INVALID[\s\S]*mode/);
-    expect(e(() => new TemporalEnsembler({ gripperDims: [7] }, 8, 7))).toMatch(/gripperDims: 7 is out of range/);
-    expect(e(() => new TemporalEnsembler({ windw: 3 } as never, 8, 7))).toMatch(/windw/);
-    const ens = new TemporalEnsembler({}, 8, 7);
-    expect(e(() => ens.push(new Float32Array(55)))).toMatch(/ENSEMBLE_SHAPE: chunk has 55 values, expected H\*D = 8\*7 = 56/);
-    expect(e(() => ens.push(new Float32Array(56).fill(NaN)))).toMatch(/value 0 \(t=0, d=0\) is NaN/);
+    expect(errorOf(() => new TemporalEnsembler({ mode: "vla0-v1", window: 0 }, 8, 7))).toMatch(/^ENSEMBLE_INVALID[\s\S]*window/);
+    expect(errorOf(() => new TemporalEnsembler({ mode: "foo" } as never, 8, 7))).toMatch(/^ENSEMBLE_INVALID[\s\S]*mode/);
+    expect(errorOf(() => new TemporalEnsembler({} as never, 8, 7))).toMatch(/^ENSEMBLE_INVALID[\s\S]*mode/);
+    expect(errorOf(() => new TemporalEnsembler({ mode: "act", executeK: 1.5 }, 8, 7))).toMatch(/^ENSEMBLE_INVALID[\s\S]*executeK/);
+    expect(errorOf(() => new TemporalEnsembler({ mode: "vla0-v2", weight: 0 }, 8, 7))).toMatch(/^ENSEMBLE_INVALID[\s\S]*weight/);
+    expect(errorOf(() => new TemporalEnsembler({ mode: "act", windw: 3 } as never, 8, 7))).toMatch(/^ENSEMBLE_INVALID[\s\S]*windw/);
+    expect(errorOf(() => new TemporalEnsembler({ mode: "act", gripperDims: [7] }, 8, 7))).toMatch(/^ENSEMBLE_INVALID: gripperDims: 7 is out of range for 7 dimensions/);
+    expect(errorOf(() => new TemporalEnsembler({ mode: "act" }, 0, 7))).toMatch(/^ENSEMBLE_INVALID: horizon must be an integer >= 1, got 0/);
+    expect(errorOf(() => new TemporalEnsembler({ mode: "act" }, 8, 2.5))).toMatch(/^ENSEMBLE_INVALID: dims must be an integer >= 1, got 2.5/);
+    const ens = new TemporalEnsembler({ mode: "act" }, 8, 7);
+    expect(errorOf(() => ens.push(new Float32Array(55)))).toMatch(/^ENSEMBLE_SHAPE: chunk has 55 values, expected H\*D = 8\*7 = 56/);
+    const bad = new Float32Array(56);
+    bad[9] = Number.NaN;
+    expect(errorOf(() => ens.push(bad))).toMatch(/^ENSEMBLE_SHAPE: chunk value 9 \(t=1, d=2\) is NaN/);
+    expect(ens.needsPrediction()).toBe(true); // a rejected chunk leaves the state alone
   });
 });

@@ -1,0 +1,166 @@
+#include "attention.h"
+
+#include <cmath>
+#include <vector>
+
+#include "matmul.h"
+
+namespace vlatext {
+
+namespace {
+
+constexpr int kTile = 32;  // keys per tile in the online softmax
+
+inline const float* row(const float* base, int64_t token, int heads, int h, int hd) { return base + (token * heads + h) * hd; }
+inline float* row(float* base, int64_t token, int heads, int h, int hd) { return base + (token * heads + h) * hd; }
+
+// One query row: out_t = sum_s softmax(q.k_s * scale) v_s over s <= t, tile by tile.
+void attend_row(float* o, float* lse, const float* qt, const float* k, const float* v, int64_t base, int t, const AttnShape& s, int kvh, float* scores) {
+  const float scale = 1.0f / std::sqrt((float)s.hd);
+  float m = -INFINITY, l = 0.0f;
+  for (int i = 0; i < s.hd; i++) o[i] = 0.0f;
+  for (int s0 = 0; s0 <= t; s0 += kTile) {
+    const int s1 = std::min(t + 1, s0 + kTile);
+    float tile_max = -INFINITY;
+    for (int j = s0; j < s1; j++) {
+      scores[j - s0] = dot(qt, row(k, base + j, s.KV, kvh, s.hd), s.hd) * scale;
+      tile_max = std::max(tile_max, scores[j - s0]);
+    }
+    const float m_new = std::max(m, tile_max);
+    const float correction = std::exp(m - m_new);  // exp(-inf) = 0 on the first tile
+    l *= correction;
+    for (int i = 0; i < s.hd; i++) o[i] *= correction;
+    for (int j = s0; j < s1; j++) {
+      const float p = std::exp(scores[j - s0] - m_new);
+      l += p;
+      axpy(o, row(v, base + j, s.KV, kvh, s.hd), p, s.hd);
+    }
+    m = m_new;
+  }
+  for (int i = 0; i < s.hd; i++) o[i] /= l;
+  *lse = m + std::log(l);
+}
+
+// Gradients for one (sequence, kv head) group: all query heads that read this kv head.
+void backward_group(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s, int b, int kvh) {
+  const float scale = 1.0f / std::sqrt((float)s.hd);
+  const int group = s.NH / s.KV;
+  const int64_t base = (int64_t)b * s.T;
+  for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+    for (int t = 0; t < s.T; t++) {
+      const float* qt = row(q, base + t, s.NH, h, s.hd);
+      const float* dot_ = row(dout, base + t, s.NH, h, s.hd);
+      const float* ot = row(out, base + t, s.NH, h, s.hd);
+      float* dqt = row(dq, base + t, s.NH, h, s.hd);
+      const float L = lse[((int64_t)b * s.NH + h) * s.T + t];
+      const float D = dot(dot_, ot, s.hd);  // sum_i dout_i out_i = sum_s p_s (dout . v_s)
+      for (int j = 0; j <= t; j++) {
+        const float* kj = row(k, base + j, s.KV, kvh, s.hd);
+        const float* vj = row(v, base + j, s.KV, kvh, s.hd);
+        const float p = std::exp(dot(qt, kj, s.hd) * scale - L);
+        const float dp = dot(dot_, vj, s.hd);
+        const float ds = p * (dp - D) * scale;
+        axpy(dqt, kj, ds, s.hd);
+        axpy(row(dk, base + j, s.KV, kvh, s.hd), qt, ds, s.hd);
+        axpy(row(dv, base + j, s.KV, kvh, s.hd), dot_, p, s.hd);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void attention_forward_ref(float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& s) {
+  const float scale = 1.0f / std::sqrt((float)s.hd);
+  const int group = s.NH / s.KV;
+  std::vector<double> p(s.T);
+  for (int b = 0; b < s.B; b++)
+    for (int h = 0; h < s.NH; h++)
+      for (int t = 0; t < s.T; t++) {
+        const int64_t base = (int64_t)b * s.T;
+        const float* qt = row(q, base + t, s.NH, h, s.hd);
+        double m = -INFINITY;
+        for (int j = 0; j <= t; j++) {
+          double d = 0;
+          for (int i = 0; i < s.hd; i++) d += (double)qt[i] * row(k, base + j, s.KV, h / group, s.hd)[i];
+          p[j] = d * scale;
+          m = std::max(m, p[j]);
+        }
+        double z = 0;
+        for (int j = 0; j <= t; j++) z += (p[j] = std::exp(p[j] - m));
+        float* o = row(out, base + t, s.NH, h, s.hd);
+        for (int i = 0; i < s.hd; i++) {
+          double acc = 0;
+          for (int j = 0; j <= t; j++) acc += p[j] / z * row(v, base + j, s.KV, h / group, s.hd)[i];
+          o[i] = (float)acc;
+        }
+        lse[((int64_t)b * s.NH + h) * s.T + t] = (float)(m + std::log(z));
+      }
+}
+
+// The textbook backward with the probability matrix materialized (double), independent of
+// the tiled version: P = softmax(QK^T * scale), dV = P^T dO, dP = dO V^T,
+// dS = P * (dP - rowsum(P * dP)), dQ = dS K * scale, dK = dS^T Q * scale.
+void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s) {
+  (void)out;
+  (void)lse;
+  const double scale = 1.0 / std::sqrt((double)s.hd);
+  const int group = s.NH / s.KV;
+  std::vector<double> P((size_t)s.T * s.T), dP((size_t)s.T * s.T);
+  for (int b = 0; b < s.B; b++)
+    for (int h = 0; h < s.NH; h++) {
+      const int kvh = h / group;
+      const int64_t base = (int64_t)b * s.T;
+      for (int t = 0; t < s.T; t++) {
+        double m = -INFINITY;
+        for (int j = 0; j <= t; j++) {
+          double d = 0;
+          for (int i = 0; i < s.hd; i++) d += (double)row(q, base + t, s.NH, h, s.hd)[i] * row(k, base + j, s.KV, kvh, s.hd)[i];
+          P[(size_t)t * s.T + j] = d * scale;
+          m = std::max(m, d * scale);
+        }
+        double z = 0;
+        for (int j = 0; j <= t; j++) z += (P[(size_t)t * s.T + j] = std::exp(P[(size_t)t * s.T + j] - m));
+        for (int j = 0; j <= t; j++) P[(size_t)t * s.T + j] /= z;
+        double rowsum = 0;
+        for (int j = 0; j <= t; j++) {
+          double d = 0;
+          for (int i = 0; i < s.hd; i++) d += (double)row(dout, base + t, s.NH, h, s.hd)[i] * row(v, base + j, s.KV, kvh, s.hd)[i];
+          dP[(size_t)t * s.T + j] = d;
+          rowsum += d * P[(size_t)t * s.T + j];
+        }
+        for (int j = 0; j <= t; j++) {
+          const double p = P[(size_t)t * s.T + j];
+          const double ds = p * (dP[(size_t)t * s.T + j] - rowsum) * scale;
+          for (int i = 0; i < s.hd; i++) {
+            row(dq, base + t, s.NH, h, s.hd)[i] += (float)(ds * row(k, base + j, s.KV, kvh, s.hd)[i]);
+            row(dk, base + j, s.KV, kvh, s.hd)[i] += (float)(ds * row(q, base + t, s.NH, h, s.hd)[i]);
+            row(dv, base + j, s.KV, kvh, s.hd)[i] += (float)(p * row(dout, base + t, s.NH, h, s.hd)[i]);
+          }
+        }
+      }
+    }
+}
+
+void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& s) {
+  // independent (b, h, t) rows; parallel over (b, h) pairs
+  const int group = s.NH / s.KV;
+  pool.parallel_for((int64_t)s.B * s.NH, [&](int, int64_t a, int64_t e) {
+    std::vector<float> scores(kTile);
+    for (int64_t bh = a; bh < e; bh++) {
+      const int b = (int)(bh / s.NH), h = (int)(bh % s.NH);
+      const int64_t base = (int64_t)b * s.T;
+      for (int t = 0; t < s.T; t++)
+        attend_row(row(out, base + t, s.NH, h, s.hd), lse + ((int64_t)b * s.NH + h) * s.T + t, row(q, base + t, s.NH, h, s.hd), k, v, base, t, s, h / group, scores.data());
+    }
+  });
+}
+
+void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s) {
+  // a (sequence, kv head) group owns its dk/dv rows and its query heads' dq rows: no races
+  pool.parallel_for((int64_t)s.B * s.KV, [&](int, int64_t a, int64_t e) {
+    for (int64_t g = a; g < e; g++) backward_group(dq, dk, dv, dout, out, lse, q, k, v, s, (int)(g / s.KV), (int)(g % s.KV));
+  });
+}
+
+}  // namespace vlatext

@@ -1,0 +1,27 @@
+// Causal self-attention with grouped-query heads, computed tile by tile with an
+// online softmax (the full T x T score matrix is never stored).
+// Shapes: B sequences of T tokens, NH query heads, KV key/value heads (NH % KV == 0),
+// hd head size; query head h reads kv head h / (NH / KV).
+//   out (B*T, NH, hd)   q (B*T, NH, hd)   k, v (B*T, KV, hd)
+//   lse (B, NH, T)      log-sum-exp of each query's scaled scores (saved for the backward)
+// Scores are scaled by 1/sqrt(hd). Gradients ACCUMULATE (+=) into dq, dk, dv.
+// The backward recomputes probabilities from lse (FlashAttention-2 style).
+#pragma once
+
+#include <cstdint>
+
+#include "../core/threadpool.h"
+
+namespace vlatext {
+
+struct AttnShape {
+  int B, T, NH, KV, hd;
+};
+
+void attention_forward_ref(float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& s);
+void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s);
+
+void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& s);
+void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s);
+
+}  // namespace vlatext

@@ -1,0 +1,58 @@
+#include "elementwise.h"
+
+#include <cmath>
+
+namespace vlatext {
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+void swiglu_forward_ref(float* out, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = gate[i] * sigmoidf(gate[i]) * up[i];
+}
+
+// d silu(g)/dg = s(g) (1 + g (1 - s(g)))
+void swiglu_backward_ref(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float s = sigmoidf(gate[i]);
+    if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + gate[i] * (1.0f - s));
+    if (dup) dup[i] += dout[i] * gate[i] * s;
+  }
+}
+
+void swiglu_forward(ThreadPool& pool, float* out, const float* gate, const float* up, int64_t n) {
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_forward_ref(out + a, gate + a, up + a, b - a); });
+}
+
+void swiglu_backward(ThreadPool& pool, float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_backward_ref(dgate ? dgate + a : nullptr, dup ? dup + a : nullptr, dout + a, gate + a, up + a, b - a); });
+}
+
+void embedding_forward_ref(float* out, const int32_t* tokens, const float* table, int64_t N, int C) {
+  for (int64_t n = 0; n < N; n++)
+    for (int c = 0; c < C; c++) out[n * C + c] = table[(int64_t)tokens[n] * C + c];
+}
+
+void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C) {
+  for (int64_t n = 0; n < N; n++)
+    for (int c = 0; c < C; c++) dtable[(int64_t)tokens[n] * C + c] += dout[n * C + c];
+}
+
+void embedding_forward(ThreadPool& pool, float* out, const int32_t* tokens, const float* table, int64_t N, int C) {
+  pool.parallel_for(N, [&](int, int64_t a, int64_t b) { embedding_forward_ref(out + a * C, tokens + a, table, b - a, C); });
+}
+
+void embedding_backward(ThreadPool& pool, float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C) {
+  // split channels, not tokens: two equal tokens never race
+  pool.parallel_for(C, [&](int, int64_t c0, int64_t c1) {
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t c = c0; c < c1; c++) dtable[(int64_t)tokens[n] * C + c] += dout[n * C + c];
+  });
+}
+
+void add_forward(ThreadPool& pool, float* out, const float* a, const float* b, int64_t n) {
+  pool.parallel_for(n, [&](int, int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) out[i] = a[i] + b[i];
+  });
+}
+
+}  // namespace vlatext

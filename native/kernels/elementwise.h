@@ -1,0 +1,26 @@
+// Small per-element and per-row kernels. Gradients ACCUMULATE (+=).
+//   swiglu:     out (N, F) = silu(gate) * up,   gate, up (N, F)
+//   embedding:  out (N, C) = table[tokens[n], :],   table (V, C), tokens (N)
+//   residual:   out (N) = a + b
+#pragma once
+
+#include <cstdint>
+
+#include "../core/threadpool.h"
+
+namespace vlatext {
+
+void swiglu_forward_ref(float* out, const float* gate, const float* up, int64_t n);
+void swiglu_backward_ref(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+void swiglu_forward(ThreadPool& pool, float* out, const float* gate, const float* up, int64_t n);
+void swiglu_backward(ThreadPool& pool, float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+
+void embedding_forward_ref(float* out, const int32_t* tokens, const float* table, int64_t N, int C);
+// Repeated tokens add into the same row: this runs single-threaded over tokens, parallel over channels.
+void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C);
+void embedding_forward(ThreadPool& pool, float* out, const int32_t* tokens, const float* table, int64_t N, int C);
+void embedding_backward(ThreadPool& pool, float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C);
+
+void add_forward(ThreadPool& pool, float* out, const float* a, const float* b, int64_t n);
+
+}  // namespace vlatext

@@ -1,0 +1,289 @@
+// Kernel tests, llm.c style: every optimized kernel against its scalar reference on
+// fresh random inputs, and every backward against central finite differences.
+// Prints one line per check ("PASS name ..." / "FAIL name ..."); exits 1 on any failure.
+// Run by test/native/kernels.test.ts; build: node-gyp (target vlatext_kernel_tests).
+//
+// Finite differences: loss = sum(out * R) for a fixed random R, so dL/dout = R; each
+// probed input element x gets (L(x + e) - L(x - e)) / 2e with e = 1e-2 in float32,
+// evaluated with the reference forward. Tolerance: |fd - analytic| <= 2e-2 * max(1, |fd|),
+// loose enough for float32 cancellation (~1e-7 * |L| / e) and tight enough that a wrong
+// sign, a missing term or a factor of 2 fails.
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../core/threadpool.h"
+#include "../kernels/adamw.h"
+#include "../kernels/attention.h"
+#include "../kernels/elementwise.h"
+#include "../kernels/loss.h"
+#include "../kernels/matmul.h"
+#include "../kernels/norm.h"
+#include "../kernels/rope.h"
+
+using namespace vlatext;
+
+namespace {
+
+int failures = 0;
+std::mt19937 rng_state(1234);
+
+std::vector<float> randn(size_t n, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng_state);
+  return v;
+}
+
+void report(bool ok, const std::string& name, const std::string& detail) {
+  std::printf("%s %s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
+  if (!ok) failures++;
+}
+
+// max |a - b| / (atol + rtol |b|) <= 1
+void compare(const std::string& name, const std::vector<float>& a, const std::vector<float>& b, float atol, float rtol) {
+  double worst = 0, worst_abs = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    const double e = std::fabs((double)a[i] - b[i]);
+    worst = std::max(worst, e / (atol + rtol * std::fabs((double)b[i])));
+    worst_abs = std::max(worst_abs, e);
+    if (!std::isfinite(a[i])) worst = INFINITY;
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "n=%zu max_abs_err=%.3g (atol %.1g rtol %.1g)", a.size(), worst_abs, atol, rtol);
+  report(worst <= 1.0 && a.size() == b.size(), name, buf);
+}
+
+double weighted_sum(const std::vector<float>& out, const std::vector<float>& R) {
+  double s = 0;
+  for (size_t i = 0; i < out.size(); i++) s += (double)out[i] * R[i];
+  return s;
+}
+
+// Check analytic gradient `grad` of L(x) = f(x) against central differences on `probes` elements of x.
+void fd_check(const std::string& name, std::vector<float>& x, const std::vector<float>& grad, const std::function<double()>& loss, int probes = 24) {
+  std::uniform_int_distribution<size_t> pick(0, x.size() - 1);
+  const float e = 1e-2f;
+  double worst = 0;
+  for (int p = 0; p < probes; p++) {
+    const size_t i = p < (int)x.size() ? (size_t)p * x.size() / std::min<size_t>(probes, x.size()) : pick(rng_state);
+    const float keep = x[i];
+    x[i] = keep + e;
+    const double lp = loss();
+    x[i] = keep - e;
+    const double lm = loss();
+    x[i] = keep;
+    const double fd = (lp - lm) / (2 * e);
+    worst = std::max(worst, std::fabs(fd - grad[i]) / std::max(1.0, std::fabs(fd)));
+  }
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "max_rel_err=%.3g over %d probes (tol 2e-2)", worst, probes);
+  report(worst <= 2e-2, name, buf);
+}
+
+void test_matmul(ThreadPool& pool) {
+  for (auto [N, C, OC] : std::vector<std::tuple<int, int, int>>{{1, 1, 1}, {5, 7, 3}, {8, 64, 48}, {13, 33, 17}, {64, 256, 96}}) {
+    auto inp = randn((size_t)N * C), w = randn((size_t)OC * C), b = randn(OC), dout = randn((size_t)N * OC);
+    std::vector<float> ref((size_t)N * OC), got((size_t)N * OC);
+    matmul_forward_ref(ref.data(), inp.data(), w.data(), b.data(), N, C, OC);
+    matmul_forward(pool, got.data(), inp.data(), w.data(), b.data(), N, C, OC);
+    const std::string tag = "N=" + std::to_string(N) + ",C=" + std::to_string(C) + ",OC=" + std::to_string(OC);
+    // float sums of C products in different orders: error grows ~ sqrt(C) eps |x||w|
+    compare("matmul_forward " + tag, got, ref, 1e-4f * std::sqrt((float)C), 1e-4f);
+    std::vector<float> di_r((size_t)N * C, 0.5f), dw_r((size_t)OC * C, 0.5f), db_r(OC, 0.5f);
+    std::vector<float> di_g = di_r, dw_g = dw_r, db_g = db_r;
+    matmul_backward_ref(di_r.data(), dw_r.data(), db_r.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+    matmul_backward(pool, di_g.data(), dw_g.data(), db_g.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+    compare("matmul_backward dinp " + tag, di_g, di_r, 1e-4f * std::sqrt((float)OC), 1e-4f);
+    compare("matmul_backward dweight " + tag, dw_g, dw_r, 1e-4f * std::sqrt((float)N), 1e-4f);
+    compare("matmul_backward dbias " + tag, db_g, db_r, 1e-4f * std::sqrt((float)N), 1e-4f);
+  }
+  // finite differences through the reference
+  const int N = 4, C = 6, OC = 5;
+  auto inp = randn(N * C), w = randn(OC * C), b = randn(OC), R = randn(N * OC);
+  std::vector<float> out(N * OC), di(N * C, 0), dw(OC * C, 0), db(OC, 0);
+  auto loss = [&] { matmul_forward_ref(out.data(), inp.data(), w.data(), b.data(), N, C, OC); return weighted_sum(out, R); };
+  matmul_backward(pool, di.data(), dw.data(), db.data(), R.data(), inp.data(), w.data(), N, C, OC);
+  fd_check("matmul fd dinp", inp, di, loss);
+  fd_check("matmul fd dweight", w, dw, loss);
+  fd_check("matmul fd dbias", b, db, loss);
+}
+
+void test_rmsnorm(ThreadPool& pool) {
+  const int N = 9, C = 24;
+  auto x = randn(N * C, 2.0f), w = randn(C), R = randn(N * C);
+  std::vector<float> o_r(N * C), o_g(N * C), rs_r(N), rs_g(N);
+  rmsnorm_forward_ref(o_r.data(), rs_r.data(), x.data(), w.data(), N, C, 1e-6f);
+  rmsnorm_forward(pool, o_g.data(), rs_g.data(), x.data(), w.data(), N, C, 1e-6f);
+  compare("rmsnorm_forward", o_g, o_r, 1e-6f, 1e-6f);
+  std::vector<float> dx_r(N * C, 0), dw_r(C, 0), dx_g(N * C, 0), dw_g(C, 0);
+  rmsnorm_backward_ref(dx_r.data(), dw_r.data(), R.data(), x.data(), w.data(), rs_r.data(), N, C);
+  rmsnorm_backward(pool, dx_g.data(), dw_g.data(), R.data(), x.data(), w.data(), rs_g.data(), N, C);
+  compare("rmsnorm_backward dinp", dx_g, dx_r, 1e-6f, 1e-5f);
+  compare("rmsnorm_backward dweight", dw_g, dw_r, 1e-5f, 1e-5f);
+  std::vector<float> out(N * C), rs(N);
+  auto loss = [&] { rmsnorm_forward_ref(out.data(), rs.data(), x.data(), w.data(), N, C, 1e-6f); return weighted_sum(out, R); };
+  fd_check("rmsnorm fd dinp", x, dx_r, loss);
+  fd_check("rmsnorm fd dweight", w, dw_r, loss);
+}
+
+void test_rope(ThreadPool& pool) {
+  for (bool mrope : {false, true}) {
+    const int N = 7, H = 3, hd = 16;
+    const int sec1[] = {8};
+    const int sec3[] = {2, 3, 3};  // M-RoPE style: temporal, height, width over hd/2 = 8 frequencies
+    RopeSpec spec{hd, 10000.0f, mrope ? 3 : 1, mrope ? sec3 : sec1};
+    std::vector<int32_t> pos((size_t)spec.n_sections * N);
+    for (size_t i = 0; i < pos.size(); i++) pos[i] = (int32_t)((i * 7) % 11);
+    const std::string tag = mrope ? " (3 sections)" : "";
+    auto x = randn(N * H * hd), R = randn(N * H * hd);
+    auto a = x, b = x;
+    rope_forward_ref(a.data(), pos.data(), spec, N, H);
+    rope_forward(pool, b.data(), pos.data(), spec, N, H);
+    compare("rope_forward" + tag, b, a, 1e-6f, 1e-6f);
+    // position 0 is the identity; norms are preserved
+    double n0 = 0, n1 = 0;
+    for (size_t i = 0; i < x.size(); i++) n0 += (double)x[i] * x[i], n1 += (double)a[i] * a[i];
+    report(std::fabs(n0 - n1) < 1e-3 * n0, "rope preserves norms" + tag, "");
+    auto g = R;
+    rope_backward(pool, g.data(), pos.data(), spec, N, H);
+    auto loss = [&] { auto y = x; rope_forward_ref(y.data(), pos.data(), spec, N, H); return weighted_sum(y, R); };
+    fd_check("rope fd" + tag, x, g, loss);
+  }
+  // HF's convention, by hand: hd=4, pos=1, theta=10000: pairs (0,2) angle 1, (1,3) angle 0.01
+  const int sec[] = {2};
+  RopeSpec spec{4, 10000.0f, 1, sec};
+  int32_t pos[] = {1};
+  std::vector<float> x = {1, 2, 3, 4};
+  rope_forward_ref(x.data(), pos, spec, 1, 1);
+  std::vector<float> want = {(float)(1 * std::cos(1.0) - 3 * std::sin(1.0)), (float)(2 * std::cos(0.01) - 4 * std::sin(0.01)),
+                             (float)(3 * std::cos(1.0) + 1 * std::sin(1.0)), (float)(4 * std::cos(0.01) + 2 * std::sin(0.01))};
+  compare("rope half-rotation by hand", x, want, 1e-6f, 1e-6f);
+}
+
+void test_attention(ThreadPool& pool) {
+  for (auto s : std::vector<AttnShape>{{1, 1, 1, 1, 4}, {2, 5, 4, 2, 8}, {1, 70, 4, 1, 16}, {2, 33, 6, 3, 8}}) {
+    const size_t nq = (size_t)s.B * s.T * s.NH * s.hd, nk = (size_t)s.B * s.T * s.KV * s.hd, nl = (size_t)s.B * s.NH * s.T;
+    auto q = randn(nq), k = randn(nk), v = randn(nk), R = randn(nq);
+    std::vector<float> o_r(nq), o_g(nq), l_r(nl), l_g(nl);
+    attention_forward_ref(o_r.data(), l_r.data(), q.data(), k.data(), v.data(), s);
+    attention_forward(pool, o_g.data(), l_g.data(), q.data(), k.data(), v.data(), s);
+    const std::string tag = "B=" + std::to_string(s.B) + ",T=" + std::to_string(s.T) + ",NH=" + std::to_string(s.NH) + ",KV=" + std::to_string(s.KV) + ",hd=" + std::to_string(s.hd);
+    compare("attention_forward " + tag, o_g, o_r, 1e-5f, 1e-4f);
+    compare("attention_forward lse " + tag, l_g, l_r, 1e-5f, 1e-5f);
+    std::vector<float> dq_r(nq, 0), dk_r(nk, 0), dv_r(nk, 0), dq_g(nq, 0), dk_g(nk, 0), dv_g(nk, 0);
+    attention_backward_ref(dq_r.data(), dk_r.data(), dv_r.data(), R.data(), o_r.data(), l_r.data(), q.data(), k.data(), v.data(), s);
+    attention_backward(pool, dq_g.data(), dk_g.data(), dv_g.data(), R.data(), o_g.data(), l_g.data(), q.data(), k.data(), v.data(), s);
+    compare("attention_backward dq " + tag, dq_g, dq_r, 1e-4f, 1e-3f);
+    compare("attention_backward dk " + tag, dk_g, dk_r, 1e-4f, 1e-3f);
+    compare("attention_backward dv " + tag, dv_g, dv_r, 1e-4f, 1e-3f);
+    if (s.T <= 5) {
+      std::vector<float> out(nq), lse(nl);
+      auto loss = [&] { attention_forward_ref(out.data(), lse.data(), q.data(), k.data(), v.data(), s); return weighted_sum(out, R); };
+      fd_check("attention fd dq " + tag, q, dq_g, loss);
+      fd_check("attention fd dk " + tag, k, dk_g, loss);
+      fd_check("attention fd dv " + tag, v, dv_g, loss);
+    }
+  }
+  // causality: changing the last token's k/v leaves earlier outputs unchanged
+  AttnShape s{1, 6, 2, 1, 4};
+  auto q = randn(6 * 2 * 4), k = randn(6 * 4), v = randn(6 * 4);
+  std::vector<float> o1(q.size()), o2(q.size()), l(12);
+  attention_forward(pool, o1.data(), l.data(), q.data(), k.data(), v.data(), s);
+  for (int i = 0; i < 4; i++) k[5 * 4 + i] += 3, v[5 * 4 + i] -= 3;
+  attention_forward(pool, o2.data(), l.data(), q.data(), k.data(), v.data(), s);
+  bool earlier_same = true, last_changed = false;
+  const size_t last = 5 * 2 * 4;  // first output element of token 5
+  for (size_t i = 0; i < last; i++) earlier_same = earlier_same && o1[i] == o2[i];
+  for (size_t i = last; i < o1.size(); i++) last_changed = last_changed || o1[i] != o2[i];
+  report(earlier_same && last_changed, "attention is causal", "");
+}
+
+void test_elementwise(ThreadPool& pool) {
+  const int n = 37;
+  auto g = randn(n, 2.0f), u = randn(n), R = randn(n);
+  std::vector<float> o_r(n), o_g(n);
+  swiglu_forward_ref(o_r.data(), g.data(), u.data(), n);
+  swiglu_forward(pool, o_g.data(), g.data(), u.data(), n);
+  compare("swiglu_forward", o_g, o_r, 0, 0);
+  std::vector<float> dg(n, 0), du(n, 0);
+  swiglu_backward(pool, dg.data(), du.data(), R.data(), g.data(), u.data(), n);
+  auto loss = [&] { swiglu_forward_ref(o_r.data(), g.data(), u.data(), n); return weighted_sum(o_r, R); };
+  fd_check("swiglu fd dgate", g, dg, loss);
+  fd_check("swiglu fd dup", u, du, loss);
+
+  const int V = 11, C = 5, N = 9;
+  std::vector<int32_t> tok = {3, 1, 3, 0, 10, 3, 7, 1, 2};  // repeats must accumulate
+  auto table = randn(V * C), Rn = randn(N * C);
+  std::vector<float> e_r(N * C), e_g(N * C);
+  embedding_forward_ref(e_r.data(), tok.data(), table.data(), N, C);
+  embedding_forward(pool, e_g.data(), tok.data(), table.data(), N, C);
+  compare("embedding_forward", e_g, e_r, 0, 0);
+  std::vector<float> dt_r(V * C, 0), dt_g(V * C, 0);
+  embedding_backward_ref(dt_r.data(), Rn.data(), tok.data(), N, C);
+  embedding_backward(pool, dt_g.data(), Rn.data(), tok.data(), N, C);
+  compare("embedding_backward", dt_g, dt_r, 1e-6f, 0);
+  auto eloss = [&] { embedding_forward_ref(e_r.data(), tok.data(), table.data(), N, C); return weighted_sum(e_r, Rn); };
+  fd_check("embedding fd", table, dt_g, eloss, 40);
+}
+
+void test_cross_entropy(ThreadPool& pool) {
+  const int N = 10, V = 19;
+  auto logits = randn(N * V, 3.0f);
+  std::vector<int32_t> t = {0, 5, -100, 18, 7, 7, -100, 1, 2, 3};
+  std::vector<float> l_r(N), l_g(N);
+  int64_t k_r = 0, k_g = 0;
+  const double s_r = cross_entropy_forward_ref(l_r.data(), &k_r, logits.data(), t.data(), N, V);
+  const double s_g = cross_entropy_forward(pool, l_g.data(), &k_g, logits.data(), t.data(), N, V);
+  report(k_r == 8 && k_g == 8 && std::fabs(s_r - s_g) < 1e-5 * std::fabs(s_r), "cross_entropy_forward kept rows and sum", "kept=" + std::to_string(k_g));
+  // uniform logits: loss per row = log V exactly
+  std::vector<float> zeros(N * V, 0.0f);
+  const double su = cross_entropy_forward_ref(l_r.data(), &k_r, zeros.data(), t.data(), N, V);
+  report(std::fabs(su / k_r - std::log((double)V)) < 1e-5, "cross_entropy uniform = log V", "");
+  std::vector<float> d(N * V, 7.0f);
+  cross_entropy_forward_ref(l_r.data(), &k_r, logits.data(), t.data(), N, V);
+  cross_entropy_backward(pool, d.data(), logits.data(), l_r.data(), t.data(), 1.0f / 8, N, V);
+  bool ignored_zero = true;
+  for (int i = 0; i < V; i++) ignored_zero = ignored_zero && d[2 * V + i] == 0.0f && d[6 * V + i] == 0.0f;
+  report(ignored_zero, "cross_entropy ignores -100 rows", "");
+  auto loss = [&] { int64_t kk; return cross_entropy_forward_ref(l_g.data(), &kk, logits.data(), t.data(), N, V) / 8; };
+  fd_check("cross_entropy fd", logits, d, loss, 60);
+}
+
+void test_adamw(ThreadPool& pool) {
+  const int n = 101;
+  auto p = randn(n), g = randn(n);
+  std::vector<float> m(n, 0), v(n, 0);
+  auto p2 = p, m2 = m, v2 = v;
+  AdamWConfig cfg{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f};
+  for (int t = 1; t <= 3; t++) {
+    adamw_update_ref(p.data(), m.data(), v.data(), g.data(), n, cfg, t, 0.5f);
+    adamw_update(pool, p2.data(), m2.data(), v2.data(), g.data(), n, cfg, t, 0.5f);
+  }
+  compare("adamw_update vs reference", p2, p, 0, 0);
+  // by hand, one step from m = v = 0: p1 = p0 (1 - lr wd) - lr * sign(g) (bias correction makes |m^/sqrt(v^)| = 1)
+  std::vector<float> q = {1.0f, -2.0f}, gq = {0.3f, -4.0f}, mq(2, 0), vq(2, 0);
+  adamw_update_ref(q.data(), mq.data(), vq.data(), gq.data(), 2, cfg, 1, 1.0f);
+  compare("adamw first step by hand", q, {1.0f * (1 - 1e-3f) - 1e-2f, -2.0f * (1 - 1e-3f) + 1e-2f}, 1e-6f, 0);
+  const double sq = grad_sq_norm(pool, gq.data(), 2);
+  report(std::fabs(sq - (0.09 + 16.0)) < 1e-5 && std::fabs(clip_scale(sq, 1.0f) * std::sqrt(sq) - 1.0) < 1e-5 && clip_scale(sq, 100.0f) == 1.0f, "gradient clipping scale", "");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 3;  // 3 > cores here: uneven splits get exercised
+  ThreadPool pool(threads);
+  test_matmul(pool);
+  test_rmsnorm(pool);
+  test_rope(pool);
+  test_attention(pool);
+  test_elementwise(pool);
+  test_cross_entropy(pool);
+  test_adamw(pool);
+  std::printf("%d failures\n", failures);
+  return failures == 0 ? 0 : 1;
+}

@@ -9,7 +9,8 @@
       "native/kernels/attention.cpp",
       "native/kernels/elementwise.cpp",
       "native/kernels/loss.cpp",
-      "native/kernels/adamw.cpp"
+      "native/kernels/adamw.cpp",
+      "native/model/decoder.cpp"
     ]
   },
   "target_defaults": {
@@ -21,7 +22,7 @@
   "targets": [
     {
       "target_name": "vlatext",
-      "sources": ["<@(engine_sources)", "native/napi/addon.cpp"],
+      "sources": ["<@(engine_sources)", "native/napi/addon.cpp", "native/napi/decoder_napi.cpp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
     },

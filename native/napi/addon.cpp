@@ -7,6 +7,7 @@
 //   new Runtime({ threads? })                               owns a thread pool
 //     .threads, .reduceSum(x), .reduceSumAsync(x) -> Promise<number>, .dispose()
 //   reduceSumCuda(x) -> number                              only in CUDA builds
+//   new Decoder(config)                                     see native/napi/decoder_napi.cpp
 #include <napi.h>
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include "../core/status.h"
 #include "../core/threadpool.h"
 #include "../kernels/reduce.h"
+#include "napi_util.h"
 #ifdef VLATEXT_WITH_CUDA
 #include "../cuda/reduce_cuda.h"
 #endif
@@ -200,6 +202,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reduceSumCuda", Napi::Function::New<ReduceSumCuda>(env, "reduceSumCuda"));
 #endif
   exports.Set("Runtime", Runtime::Define(env));
+  vlatext_napi::RegisterDecoder(env, exports);
   return exports;
 }
 

@@ -23,7 +23,65 @@ export interface NativeRuntime {
   dispose(): void;
 }
 
+export interface NativeTensorInfo {
+  name: string;
+  shape: number[];
+}
+
+export interface NativeBatch {
+  B: number;
+  T: number;
+  /** (B*T) token ids. */
+  tokens: Int32Array;
+  /** (B*T) targets, -100 ignored (HF's labels shifted by one). */
+  targets?: Int32Array;
+  /** (S, B*T) positions per RoPE section; default 0..T-1. */
+  positions?: Int32Array;
+  /** (M) rows whose embedding is replaced by `inject`. */
+  injectRows?: Int32Array;
+  /** (M, C) injected embeddings. */
+  inject?: Float32Array;
+}
+
+export interface NativeDecoderConfig {
+  arch: 0 | 1 | 2;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  tieEmbeddings: boolean;
+  ropeSections?: Int32Array;
+  threads?: number;
+}
+
+export interface NativeDecoder {
+  readonly numParams: number;
+  readonly numLoraParams: number;
+  readonly stepCount: number;
+  paramInfo(): NativeTensorInfo[];
+  loraInfo(): NativeTensorInfo[];
+  setParam(name: string, data: Float32Array): void;
+  getParam(name: string): Float32Array;
+  getParamGrad(name: string): Float32Array;
+  setLora(name: string, data: Float32Array): void;
+  getLora(name: string): Float32Array;
+  getLoraGrad(name: string): Float32Array;
+  enableLora(options: { rank: number; alpha: number; targets: string[]; seed: number }): void;
+  setTrainBase(on: boolean): void;
+  forward(batch: NativeBatch, wantLogits?: boolean): { lossSum: number; kept: number; logits?: Float32Array };
+  forwardBackwardAsync(batch: NativeBatch, options?: { lossScale?: number; injectGrad?: boolean }): Promise<{ lossSum: number; kept: number; dInject?: Float32Array }>;
+  zeroGrad(): void;
+  optimizerStep(options: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number }): number;
+  dispose(): void;
+}
+
 export interface NativeAddon {
+  Decoder: new (config: NativeDecoderConfig) => NativeDecoder;
   buildInfo(): BuildInfo;
   reduceSumRef(x: Float32Array): number;
   /** Present only in CUDA builds. */

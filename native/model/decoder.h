@@ -1,0 +1,149 @@
+// The decoder-only language model family: Llama / SmolLM2 (no bias), Qwen2 / Qwen2.5
+// (q/k/v bias), Qwen3 (per-head q/k RMSNorm), with Hugging Face semantics, tied or
+// untied embeddings, and multi-section RoPE (Qwen2.5-VL's M-RoPE; one section = RoPE).
+//
+// All parameters live in one float allocation carved by a size table (llm.c style), so
+// zeroing, checkpoint I/O and the optimizer are flat loops. Parameters carry HF names.
+// LoRA adapters (PEFT semantics: out = W x + b + (alpha / R) B (A x)) live in a second
+// allocation; every projection goes through the one choke point linear_lora_*.
+//
+// Gradients ACCUMULATE (+=) into the gradient buffers until zero_grad().
+// Shapes: B sequences of T tokens, N = B*T rows; C hidden, V vocab, L layers, NH query
+// heads, KV key/value heads, hd head size, F MLP width, R LoRA rank.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/status.h"
+#include "../core/threadpool.h"
+#include "../kernels/adamw.h"
+
+namespace vlatext {
+
+enum class Arch { Llama = 0, Qwen2 = 1, Qwen3 = 2 };
+
+struct DecoderConfig {
+  Arch arch = Arch::Llama;
+  int V = 0, C = 0, L = 0, NH = 0, KV = 0, hd = 0, F = 0;
+  float eps = 1e-6f, theta = 10000.0f;
+  bool tie = false;
+  std::vector<int> rope_sections;  // sums to hd / 2; empty = one section
+};
+
+// The seven projections LoRA can target, in PEFT's module names.
+enum Proj { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kNumProj };
+extern const char* const kProjNames[kNumProj];
+
+struct TensorInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset = 0;  // into the parameter (or LoRA) allocation, in floats
+  int64_t size = 0;
+};
+
+struct LoraConfig {
+  int rank = 8;
+  float alpha = 16.0f;
+  std::array<bool, kNumProj> targets{};
+  uint64_t seed = 0;
+};
+
+// One batch. Pointers are borrowed for the duration of the call.
+struct Batch {
+  int B = 0, T = 0;
+  const int32_t* tokens = nullptr;     // (N)
+  const int32_t* targets = nullptr;    // (N), < 0 ignored; nullptr for inference
+  const int32_t* positions = nullptr;  // (S, N) or nullptr for 0..T-1 in every section
+  // Injected embeddings (e.g. vision features) replace token embeddings at given rows.
+  int M = 0;
+  const int32_t* inject_rows = nullptr;  // (M) row indices in [0, N)
+  const float* inject = nullptr;         // (M, C)
+};
+
+struct ForwardResult {
+  double loss_sum = 0;  // sum of token losses over kept targets
+  int64_t kept = 0;     // targets that were not ignored
+};
+
+class Decoder {
+ public:
+  // Validates the config and allocates parameters (zeros). Status::InvalidArgument with `error` set on a bad config.
+  static Status create(const DecoderConfig& cfg, int threads, std::unique_ptr<Decoder>* out, std::string* error);
+
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  const DecoderConfig& config() const { return cfg_; }
+  const std::vector<TensorInfo>& params() const { return params_; }
+  const std::vector<TensorInfo>& lora_params() const { return lora_params_; }
+  const TensorInfo* find_param(const std::string& name) const;
+  const TensorInfo* find_lora(const std::string& name) const;
+  float* param_data() { return param_mem_.data(); }
+  float* param_grad() { return param_grad_.data(); }
+  float* lora_data() { return lora_mem_.data(); }
+  float* lora_grad() { return lora_grad_.data(); }
+  int64_t num_params() const { return (int64_t)param_mem_.size(); }
+  int64_t num_lora_params() const { return (int64_t)lora_mem_.size(); }
+  ThreadPool& pool() { return pool_; }
+
+  // Adds LoRA adapters: A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming_uniform(a=sqrt(5))), B = 0.
+  // Base weights become frozen. Replaces any previous adapters.
+  Status enable_lora(const LoraConfig& lc, std::string* error);
+  bool has_lora() const { return lora_.rank > 0; }
+  const LoraConfig& lora_config() const { return lora_; }
+  // Full fine-tuning: base weights get gradients (LoRA adapters too, if present).
+  void set_train_base(bool on) { train_base_ = on; }
+  bool train_base() const { return train_base_; }
+
+  // Forward pass; saves activations for backward(). logits_out (N, V) may be nullptr.
+  Status forward(const Batch& batch, ForwardResult* result, float* logits_out, std::string* error);
+  // Backward of loss_scale * (sum of token losses); call after forward() with targets.
+  // d_inject (M, C), if given, receives the gradient w.r.t. the injected embeddings (=).
+  Status backward(float loss_scale, float* d_inject);
+  void zero_grad();
+  // Clips trainable gradients to max_norm (<= 0: no clipping), applies AdamW, zeroes gradients.
+  // Returns the gradient norm before clipping.
+  double optimizer_step(const AdamWConfig& opt, float max_norm);
+  int step_count() const { return t_; }
+
+  // Optimizer state, for checkpoints: (m, v) for trainable tensors, flat.
+  std::vector<float>& adam_m() { return m_; }
+  std::vector<float>& adam_v() { return v_; }
+  void set_step_count(int t) { t_ = t; }
+
+ private:
+  Decoder(const DecoderConfig& cfg, int threads);
+  struct LayerW;
+  LayerW layer(int l);
+  struct Lora {
+    float* A = nullptr;  // (R, in)
+    float* B = nullptr;  // (out, R)
+    float* dA = nullptr;
+    float* dB = nullptr;
+  };
+  Lora lora(int l, Proj p);
+  void linear_forward(float* out, float* ax, const float* inp, const float* W, const float* bias, const Lora& lo, int64_t N, int in, int outd);
+  void linear_backward(float* dinp, float* dW, float* dbias, const float* dout, const float* inp, const float* ax, const float* W, const Lora& lo, int64_t N, int in, int outd);
+  int64_t trainable_size() const;
+
+  DecoderConfig cfg_;
+  ThreadPool pool_;
+  std::vector<TensorInfo> params_, lora_params_;
+  std::vector<float> param_mem_, param_grad_, lora_mem_, lora_grad_;
+  LoraConfig lora_{0, 0, {}, 0};
+  bool train_base_ = true;
+  std::vector<float> m_, v_;  // AdamW moments over [base (if trained), lora]
+  int t_ = 0;
+  bool m_for_base_ = false;
+
+  // Activations saved by forward() for backward().
+  struct Acts;
+  std::unique_ptr<Acts> acts_;
+};
+
+}  // namespace vlatext

@@ -1,0 +1,73 @@
+// Argument helpers shared by the N-API wrappers. Each returns false after throwing a
+// JavaScript error that names the bad argument (C++ exceptions are disabled).
+#pragma once
+
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vlatext_napi {
+
+inline bool type_error(Napi::Env env, const std::string& m) {
+  Napi::TypeError::New(env, m).ThrowAsJavaScriptException();
+  return false;
+}
+inline bool range_error(Napi::Env env, const std::string& m) {
+  Napi::RangeError::New(env, m).ThrowAsJavaScriptException();
+  return false;
+}
+inline bool error(Napi::Env env, const std::string& m) {
+  Napi::Error::New(env, m).ThrowAsJavaScriptException();
+  return false;
+}
+
+// Optional integer field: left unchanged when undefined.
+inline bool get_int(Napi::Env env, Napi::Object o, const char* key, int min, int* out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return true;
+  if (v.IsBoolean()) {
+    *out = v.As<Napi::Boolean>().Value() ? 1 : 0;
+    return true;
+  }
+  if (!v.IsNumber()) return type_error(env, std::string("'") + key + "' must be an integer");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (d != std::floor(d) || d < min || d > 2147483647.0) return range_error(env, std::string("'") + key + "' must be an integer >= " + std::to_string(min) + ", got " + std::to_string(d));
+  *out = (int)d;
+  return true;
+}
+
+// Optional number field: left unchanged when undefined.
+inline bool get_float(Napi::Env env, Napi::Object o, const char* key, float* out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return true;
+  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) return type_error(env, std::string("'") + key + "' must be a finite number");
+  *out = v.As<Napi::Number>().FloatValue();
+  return true;
+}
+
+// Int32Array field copied out; expected < 0 accepts any length.
+inline bool get_i32_array(Napi::Env env, Napi::Object o, const char* key, int64_t expected, std::vector<int32_t>* out, bool required) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return required ? type_error(env, std::string("'") + key + "' is required (Int32Array)") : true;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return type_error(env, std::string("'") + key + "' must be an Int32Array");
+  auto a = v.As<Napi::Int32Array>();
+  if (expected >= 0 && (int64_t)a.ElementLength() != expected) return range_error(env, std::string("'") + key + "' has " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(expected));
+  out->assign(a.Data(), a.Data() + a.ElementLength());
+  return true;
+}
+
+inline bool get_f32_array(Napi::Env env, Napi::Object o, const char* key, int64_t expected, std::vector<float>* out) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) return type_error(env, std::string("'") + key + "' must be a Float32Array");
+  auto a = v.As<Napi::Float32Array>();
+  if (expected >= 0 && (int64_t)a.ElementLength() != expected) return range_error(env, std::string("'") + key + "' has " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(expected));
+  out->assign(a.Data(), a.Data() + a.ElementLength());
+  return true;
+}
+
+void RegisterDecoder(Napi::Env env, Napi::Object exports);
+
+}  // namespace vlatext_napi

@@ -1,0 +1,239 @@
+/**
+ * The decoder-only language model in the native engine, typed: load from a
+ * Hugging Face directory, add LoRA, train, read logits, generate.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+import { VlaError, formatZodIssues } from "../errors.js";
+import { readSafetensors, safetensorsData, type SafetensorsFile } from "../io/safetensors.js";
+import { callNative, loadAddon, type NativeBatch, type NativeDecoder, type NativeTensorInfo } from "./addon.js";
+import { parseDecoderConfig, type DecoderModelConfig } from "./config.js";
+
+export const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
+
+export const LoraConfigSchema = z
+  .object({
+    rank: z.number().int().min(1).max(1024).default(8),
+    alpha: z.number().positive().default(16),
+    /** Module names, or "all-linear" for all seven projections. */
+    targets: z.union([z.literal("all-linear"), z.array(z.enum(LORA_TARGETS)).min(1)]).default("all-linear"),
+    dropout: z.number().min(0).max(0, "LoRA dropout is not implemented in the native engine yet; use 0").default(0),
+    seed: z.number().int().min(0).default(0),
+  })
+  .strict();
+export type LoraConfigInput = z.input<typeof LoraConfigSchema>;
+
+export const AdamWSchema = z
+  .object({
+    lr: z.number().positive(),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    eps: z.number().positive().default(1e-8),
+    weightDecay: z.number().min(0).default(0.01),
+    maxGradNorm: z.number().min(0).default(1),
+  })
+  .strict();
+export type AdamWInput = z.input<typeof AdamWSchema>;
+
+export interface TrainBatch {
+  B: number;
+  T: number;
+  /** (B*T) inputs. */
+  tokens: Int32Array;
+  /** (B*T) the token each position must predict (next token), -100 = no loss. */
+  targets: Int32Array;
+  positions?: Int32Array;
+  injectRows?: Int32Array;
+  inject?: Float32Array;
+}
+
+export class DecoderModel {
+  readonly config: DecoderModelConfig;
+  private readonly native: NativeDecoder;
+  private disposed = false;
+
+  constructor(config: DecoderModelConfig, options: { threads?: number } = {}) {
+    this.config = config;
+    const addon = loadAddon();
+    this.native = callNative("Decoder", () => new addon.Decoder({ ...config.native, ...(options.threads ? { threads: options.threads } : {}) }));
+  }
+
+  /** Load config.json and model.safetensors (or a sharded index) from a Hugging Face directory. */
+  static load(dir: string, options: { threads?: number } = {}): DecoderModel {
+    const cfgFile = path.join(dir, "config.json");
+    if (!fs.existsSync(cfgFile)) throw new VlaError("FILE_NOT_FOUND", `no config.json in ${dir}`, "point at a Hugging Face model directory");
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(cfgFile, "utf8"));
+    } catch (e) {
+      throw new VlaError("CONFIG_INVALID", `${cfgFile} is not valid JSON: ${(e as Error).message}`);
+    }
+    const model = new DecoderModel(parseDecoderConfig(json, cfgFile), options);
+    try {
+      model.loadWeights(dir);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  /** Read every parameter from the directory's safetensors file(s); names the missing or mis-shaped tensor. */
+  loadWeights(dir: string): void {
+    const files = new Map<string, SafetensorsFile>();
+    const open = (f: string): SafetensorsFile => {
+      let s = files.get(f);
+      if (!s) {
+        s = readSafetensors(path.join(dir, f));
+        files.set(f, s);
+      }
+      return s;
+    };
+    const index = path.join(dir, "model.safetensors.index.json");
+    let where: (name: string) => string | undefined;
+    if (fs.existsSync(index)) {
+      const parsed = z.object({ weight_map: z.record(z.string(), z.string()) }).safeParse(JSON.parse(fs.readFileSync(index, "utf8")));
+      if (!parsed.success) throw new VlaError("FILE_INVALID", `${index}: ${formatZodIssues(parsed.error.issues)}`);
+      where = (n) => parsed.data.weight_map[n];
+    } else {
+      if (!fs.existsSync(path.join(dir, "model.safetensors"))) throw new VlaError("FILE_NOT_FOUND", `no model.safetensors or model.safetensors.index.json in ${dir}`);
+      where = (n) => (open("model.safetensors").tensors.has(n) ? "model.safetensors" : undefined);
+    }
+    for (const p of this.paramInfo()) {
+      const file = where(p.name);
+      if (!file) throw new VlaError("FILE_INVALID", `${dir}: tensor '${p.name}' (shape [${p.shape}]) is missing`, `a ${this.config.family} model with this config.json needs it`);
+      const st = open(file);
+      const entry = st.tensors.get(p.name);
+      if (!entry) throw new VlaError("FILE_INVALID", `${path.join(dir, file)}: tensor '${p.name}' is missing (the index says it is here)`);
+      if (entry.shape.join(",") !== p.shape.join(",")) {
+        throw new VlaError("FILE_INVALID", `${path.join(dir, file)}: tensor '${p.name}' has shape [${entry.shape}] but config.json implies [${p.shape}]`, "the weights do not match config.json");
+      }
+      this.setParam(p.name, safetensorsData(st, p.name));
+    }
+  }
+
+  private live(): NativeDecoder {
+    if (this.disposed) throw new VlaError("NATIVE_ARGUMENT", "this DecoderModel was disposed");
+    return this.native;
+  }
+
+  paramInfo(): NativeTensorInfo[] {
+    return this.live().paramInfo();
+  }
+  loraInfo(): NativeTensorInfo[] {
+    return this.live().loraInfo();
+  }
+  get numParams(): number {
+    return this.live().numParams;
+  }
+  setParam(name: string, data: Float32Array): void {
+    callNative("setParam", () => this.live().setParam(name, data));
+  }
+  getParam(name: string): Float32Array {
+    return callNative("getParam", () => this.live().getParam(name));
+  }
+  getParamGrad(name: string): Float32Array {
+    return callNative("getParamGrad", () => this.live().getParamGrad(name));
+  }
+  setLora(name: string, data: Float32Array): void {
+    callNative("setLora", () => this.live().setLora(name, data));
+  }
+  getLora(name: string): Float32Array {
+    return callNative("getLora", () => this.live().getLora(name));
+  }
+  getLoraGrad(name: string): Float32Array {
+    return callNative("getLoraGrad", () => this.live().getLoraGrad(name));
+  }
+
+  /** Add LoRA adapters (PEFT init: A kaiming-uniform, B zero); base weights become frozen. */
+  enableLora(input: LoraConfigInput): void {
+    const r = LoraConfigSchema.safeParse(input);
+    if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid LoRA config:\n${formatZodIssues(r.error.issues)}`);
+    const c = r.data;
+    const targets = c.targets === "all-linear" ? [...LORA_TARGETS] : c.targets;
+    callNative("enableLora", () => this.live().enableLora({ rank: c.rank, alpha: c.alpha, targets, seed: c.seed }));
+  }
+
+  /** Train all base weights too (full fine-tuning). */
+  setTrainBase(on: boolean): void {
+    this.live().setTrainBase(on);
+  }
+
+  /** Next-token logits (B*T, V) for a batch (no gradients). */
+  logits(batch: Omit<NativeBatch, "targets">): Float32Array {
+    const r = callNative("forward", () => this.live().forward(batch, true));
+    return r.logits as Float32Array;
+  }
+
+  /** Mean loss of a batch without touching gradients. */
+  loss(batch: TrainBatch): { loss: number; kept: number } {
+    const r = callNative("forward", () => this.live().forward(batch, false));
+    return { loss: r.kept > 0 ? r.lossSum / r.kept : 0, kept: r.kept };
+  }
+
+  /**
+   * Forward and backward off the JS thread; gradients accumulate. lossScale defaults to
+   * 1 / (kept targets), i.e. the gradient of the mean loss of this batch.
+   */
+  async forwardBackward(batch: TrainBatch, options: { lossScale?: number; injectGrad?: boolean } = {}): Promise<{ loss: number; kept: number; dInject?: Float32Array }> {
+    const r = await callNative("forwardBackwardAsync", () => this.live().forwardBackwardAsync(batch, options));
+    return { loss: r.kept > 0 ? r.lossSum / r.kept : 0, kept: r.kept, ...(r.dInject ? { dInject: r.dInject } : {}) };
+  }
+
+  /** Clip, apply AdamW to the trainable tensors, zero gradients; returns the gradient norm before clipping. */
+  optimizerStep(input: AdamWInput): number {
+    const r = AdamWSchema.safeParse(input);
+    if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid optimizer config:\n${formatZodIssues(r.error.issues)}`);
+    return this.live().optimizerStep(r.data);
+  }
+
+  zeroGrad(): void {
+    this.live().zeroGrad();
+  }
+
+  /**
+   * Greedy (temperature 0) or sampled generation for one sequence. `allow` is the
+   * logits hook the constrained decoder uses: it returns the token ids allowed next
+   * (undefined = all). Recomputes the whole prefix each step (no KV cache yet).
+   */
+  generate(prompt: number[], options: { maxNew: number; eos?: number; temperature?: number; random?: () => number; allow?: (generated: number[]) => readonly number[] | undefined }): number[] {
+    const V = this.config.native.vocabSize;
+    const out: number[] = [];
+    for (let step = 0; step < options.maxNew; step++) {
+      const seq = [...prompt, ...out];
+      const logits = this.logits({ B: 1, T: seq.length, tokens: Int32Array.from(seq) });
+      const last = logits.subarray((seq.length - 1) * V, seq.length * V);
+      const allowed = options.allow?.(out);
+      const candidates = allowed ?? Array.from({ length: V }, (_, i) => i);
+      if (candidates.length === 0) break;
+      let next: number;
+      const temp = options.temperature ?? 0;
+      if (temp <= 0) {
+        next = candidates.reduce((best, t) => ((last[t] as number) > (last[best] as number) ? t : best), candidates[0] as number);
+      } else {
+        const rand = options.random ?? Math.random;
+        const m = Math.max(...candidates.map((t) => last[t] as number));
+        const w = candidates.map((t) => Math.exp(((last[t] as number) - m) / temp));
+        let u = rand() * w.reduce((a, b) => a + b, 0);
+        next = candidates[candidates.length - 1] as number;
+        for (let i = 0; i < candidates.length; i++) {
+          u -= w[i] as number;
+          if (u <= 0) {
+            next = candidates[i] as number;
+            break;
+          }
+        }
+      }
+      if (next === options.eos) break;
+      out.push(next);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.native.dispose();
+    this.disposed = true;
+  }
+}

@@ -7,6 +7,7 @@ import path from "node:path";
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { readSafetensors, safetensorsData, type SafetensorsFile } from "../io/safetensors.js";
+import type { AdapterInfo } from "../io/adapter-export.js";
 import { callNative, loadAddon, type NativeBatch, type NativeDecoder, type NativeTensorInfo } from "./addon.js";
 import { parseDecoderConfig, type DecoderModelConfig } from "./config.js";
 
@@ -153,6 +154,32 @@ export class DecoderModel {
     const c = r.data;
     const targets = c.targets === "all-linear" ? [...LORA_TARGETS] : c.targets;
     callNative("enableLora", () => this.live().enableLora({ rank: c.rank, alpha: c.alpha, targets, seed: c.seed }));
+    this.loraSettings = { rank: c.rank, alpha: c.alpha, targets };
+  }
+
+  private loraSettings: { rank: number; alpha: number; targets: string[] } | undefined;
+
+  /** The current LoRA adapter, for export (PEFT or GGUF). */
+  exportAdapter(baseModel = ""): AdapterInfo {
+    if (!this.loraSettings) throw new VlaError("CONFIG_INVALID", "this model has no LoRA adapter to export", "call enableLora() and train first");
+    const tensors = this.loraInfo().map((t) => ({ name: t.name, shape: t.shape, data: this.getLora(t.name) }));
+    return { ...this.loraSettings, baseModel, tensors };
+  }
+
+  /** Install an adapter (e.g. from loadPeftAdapter); every tensor must match this model. */
+  loadAdapter(a: AdapterInfo): void {
+    const targets = a.targets.filter((t): t is (typeof LORA_TARGETS)[number] => (LORA_TARGETS as readonly string[]).includes(t));
+    if (targets.length !== a.targets.length) throw new VlaError("CONFIG_INVALID", `adapter targets [${a.targets}] include modules this engine does not have`, `supported: ${LORA_TARGETS.join(", ")}`);
+    this.enableLora({ rank: a.rank, alpha: a.alpha, targets });
+    const expected = new Map(this.loraInfo().map((t) => [t.name, t.shape]));
+    for (const t of a.tensors) {
+      const shape = expected.get(t.name);
+      if (!shape) throw new VlaError("FILE_INVALID", `adapter tensor '${t.name}' does not belong to this model`);
+      if (shape.join(",") !== t.shape.join(",")) throw new VlaError("FILE_INVALID", `adapter tensor '${t.name}' has shape [${t.shape}], the model needs [${shape}]`);
+      this.setLora(t.name, t.data);
+      expected.delete(t.name);
+    }
+    if (expected.size > 0) throw new VlaError("FILE_INVALID", `adapter is missing ${expected.size} tensors, e.g. '${[...expected.keys()][0]}'`);
   }
 
   /** Train all base weights too (full fine-tuning). */

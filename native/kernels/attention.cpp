@@ -156,6 +156,19 @@ void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q,
   });
 }
 
+void attention_forward_cached(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd) {
+  const AttnShape s{1, start + n, NH, KV, hd};
+  const int group = NH / KV;
+  pool.parallel_for((int64_t)n * NH, [&](int, int64_t a, int64_t e) {
+    std::vector<float> scores(kTile);
+    for (int64_t ih = a; ih < e; ih++) {
+      const int i = (int)(ih / NH), h = (int)(ih % NH);
+      float lse;
+      attend_row(out + ((int64_t)i * NH + h) * hd, &lse, q + ((int64_t)i * NH + h) * hd, k, v, 0, start + i, s, h / group, scores.data());
+    }
+  });
+}
+
 void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s) {
   // a (sequence, kv head) group owns its dk/dv rows and its query heads' dq rows: no races
   pool.parallel_for((int64_t)s.B * s.KV, [&](int, int64_t a, int64_t e) {

@@ -24,4 +24,9 @@ void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, 
 void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& s);
 void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s);
 
+// Incremental (cached) attention for one sequence: n new query rows at absolute positions
+// start .. start+n-1 attend to cached keys/values 0 .. start+i (causal).
+//   out (n, NH, hd)   q (n, NH, hd)   k, v (start+n, KV, hd)
+void attention_forward_cached(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd);
+
 }  // namespace vlatext

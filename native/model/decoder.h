@@ -69,6 +69,15 @@ struct ForwardResult {
   int64_t kept = 0;     // targets that were not ignored
 };
 
+// Keys (after RoPE) and values of every layer for one sequence, for incremental decoding.
+//   k[l], v[l]  (capacity, KV, hd)
+struct KvCache {
+  int capacity = 0;
+  int length = 0;       // tokens cached
+  int next_pos = 0;     // default position of the next token (all RoPE sections)
+  std::vector<std::vector<float>> k, v;
+};
+
 class Decoder {
  public:
   // Validates the config and allocates parameters (zeros). Status::InvalidArgument with `error` set on a bad config.
@@ -106,6 +115,13 @@ class Decoder {
   // d_inject (M, C), if given, receives the gradient w.r.t. the injected embeddings (=).
   Status backward(float loss_scale, float* d_inject);
   void zero_grad();
+
+  // Allocates an empty cache for up to `capacity` tokens.
+  void init_cache(KvCache* cache, int capacity) const;
+  // Runs n new tokens of one sequence through the model using and extending the cache
+  // (no activations saved, no gradients). positions (S, n) or nullptr for next_pos..;
+  // inject rows index into the n new tokens. logits_last (V) gets the last token's logits.
+  Status infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error);
   // Clips trainable gradients to max_norm (<= 0: no clipping), applies AdamW, zeroes gradients.
   // Returns the gradient norm before clipping.
   double optimizer_step(const AdamWConfig& opt, float max_norm);

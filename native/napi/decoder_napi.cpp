@@ -328,6 +328,85 @@ Napi::Value DecoderWrap::ForwardBackwardAsync(const Napi::CallbackInfo& info) {
   return p;
 }
 
-void RegisterDecoder(Napi::Env env, Napi::Object exports) { exports.Set("Decoder", DecoderWrap::Define(env)); }
+// Incremental decoding state for one sequence: new KvCache(decoder, capacity).
+//   feed(tokens: Int32Array, options?: {positions?, injectRows?, inject?}) -> Float32Array (V), the last token's logits
+//   reset(), length, capacity
+class KvCacheWrap : public Napi::ObjectWrap<KvCacheWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "KvCache",
+                       {InstanceMethod<&KvCacheWrap::Feed>("feed"), InstanceMethod<&KvCacheWrap::Reset>("reset"),
+                        InstanceAccessor<&KvCacheWrap::Length>("length"), InstanceAccessor<&KvCacheWrap::Capacity>("capacity")});
+  }
+
+  explicit KvCacheWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvCacheWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber()) {
+      type_error(env, "KvCache(decoder, capacity): needs a Decoder and a token capacity");
+      return;
+    }
+    Napi::Object d = info[0].As<Napi::Object>();
+    decoder_ = Napi::ObjectWrap<DecoderWrap>::Unwrap(d);
+    if (!decoder_ || !decoder_->model_) {
+      error(env, "KvCache: the decoder was disposed");
+      return;
+    }
+    const double cap = info[1].As<Napi::Number>().DoubleValue();
+    if (cap < 1 || cap > 1 << 20 || cap != (int)cap) {
+      range_error(env, "KvCache: capacity must be an integer in [1, 1048576]");
+      return;
+    }
+    decoder_ref_ = Napi::Persistent(d);
+    decoder_->model_->init_cache(&cache_, (int)cap);
+  }
+
+ private:
+  Napi::Value Feed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!decoder_->model_) return error(env, "KvCache: the decoder was disposed"), env.Undefined();
+    if (decoder_->in_flight.load() > 0) return error(env, "KvCache: the decoder is busy with an async call"), env.Undefined();
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      return type_error(env, "feed(tokens): tokens must be an Int32Array"), env.Undefined();
+    auto t = info[0].As<Napi::Int32Array>();
+    const int n = (int)t.ElementLength();
+    const vlatext::DecoderConfig& c = decoder_->model_->config();
+    const int S = c.rope_sections.empty() ? 1 : (int)c.rope_sections.size();
+    std::vector<int32_t> positions, rows;
+    std::vector<float> inject;
+    bool has_pos = false;
+    if (info.Length() > 1 && info[1].IsObject()) {
+      Napi::Object o = info[1].As<Napi::Object>();
+      if (o.Has("positions") && !o.Get("positions").IsUndefined()) {
+        if (!get_i32_array(env, o, "positions", (int64_t)S * n, &positions, true)) return env.Undefined();
+        has_pos = true;
+      }
+      if (o.Has("injectRows") && !o.Get("injectRows").IsUndefined()) {
+        if (!get_i32_array(env, o, "injectRows", -1, &rows, true)) return env.Undefined();
+        if (!get_f32_array(env, o, "inject", (int64_t)rows.size() * c.C, &inject)) return env.Undefined();
+      }
+    }
+    auto out = Napi::Float32Array::New(env, (size_t)c.V);
+    std::string err;
+    if (decoder_->model_->infer(&cache_, t.Data(), n, has_pos ? positions.data() : nullptr, (int)rows.size(), rows.data(), inject.data(), out.Data(), &err) != Status::Ok)
+      return error(env, "feed: " + err), env.Undefined();
+    return out;
+  }
+  Napi::Value Reset(const Napi::CallbackInfo& info) {
+    cache_.length = 0;
+    cache_.next_pos = 0;
+    return info.Env().Undefined();
+  }
+  Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cache_.length); }
+  Napi::Value Capacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cache_.capacity); }
+
+  DecoderWrap* decoder_ = nullptr;
+  Napi::ObjectReference decoder_ref_;
+  vlatext::KvCache cache_;
+};
+
+void RegisterDecoder(Napi::Env env, Napi::Object exports) {
+  exports.Set("Decoder", DecoderWrap::Define(env));
+  exports.Set("KvCache", KvCacheWrap::Define(env));
+}
 
 }  // namespace vlatext_napi

@@ -80,8 +80,18 @@ export interface NativeDecoder {
   dispose(): void;
 }
 
+export interface NativeKvCache {
+  readonly length: number;
+  readonly capacity: number;
+  /** Runs new tokens through the model, extending the cache; returns the last token's logits (V). */
+  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array }): Float32Array;
+  reset(): void;
+}
+
 export interface NativeAddon {
   Decoder: new (config: NativeDecoderConfig) => NativeDecoder;
+  /** Only ever constructed with a NativeDecoder from this addon. */
+  KvCache: new (decoder: NativeDecoder, capacity: number) => NativeKvCache;
   buildInfo(): BuildInfo;
   reduceSumRef(x: Float32Array): number;
   /** Present only in CUDA builds. */

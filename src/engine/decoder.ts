@@ -8,7 +8,7 @@ import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { readSafetensors, safetensorsData, type SafetensorsFile } from "../io/safetensors.js";
 import type { AdapterInfo } from "../io/adapter-export.js";
-import { callNative, loadAddon, type NativeBatch, type NativeDecoder, type NativeTensorInfo } from "./addon.js";
+import { callNative, loadAddon, type NativeBatch, type NativeDecoder, type NativeKvCache, type NativeTensorInfo } from "./addon.js";
 import { parseDecoderConfig, type DecoderModelConfig } from "./config.js";
 
 export const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
@@ -219,41 +219,32 @@ export class DecoderModel {
     this.live().zeroGrad();
   }
 
+  /** A KV cache for incremental decoding of one sequence (see generate()). */
+  newCache(capacity: number): NativeKvCache {
+    const addon = loadAddon();
+    return callNative("KvCache", () => new addon.KvCache(this.live(), capacity));
+  }
+
   /**
-   * Greedy (temperature 0) or sampled generation for one sequence. `allow` is the
+   * Greedy (temperature 0) or sampled generation for one sequence with a KV cache:
+   * the prompt is prefilled in one batch, then one token per step. `allow` is the
    * logits hook the constrained decoder uses: it returns the token ids allowed next
-   * (undefined = all). Recomputes the whole prefix each step (no KV cache yet).
+   * (undefined = all). Returns the generated ids (without the end token).
    */
   generate(prompt: number[], options: { maxNew: number; eos?: number; temperature?: number; random?: () => number; allow?: (generated: number[]) => readonly number[] | undefined }): number[] {
+    if (prompt.length === 0) throw new VlaError("NATIVE_ARGUMENT", "generate needs a non-empty prompt");
     const V = this.config.native.vocabSize;
+    const cache = this.newCache(prompt.length + options.maxNew);
     const out: number[] = [];
+    let logits = cache.feed(Int32Array.from(prompt));
     for (let step = 0; step < options.maxNew; step++) {
-      const seq = [...prompt, ...out];
-      const logits = this.logits({ B: 1, T: seq.length, tokens: Int32Array.from(seq) });
-      const last = logits.subarray((seq.length - 1) * V, seq.length * V);
       const allowed = options.allow?.(out);
       const candidates = allowed ?? Array.from({ length: V }, (_, i) => i);
       if (candidates.length === 0) break;
-      let next: number;
-      const temp = options.temperature ?? 0;
-      if (temp <= 0) {
-        next = candidates.reduce((best, t) => ((last[t] as number) > (last[best] as number) ? t : best), candidates[0] as number);
-      } else {
-        const rand = options.random ?? Math.random;
-        const m = Math.max(...candidates.map((t) => last[t] as number));
-        const w = candidates.map((t) => Math.exp(((last[t] as number) - m) / temp));
-        let u = rand() * w.reduce((a, b) => a + b, 0);
-        next = candidates[candidates.length - 1] as number;
-        for (let i = 0; i < candidates.length; i++) {
-          u -= w[i] as number;
-          if (u <= 0) {
-            next = candidates[i] as number;
-            break;
-          }
-        }
-      }
+      const next = pickToken(logits, candidates, options.temperature ?? 0, options.random ?? Math.random);
       if (next === options.eos) break;
       out.push(next);
+      if (step + 1 < options.maxNew) logits = cache.feed(Int32Array.of(next));
     }
     return out;
   }
@@ -263,4 +254,17 @@ export class DecoderModel {
     this.native.dispose();
     this.disposed = true;
   }
+}
+
+/** Greedy (temperature <= 0) or softmax sampling at `temperature` among the candidate ids. */
+export function pickToken(logits: Float32Array, candidates: readonly number[], temperature: number, random: () => number): number {
+  if (temperature <= 0) return candidates.reduce((best, t) => ((logits[t] as number) > (logits[best] as number) ? t : best), candidates[0] as number);
+  const m = Math.max(...candidates.map((t) => logits[t] as number));
+  const w = candidates.map((t) => Math.exp(((logits[t] as number) - m) / temperature));
+  let u = random() * w.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < candidates.length; i++) {
+    u -= w[i] as number;
+    if (u <= 0) return candidates[i] as number;
+  }
+  return candidates[candidates.length - 1] as number;
 }

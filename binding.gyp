@@ -27,6 +27,12 @@
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
     },
     {
+      "target_name": "vlatext_bench_kernels",
+      "type": "executable",
+      "sources": ["<@(engine_sources)", "native/tests/bench_kernels.cpp"],
+      "libraries": ["-lpthread", "-ldl"]
+    },
+    {
       "target_name": "vlatext_kernel_tests",
       "type": "executable",
       "sources": ["<@(engine_sources)", "native/tests/test_kernels.cpp"],

@@ -10,7 +10,8 @@
       "native/kernels/elementwise.cpp",
       "native/kernels/loss.cpp",
       "native/kernels/adamw.cpp",
-      "native/model/decoder.cpp"
+      "native/model/decoder.cpp",
+      "native/io/safetensors.cpp"
     ]
   },
   "target_defaults": {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../io/safetensors.h"
 #include "../model/decoder.h"
 #include "napi_util.h"
 
@@ -73,7 +74,7 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
                         InstanceMethod<&DecoderWrap::GetParamGrad>("getParamGrad"), InstanceMethod<&DecoderWrap::SetLora>("setLora"),
                         InstanceMethod<&DecoderWrap::GetLora>("getLora"), InstanceMethod<&DecoderWrap::GetLoraGrad>("getLoraGrad"),
                         InstanceMethod<&DecoderWrap::EnableLora>("enableLora"), InstanceMethod<&DecoderWrap::SetTrainBase>("setTrainBase"),
-                        InstanceMethod<&DecoderWrap::Forward>("forward"),
+                        InstanceMethod<&DecoderWrap::Forward>("forward"), InstanceMethod<&DecoderWrap::LoadSafetensors>("loadSafetensors"),
                         InstanceMethod<&DecoderWrap::ForwardBackwardAsync>("forwardBackwardAsync"),
                         InstanceMethod<&DecoderWrap::ZeroGrad>("zeroGrad"), InstanceMethod<&DecoderWrap::OptimizerStep>("optimizerStep"),
                         InstanceMethod<&DecoderWrap::Dispose>("dispose"), InstanceAccessor<&DecoderWrap::NumParams>("numParams"),
@@ -233,6 +234,32 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
   }
 
   Napi::Value ForwardBackwardAsync(const Napi::CallbackInfo& info);
+
+  // loadSafetensors(file, entries: [{name, dtype: 0 F32 | 1 F16 | 2 BF16, offset}]): maps the
+  // file and fills each named parameter (its size comes from the model; the caller has
+  // checked the header's shape against it).
+  Napi::Value LoadSafetensors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray()) return type_error(env, "loadSafetensors(file, entries): needs a path and an array"), env.Undefined();
+    const std::string file = info[0].As<Napi::String>();
+    vlatext::MappedFile mf;
+    std::string err;
+    if (mf.open(file, &err) != Status::Ok) return error(env, err), env.Undefined();
+    Napi::Array entries = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < entries.Length(); i++) {
+      Napi::Object e = entries.Get(i).As<Napi::Object>();
+      const std::string name = e.Get("name").ToString();
+      int dtype = 0;
+      if (!get_int(env, e, "dtype", 0, &dtype) || dtype > 2) return range_error(env, "loadSafetensors: bad dtype for " + name), env.Undefined();
+      const double offset = e.Get("offset").ToNumber().DoubleValue();
+      const vlatext::TensorInfo* t = model_->find_param(name);
+      if (!t) return error(env, "loadSafetensors: no parameter named '" + name + "'"), env.Undefined();
+      if (vlatext::load_tensor(mf, (size_t)offset, (vlatext::StDtype)dtype, t->size, model_->param_data() + t->offset, &err) != Status::Ok)
+        return error(env, file + ": tensor '" + name + "': " + err), env.Undefined();
+    }
+    return env.Undefined();
+  }
 
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     if (ready(info.Env())) model_->zero_grad();

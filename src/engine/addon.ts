@@ -66,6 +66,8 @@ export interface NativeDecoder {
   paramInfo(): NativeTensorInfo[];
   loraInfo(): NativeTensorInfo[];
   setParam(name: string, data: Float32Array): void;
+  /** Map a safetensors file and fill parameters; offsets are absolute byte offsets; dtype 0 F32, 1 F16, 2 BF16. */
+  loadSafetensors(file: string, entries: Array<{ name: string; dtype: 0 | 1 | 2; offset: number }>): void;
   getParam(name: string): Float32Array;
   getParamGrad(name: string): Float32Array;
   setLora(name: string, data: Float32Array): void;

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
-import { readSafetensors, safetensorsData, type SafetensorsFile } from "../io/safetensors.js";
+import { readSafetensorsHeader, type SafetensorsHeader } from "../io/safetensors.js";
 import type { AdapterInfo } from "../io/adapter-export.js";
 import { callNative, loadAddon, type NativeBatch, type NativeDecoder, type NativeKvCache, type NativeTensorInfo } from "./addon.js";
 import { parseDecoderConfig, type DecoderModelConfig } from "./config.js";
@@ -80,38 +80,52 @@ export class DecoderModel {
     return model;
   }
 
-  /** Read every parameter from the directory's safetensors file(s); names the missing or mis-shaped tensor. */
+  /**
+   * Read every parameter from the directory's safetensors file(s) (one file, or shards
+   * listed in model.safetensors.index.json). Headers are checked here; the native side
+   * memory-maps each file and converts F32/F16/BF16 into the parameters.
+   */
   loadWeights(dir: string): void {
-    const files = new Map<string, SafetensorsFile>();
-    const open = (f: string): SafetensorsFile => {
-      let s = files.get(f);
-      if (!s) {
-        s = readSafetensors(path.join(dir, f));
-        files.set(f, s);
+    const headers = new Map<string, SafetensorsHeader>();
+    const header = (f: string): SafetensorsHeader => {
+      let h = headers.get(f);
+      if (!h) {
+        h = readSafetensorsHeader(path.join(dir, f));
+        headers.set(f, h);
       }
-      return s;
+      return h;
     };
     const index = path.join(dir, "model.safetensors.index.json");
     let where: (name: string) => string | undefined;
     if (fs.existsSync(index)) {
-      const parsed = z.object({ weight_map: z.record(z.string(), z.string()) }).safeParse(JSON.parse(fs.readFileSync(index, "utf8")));
-      if (!parsed.success) throw new VlaError("FILE_INVALID", `${index}: ${formatZodIssues(parsed.error.issues)}`);
+      let json: unknown;
+      try {
+        json = JSON.parse(fs.readFileSync(index, "utf8"));
+      } catch (e) {
+        throw new VlaError("FILE_INVALID", `${index} is not valid JSON: ${(e as Error).message}`);
+      }
+      const parsed = z.object({ weight_map: z.record(z.string(), z.string()) }).safeParse(json);
+      if (!parsed.success) throw new VlaError("FILE_INVALID", `${index}:\n${formatZodIssues(parsed.error.issues)}`);
       where = (n) => parsed.data.weight_map[n];
     } else {
       if (!fs.existsSync(path.join(dir, "model.safetensors"))) throw new VlaError("FILE_NOT_FOUND", `no model.safetensors or model.safetensors.index.json in ${dir}`);
-      where = (n) => (open("model.safetensors").tensors.has(n) ? "model.safetensors" : undefined);
+      where = (n) => (header("model.safetensors").tensors.has(n) ? "model.safetensors" : undefined);
     }
+    const perFile = new Map<string, Array<{ name: string; dtype: 0 | 1 | 2; offset: number }>>();
     for (const p of this.paramInfo()) {
       const file = where(p.name);
       if (!file) throw new VlaError("FILE_INVALID", `${dir}: tensor '${p.name}' (shape [${p.shape}]) is missing`, `a ${this.config.family} model with this config.json needs it`);
-      const st = open(file);
-      const entry = st.tensors.get(p.name);
+      const h = header(file);
+      const entry = h.tensors.get(p.name);
       if (!entry) throw new VlaError("FILE_INVALID", `${path.join(dir, file)}: tensor '${p.name}' is missing (the index says it is here)`);
       if (entry.shape.join(",") !== p.shape.join(",")) {
         throw new VlaError("FILE_INVALID", `${path.join(dir, file)}: tensor '${p.name}' has shape [${entry.shape}] but config.json implies [${p.shape}]`, "the weights do not match config.json");
       }
-      this.setParam(p.name, safetensorsData(st, p.name));
+      const list = perFile.get(file) ?? [];
+      list.push({ name: p.name, dtype: entry.dtype === "F32" ? 0 : entry.dtype === "F16" ? 1 : 2, offset: h.dataStart + entry.begin });
+      perFile.set(file, list);
     }
+    for (const [file, entries] of perFile) callNative("loadSafetensors", () => this.live().loadSafetensors(path.join(dir, file), entries));
   }
 
   private live(): NativeDecoder {

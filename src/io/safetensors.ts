@@ -32,26 +32,49 @@ export interface SafetensorsFile {
   buffer: Buffer;
 }
 
-export function readSafetensors(file: string): SafetensorsFile {
-  let buffer: Buffer;
+export interface SafetensorsHeader {
+  file: string;
+  metadata: Record<string, string>;
+  tensors: Map<string, SafetensorsEntry>;
+  /** Byte offset of the data section in the file. */
+  dataStart: number;
+  fileSize: number;
+}
+
+/** Parse and validate the header only (reads 8 + header-length bytes, not the data). */
+export function readSafetensorsHeader(file: string): SafetensorsHeader {
+  let fd: number;
   try {
-    buffer = fs.readFileSync(file);
+    fd = fs.openSync(file, "r");
   } catch {
     throw new VlaError("FILE_NOT_FOUND", `safetensors file not found: ${file}`);
   }
-  if (buffer.length < 8) throw new VlaError("FILE_INVALID", `${file}: too short for a safetensors header (${buffer.length} bytes)`);
-  const n = Number(buffer.readBigUInt64LE(0));
-  if (8 + n > buffer.length) throw new VlaError("FILE_INVALID", `${file}: header of ${n} bytes runs past the end of the file (truncated?)`);
+  try {
+    const fileSize = fs.fstatSync(fd).size;
+    if (fileSize < 8) throw new VlaError("FILE_INVALID", `${file}: too short for a safetensors header (${fileSize} bytes)`);
+    const lenBuf = Buffer.alloc(8);
+    fs.readSync(fd, lenBuf, 0, 8, 0);
+    const n = Number(lenBuf.readBigUInt64LE(0));
+    if (8 + n > fileSize) throw new VlaError("FILE_INVALID", `${file}: header of ${n} bytes runs past the end of the file (truncated?)`);
+    const hdr = Buffer.alloc(n);
+    fs.readSync(fd, hdr, 0, n, 8);
+    return parseHeader(file, hdr.toString("utf8"), 8 + n, fileSize);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function parseHeader(file: string, text: string, dataStart: number, fileSize: number): SafetensorsHeader {
   let header: unknown;
   try {
-    header = JSON.parse(buffer.toString("utf8", 8, 8 + n));
+    header = JSON.parse(text);
   } catch (e) {
     throw new VlaError("FILE_INVALID", `${file}: header is not JSON (${(e as Error).message})`);
   }
   if (typeof header !== "object" || header === null) throw new VlaError("FILE_INVALID", `${file}: header is not an object`);
   const tensors = new Map<string, SafetensorsEntry>();
   let metadata: Record<string, string> = {};
-  const dataLen = buffer.length - 8 - n;
+  const dataLen = fileSize - dataStart;
   for (const [name, raw] of Object.entries(header)) {
     if (name === "__metadata__") {
       metadata = z.record(z.string(), z.string()).parse(raw);
@@ -67,7 +90,13 @@ export function readSafetensors(file: string): SafetensorsFile {
     if (end > dataLen) throw new VlaError("FILE_INVALID", `${file}: tensor ${name} runs past the end of the file (truncated?)`);
     tensors.set(name, { name, dtype, shape: e.data.shape, begin, end });
   }
-  return { file, metadata, tensors, dataStart: 8 + n, buffer };
+  return { file, metadata, tensors, dataStart, fileSize };
+}
+
+export function readSafetensors(file: string): SafetensorsFile {
+  const h = readSafetensorsHeader(file);
+  const buffer = fs.readFileSync(file);
+  return { file, metadata: h.metadata, tensors: h.tensors, dataStart: h.dataStart, buffer };
 }
 
 /** A tensor's values as f32 (row-major). */

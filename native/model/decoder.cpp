@@ -31,7 +31,8 @@ struct Decoder::Acts {
   std::vector<int32_t> inject_rows;
   struct Layer {
     std::vector<float> x, ln1, rstd1, q, k, v, qpre, kpre, rstdq, rstdk, att, lse, xmid, ln2, rstd2, g, u, h;
-    std::vector<float> ax[kNumProj];  // LoRA A x, (N, R)
+    std::vector<float> ax[kNumProj];    // LoRA A x, (N, R)
+    std::vector<float> mask[kNumProj];  // LoRA dropout masks, (N, in), empty when off
   };
   std::vector<Layer> layers;
   std::vector<float> xf, lnf, rstdf, logits, lse_ce;
@@ -184,6 +185,12 @@ void Decoder::linear_forward(float* out, float* ax, const float* inp, const floa
   if (!lo.A) return;
   const int R = lora_.rank;
   const float scale = lora_.alpha / R;
+  std::vector<float> xd;
+  if (lo.mask) {  // dropout on the adapter's input
+    xd.resize((size_t)(N * in));
+    for (int64_t i = 0; i < N * in; i++) xd[(size_t)i] = inp[i] * lo.mask[i];
+    inp = xd.data();
+  }
   matmul_forward(pool_, ax, inp, lo.A, nullptr, N, in, R);
   std::vector<float> tmp((size_t)(N * outd));
   matmul_forward(pool_, tmp.data(), ax, lo.B, nullptr, N, R, outd);
@@ -198,7 +205,14 @@ void Decoder::linear_backward(float* dinp, float* dW, float* dbias, const float*
   std::vector<float> sd((size_t)(N * outd)), dax((size_t)(N * R), 0.0f);
   for (int64_t i = 0; i < N * outd; i++) sd[(size_t)i] = scale * dout[i];
   matmul_backward(pool_, dax.data(), lo.dB, nullptr, sd.data(), ax, lo.B, N, R, outd);
-  matmul_backward(pool_, dinp, lo.dA, nullptr, dax.data(), inp, lo.A, N, in, R);
+  if (!lo.mask) {
+    matmul_backward(pool_, dinp, lo.dA, nullptr, dax.data(), inp, lo.A, N, in, R);
+    return;
+  }
+  std::vector<float> xd((size_t)(N * in)), dxd((size_t)(N * in), 0.0f);
+  for (int64_t i = 0; i < N * in; i++) xd[(size_t)i] = inp[i] * lo.mask[i];
+  matmul_backward(pool_, dxd.data(), lo.dA, nullptr, dax.data(), xd.data(), lo.A, N, in, R);
+  for (int64_t i = 0; i < N * in; i++) dinp[i] += dxd[(size_t)i] * lo.mask[i];
 }
 
 Status Decoder::forward(const Batch& b, ForwardResult* result, float* logits_out, std::string* error) {
@@ -242,6 +256,27 @@ Status Decoder::forward(const Batch& b, ForwardResult* result, float* logits_out
   const int64_t qd = (int64_t)c.NH * c.hd, kd = (int64_t)c.KV * c.hd;
 
   a.layers.resize((size_t)c.L);
+  const bool drop = has_lora() && lora_.dropout > 0 && b.dropout_seed >= 0;
+  std::mt19937_64 drop_rng((uint64_t)b.dropout_seed);
+  std::uniform_real_distribution<float> unif(0.0f, 1.0f);
+  const int64_t in_dim[kNumProj] = {C, C, C, qd, C, C, c.F};
+  for (int l = 0; l < c.L; l++)
+    for (int p = 0; p < kNumProj; p++) {
+      std::vector<float>& m = a.layers[(size_t)l].mask[p];
+      if (!drop || !lora_.targets[p]) {
+        m.clear();
+        continue;
+      }
+      m.resize((size_t)(N * in_dim[p]));
+      const float keep = 1.0f - lora_.dropout;
+      for (auto& v : m) v = unif(drop_rng) < keep ? 1.0f / keep : 0.0f;
+    }
+  // a layer's LoRA view with its dropout mask attached (if any)
+  auto lora_at = [&](int l, Proj p) {
+    Lora lo = lora(l, p);
+    if (!a.layers[(size_t)l].mask[p].empty()) lo.mask = a.layers[(size_t)l].mask[p].data();
+    return lo;
+  };
   std::vector<float> x((size_t)(N * C));
   embedding_forward(pool_, x.data(), b.tokens, param_mem_.data() + params_[0].offset, N, (int)C);
   for (int m = 0; m < b.M; m++) std::memcpy(x.data() + (int64_t)b.inject_rows[m] * C, b.inject + (int64_t)m * C, sizeof(float) * C);
@@ -254,9 +289,9 @@ Status Decoder::forward(const Batch& b, ForwardResult* result, float* logits_out
     rmsnorm_forward(pool_, s.ln1.data(), s.rstd1.data(), s.x.data(), w.ln1, N, (int)C, c.eps);
     resize(s.q, N * qd); resize(s.k, N * kd); resize(s.v, N * kd);
     for (int p = 0; p < kNumProj; p++) resize(s.ax[p], has_lora() && lora_.targets[p] ? N * lora_.rank : 0);
-    linear_forward(s.q.data(), s.ax[kQ].data(), s.ln1.data(), w.w[kQ], w.bq, lora(l, kQ), N, (int)C, (int)qd);
-    linear_forward(s.k.data(), s.ax[kK].data(), s.ln1.data(), w.w[kK], w.bk, lora(l, kK), N, (int)C, (int)kd);
-    linear_forward(s.v.data(), s.ax[kV].data(), s.ln1.data(), w.w[kV], w.bv, lora(l, kV), N, (int)C, (int)kd);
+    linear_forward(s.q.data(), s.ax[kQ].data(), s.ln1.data(), w.w[kQ], w.bq, lora_at(l, kQ), N, (int)C, (int)qd);
+    linear_forward(s.k.data(), s.ax[kK].data(), s.ln1.data(), w.w[kK], w.bk, lora_at(l, kK), N, (int)C, (int)kd);
+    linear_forward(s.v.data(), s.ax[kV].data(), s.ln1.data(), w.w[kV], w.bv, lora_at(l, kV), N, (int)C, (int)kd);
     if (c.arch == Arch::Qwen3) {
       s.qpre = s.q; s.kpre = s.k;
       resize(s.rstdq, N * c.NH); resize(s.rstdk, N * c.KV);
@@ -268,17 +303,17 @@ Status Decoder::forward(const Batch& b, ForwardResult* result, float* logits_out
     resize(s.att, N * qd); resize(s.lse, (int64_t)b.B * c.NH * b.T);
     attention_forward(pool_, s.att.data(), s.lse.data(), s.q.data(), s.k.data(), s.v.data(), as);
     std::vector<float> o((size_t)(N * C));
-    linear_forward(o.data(), s.ax[kO].data(), s.att.data(), w.w[kO], nullptr, lora(l, kO), N, (int)qd, (int)C);
+    linear_forward(o.data(), s.ax[kO].data(), s.att.data(), w.w[kO], nullptr, lora_at(l, kO), N, (int)qd, (int)C);
     resize(s.xmid, N * C);
     add_forward(pool_, s.xmid.data(), s.x.data(), o.data(), N * C);
     resize(s.ln2, N * C); resize(s.rstd2, N);
     rmsnorm_forward(pool_, s.ln2.data(), s.rstd2.data(), s.xmid.data(), w.ln2, N, (int)C, c.eps);
     resize(s.g, N * c.F); resize(s.u, N * c.F); resize(s.h, N * c.F);
-    linear_forward(s.g.data(), s.ax[kGate].data(), s.ln2.data(), w.w[kGate], nullptr, lora(l, kGate), N, (int)C, c.F);
-    linear_forward(s.u.data(), s.ax[kUp].data(), s.ln2.data(), w.w[kUp], nullptr, lora(l, kUp), N, (int)C, c.F);
+    linear_forward(s.g.data(), s.ax[kGate].data(), s.ln2.data(), w.w[kGate], nullptr, lora_at(l, kGate), N, (int)C, c.F);
+    linear_forward(s.u.data(), s.ax[kUp].data(), s.ln2.data(), w.w[kUp], nullptr, lora_at(l, kUp), N, (int)C, c.F);
     swiglu_forward(pool_, s.h.data(), s.g.data(), s.u.data(), N * c.F);
     std::vector<float> dn((size_t)(N * C));
-    linear_forward(dn.data(), s.ax[kDown].data(), s.h.data(), w.w[kDown], nullptr, lora(l, kDown), N, c.F, (int)C);
+    linear_forward(dn.data(), s.ax[kDown].data(), s.h.data(), w.w[kDown], nullptr, lora_at(l, kDown), N, c.F, (int)C);
     add_forward(pool_, x.data(), s.xmid.data(), dn.data(), N * C);
   }
   a.xf = x;
@@ -305,6 +340,11 @@ Status Decoder::backward(float loss_scale, float* d_inject) {
   const AttnShape as{a.B, a.T, c.NH, c.KV, c.hd};
   float* G = param_grad_.data();
   auto grad_of = [&](const float* p) -> float* { return p ? G + (p - param_mem_.data()) : nullptr; };
+  auto lora_at = [&](int l, Proj p) {
+    Lora lo = lora(l, p);
+    if (!a.layers[(size_t)l].mask[p].empty()) lo.mask = a.layers[(size_t)l].mask[p].data();
+    return lo;
+  };
 
   std::vector<float> dlogits((size_t)(N * c.V));
   cross_entropy_backward(pool_, dlogits.data(), a.logits.data(), a.lse_ce.data(), a.targets.data(), loss_scale, N, c.V);
@@ -320,14 +360,14 @@ Status Decoder::backward(float loss_scale, float* d_inject) {
     auto dW = [&](int p) { return train_base_ ? grad_of(w.w[p]) : nullptr; };
     // MLP: x = xmid + down(swiglu(gate(ln2), up(ln2)))
     std::vector<float> dh((size_t)(N * c.F), 0.0f), dg((size_t)(N * c.F), 0.0f), du((size_t)(N * c.F), 0.0f), dln2((size_t)(N * C), 0.0f);
-    linear_backward(dh.data(), dW(kDown), nullptr, dx.data(), s.h.data(), s.ax[kDown].data(), w.w[kDown], lora(l, kDown), N, c.F, (int)C);
+    linear_backward(dh.data(), dW(kDown), nullptr, dx.data(), s.h.data(), s.ax[kDown].data(), w.w[kDown], lora_at(l, kDown), N, c.F, (int)C);
     swiglu_backward(pool_, dg.data(), du.data(), dh.data(), s.g.data(), s.u.data(), N * c.F);
-    linear_backward(dln2.data(), dW(kGate), nullptr, dg.data(), s.ln2.data(), s.ax[kGate].data(), w.w[kGate], lora(l, kGate), N, (int)C, c.F);
-    linear_backward(dln2.data(), dW(kUp), nullptr, du.data(), s.ln2.data(), s.ax[kUp].data(), w.w[kUp], lora(l, kUp), N, (int)C, c.F);
+    linear_backward(dln2.data(), dW(kGate), nullptr, dg.data(), s.ln2.data(), s.ax[kGate].data(), w.w[kGate], lora_at(l, kGate), N, (int)C, c.F);
+    linear_backward(dln2.data(), dW(kUp), nullptr, du.data(), s.ln2.data(), s.ax[kUp].data(), w.w[kUp], lora_at(l, kUp), N, (int)C, c.F);
     rmsnorm_backward(pool_, dx.data(), train_base_ ? grad_of(w.ln2) : nullptr, dln2.data(), s.xmid.data(), w.ln2, s.rstd2.data(), N, (int)C);
     // attention: xmid = x + o(attn(rope(q), rope(k), v))
     std::vector<float> datt((size_t)(N * qd), 0.0f), dq((size_t)(N * qd), 0.0f), dk((size_t)(N * kd), 0.0f), dv((size_t)(N * kd), 0.0f), dln1((size_t)(N * C), 0.0f);
-    linear_backward(datt.data(), dW(kO), nullptr, dx.data(), s.att.data(), s.ax[kO].data(), w.w[kO], lora(l, kO), N, (int)qd, (int)C);
+    linear_backward(datt.data(), dW(kO), nullptr, dx.data(), s.att.data(), s.ax[kO].data(), w.w[kO], lora_at(l, kO), N, (int)qd, (int)C);
     attention_backward(pool_, dq.data(), dk.data(), dv.data(), datt.data(), s.att.data(), s.lse.data(), s.q.data(), s.k.data(), s.v.data(), as);
     rope_backward(pool_, dq.data(), a.positions.data(), rope, N, c.NH);
     rope_backward(pool_, dk.data(), a.positions.data(), rope, N, c.KV);
@@ -338,9 +378,9 @@ Status Decoder::backward(float loss_scale, float* d_inject) {
       dq.swap(dqp);
       dk.swap(dkp);
     }
-    linear_backward(dln1.data(), dW(kQ), grad_of(w.bq), dq.data(), s.ln1.data(), s.ax[kQ].data(), w.w[kQ], lora(l, kQ), N, (int)C, (int)qd);
-    linear_backward(dln1.data(), dW(kK), grad_of(w.bk), dk.data(), s.ln1.data(), s.ax[kK].data(), w.w[kK], lora(l, kK), N, (int)C, (int)kd);
-    linear_backward(dln1.data(), dW(kV), grad_of(w.bv), dv.data(), s.ln1.data(), s.ax[kV].data(), w.w[kV], lora(l, kV), N, (int)C, (int)kd);
+    linear_backward(dln1.data(), dW(kQ), grad_of(w.bq), dq.data(), s.ln1.data(), s.ax[kQ].data(), w.w[kQ], lora_at(l, kQ), N, (int)C, (int)qd);
+    linear_backward(dln1.data(), dW(kK), grad_of(w.bk), dk.data(), s.ln1.data(), s.ax[kK].data(), w.w[kK], lora_at(l, kK), N, (int)C, (int)kd);
+    linear_backward(dln1.data(), dW(kV), grad_of(w.bv), dv.data(), s.ln1.data(), s.ax[kV].data(), w.w[kV], lora_at(l, kV), N, (int)C, (int)kd);
     rmsnorm_backward(pool_, dx.data(), train_base_ ? grad_of(w.ln1) : nullptr, dln1.data(), s.x.data(), w.ln1, s.rstd1.data(), N, (int)C);
   }
   // dx is now the gradient w.r.t. the input embeddings

@@ -48,6 +48,7 @@ struct TensorInfo {
 struct LoraConfig {
   int rank = 8;
   float alpha = 16.0f;
+  float dropout = 0.0f;  // on the adapter's input, training forward passes only
   std::array<bool, kNumProj> targets{};
   uint64_t seed = 0;
 };
@@ -62,6 +63,8 @@ struct Batch {
   int M = 0;
   const int32_t* inject_rows = nullptr;  // (M) row indices in [0, N)
   const float* inject = nullptr;         // (M, C)
+  // LoRA dropout masks are drawn from this seed (deterministic); < 0 disables dropout.
+  int64_t dropout_seed = -1;
 };
 
 struct ForwardResult {
@@ -141,6 +144,7 @@ class Decoder {
     float* B = nullptr;  // (out, R)
     float* dA = nullptr;
     float* dB = nullptr;
+    const float* mask = nullptr;  // (N, in) dropout scale (0 or 1/(1-p)), or nullptr
   };
   Lora lora(int l, Proj p);
   void linear_forward(float* out, float* ax, const float* inp, const float* W, const float* bias, const Lora& lo, int64_t N, int in, int outd);

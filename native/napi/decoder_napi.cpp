@@ -27,6 +27,7 @@ struct OwnedBatch {
   std::vector<int32_t> tokens, targets, positions, inject_rows;
   std::vector<float> inject;
   bool has_targets = false, has_positions = false;
+  int64_t dropout_seed = -1;
   Batch view() const {
     Batch b;
     b.B = B;
@@ -37,6 +38,7 @@ struct OwnedBatch {
     b.M = (int)inject_rows.size();
     b.inject_rows = inject_rows.data();
     b.inject = inject.data();
+    b.dropout_seed = dropout_seed;
     return b;
   }
 };
@@ -60,6 +62,9 @@ bool read_batch(Napi::Env env, Napi::Value v, const DecoderConfig& cfg, OwnedBat
     if (!get_i32_array(env, o, "injectRows", -1, &out->inject_rows, true)) return false;
     if (!get_f32_array(env, o, "inject", (int64_t)out->inject_rows.size() * cfg.C, &out->inject)) return false;
   }
+  int seed = -1;
+  if (!get_int(env, o, "dropoutSeed", -1, &seed)) return false;
+  out->dropout_seed = seed;
   return true;
 }
 
@@ -189,7 +194,8 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
     Napi::Object o = info[0].As<Napi::Object>();
     vlatext::LoraConfig lc;
     int seed = 0;
-    if (!get_int(env, o, "rank", 1, &lc.rank) || !get_float(env, o, "alpha", &lc.alpha) || !get_int(env, o, "seed", 0, &seed)) return env.Undefined();
+    if (!get_int(env, o, "rank", 1, &lc.rank) || !get_float(env, o, "alpha", &lc.alpha) || !get_int(env, o, "seed", 0, &seed) || !get_float(env, o, "dropout", &lc.dropout)) return env.Undefined();
+    if (lc.dropout < 0 || lc.dropout >= 1) return range_error(env, "enableLora: dropout must be in [0, 1)"), env.Undefined();
     lc.seed = (uint64_t)seed;
     Napi::Value tv = o.Get("targets");
     if (!tv.IsArray()) return type_error(env, "enableLora: targets must be an array of module names"), env.Undefined();

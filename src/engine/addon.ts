@@ -41,6 +41,8 @@ export interface NativeBatch {
   injectRows?: Int32Array;
   /** (M, C) injected embeddings. */
   inject?: Float32Array;
+  /** Seed of the LoRA dropout masks for this pass; absent = no dropout. */
+  dropoutSeed?: number;
 }
 
 export interface NativeDecoderConfig {
@@ -73,7 +75,7 @@ export interface NativeDecoder {
   setLora(name: string, data: Float32Array): void;
   getLora(name: string): Float32Array;
   getLoraGrad(name: string): Float32Array;
-  enableLora(options: { rank: number; alpha: number; targets: string[]; seed: number }): void;
+  enableLora(options: { rank: number; alpha: number; targets: string[]; seed: number; dropout: number }): void;
   setTrainBase(on: boolean): void;
   forward(batch: NativeBatch, wantLogits?: boolean): { lossSum: number; kept: number; logits?: Float32Array };
   forwardBackwardAsync(batch: NativeBatch, options?: { lossScale?: number; injectGrad?: boolean }): Promise<{ lossSum: number; kept: number; dInject?: Float32Array }>;

@@ -19,7 +19,8 @@ export const LoraConfigSchema = z
     alpha: z.number().positive().default(16),
     /** Module names, or "all-linear" for all seven projections. */
     targets: z.union([z.literal("all-linear"), z.array(z.enum(LORA_TARGETS)).min(1)]).default("all-linear"),
-    dropout: z.number().min(0).max(0, "LoRA dropout is not implemented in the native engine yet; use 0").default(0),
+    /** Dropout on the adapter's input during training passes (PEFT's lora_dropout). */
+    dropout: z.number().min(0).lt(1).default(0),
     seed: z.number().int().min(0).default(0),
   })
   .strict();
@@ -47,6 +48,8 @@ export interface TrainBatch {
   positions?: Int32Array;
   injectRows?: Int32Array;
   inject?: Float32Array;
+  /** Seed of this pass's LoRA dropout masks (forwardBackward picks one when absent). */
+  dropoutSeed?: number;
 }
 
 export class DecoderModel {
@@ -167,11 +170,13 @@ export class DecoderModel {
     if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid LoRA config:\n${formatZodIssues(r.error.issues)}`);
     const c = r.data;
     const targets = c.targets === "all-linear" ? [...LORA_TARGETS] : c.targets;
-    callNative("enableLora", () => this.live().enableLora({ rank: c.rank, alpha: c.alpha, targets, seed: c.seed }));
+    callNative("enableLora", () => this.live().enableLora({ rank: c.rank, alpha: c.alpha, targets, seed: c.seed, dropout: c.dropout }));
     this.loraSettings = { rank: c.rank, alpha: c.alpha, targets };
   }
 
   private loraSettings: { rank: number; alpha: number; targets: string[] } | undefined;
+  /** Training passes so far: the default dropout seed of the next one. */
+  private passes = 0;
 
   /** The current LoRA adapter, for export (PEFT or GGUF). */
   exportAdapter(baseModel = ""): AdapterInfo {
@@ -207,7 +212,7 @@ export class DecoderModel {
     return r.logits as Float32Array;
   }
 
-  /** Mean loss of a batch without touching gradients. */
+  /** Mean loss of a batch without touching gradients (no dropout unless batch.dropoutSeed is set). */
   loss(batch: TrainBatch): { loss: number; kept: number } {
     const r = callNative("forward", () => this.live().forward(batch, false));
     return { loss: r.kept > 0 ? r.lossSum / r.kept : 0, kept: r.kept };
@@ -218,7 +223,9 @@ export class DecoderModel {
    * 1 / (kept targets), i.e. the gradient of the mean loss of this batch.
    */
   async forwardBackward(batch: TrainBatch, options: { lossScale?: number; injectGrad?: boolean } = {}): Promise<{ loss: number; kept: number; dInject?: Float32Array }> {
-    const r = await callNative("forwardBackwardAsync", () => this.live().forwardBackwardAsync(batch, options));
+    const b = batch.dropoutSeed === undefined ? { ...batch, dropoutSeed: this.passes } : batch;
+    this.passes = (this.passes + 1) % 2 ** 31;
+    const r = await callNative("forwardBackwardAsync", () => this.live().forwardBackwardAsync(b, options));
     return { loss: r.kept > 0 ? r.lossSum / r.kept : 0, kept: r.kept, ...(r.dInject ? { dInject: r.dInject } : {}) };
   }
 

@@ -59,6 +59,27 @@ function check(name: string, data: Float32Array, grad: Float32Array, set: (d: Fl
 }
 
 describe("whole-model gradients (finite differences)", () => {
+  it("LoRA dropout: gradients match finite differences under the same masks", async () => {
+    const c = tinyConfig("qwen2", false, { vocabSize: 40, hiddenSize: 24, numHeads: 2, numKvHeads: 1, headDim: 12, intermediateSize: 32 });
+    const m = new DecoderModel(parseDecoderConfig(hfConfigJson(c)));
+    for (const [n, d] of randomDecoderWeights(c, 5, 0.3)) m.setParam(n, d);
+    m.enableLora({ rank: 3, alpha: 6, targets: ["q_proj", "up_proj", "down_proj"], dropout: 0.3, seed: 1 });
+    const r = rng(2);
+    for (const t of m.loraInfo()) if (t.name.endsWith("lora_B.weight")) m.setLora(t.name, Float32Array.from({ length: t.shape[0]! * t.shape[1]! }, () => (r() * 2 - 1) * 0.3));
+    const b = { ...batch(c.vocabSize, c.hiddenSize, 3, false), dropoutSeed: 77 };
+    const res = await m.forwardBackward(b);
+    const withMasks = () => m.loss(b).loss;
+    expect(Math.abs(withMasks() - res.loss)).toBeLessThan(1e-6);
+    const { dropoutSeed: _, ...plain } = b;
+    expect(Math.abs(m.loss(plain).loss - res.loss)).toBeGreaterThan(1e-4); // the masks do something
+    expect(Math.abs(m.loss({ ...b, dropoutSeed: 78 }).loss - res.loss)).toBeGreaterThan(1e-4); // and depend on the seed
+    const bad: string[] = [];
+    let seed = 500;
+    for (const t of m.loraInfo()) bad.push(...check(t.name, m.getLora(t.name), m.getLoraGrad(t.name), (d) => m.setLora(t.name, d), withMasks, seed++));
+    expect(bad).toEqual([]);
+    m.dispose();
+  });
+
   for (const arch of ["llama", "qwen2", "qwen3"] as const) {
     it(`${arch}: LoRA on every projection, and the injected embeddings`, async () => {
       const c = tinyConfig(arch, arch === "qwen2", { vocabSize: 48, hiddenSize: 32, numHeads: 4, numKvHeads: 2, headDim: 8, intermediateSize: 40 });

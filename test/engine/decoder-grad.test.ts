@@ -59,6 +59,29 @@ function check(name: string, data: Float32Array, grad: Float32Array, set: (d: Fl
 }
 
 describe("whole-model gradients (finite differences)", () => {
+  it("gradient accumulation over micro-batches equals the full batch", async () => {
+    const c = tinyConfig("llama", false, { vocabSize: 40, hiddenSize: 24, numHeads: 2, numKvHeads: 1, headDim: 12, intermediateSize: 32 });
+    const m = new DecoderModel(parseDecoderConfig(hfConfigJson(c)));
+    for (const [n, d] of randomDecoderWeights(c, 5, 0.3)) m.setParam(n, d);
+    m.enableLora({ rank: 3, alpha: 6, targets: "all-linear", seed: 1 });
+    const full = batch(c.vocabSize, c.hiddenSize, 8, false);
+    const T = full.T;
+    await m.forwardBackward(full);
+    const names = m.loraInfo().map((t) => t.name);
+    const want = names.map((n) => m.getLoraGrad(n));
+    m.zeroGrad();
+    const kept = Array.from(full.targets).filter((t) => t >= 0).length;
+    for (let b = 0; b < 2; b++) {
+      const part = { B: 1, T, tokens: full.tokens.slice(b * T, (b + 1) * T), targets: full.targets.slice(b * T, (b + 1) * T) };
+      await m.forwardBackward(part, { lossScale: 1 / kept });
+    }
+    names.forEach((n, i) => {
+      const got = m.getLoraGrad(n);
+      got.forEach((g, j) => expect(Math.abs(g - want[i]![j]!)).toBeLessThanOrEqual(1e-6 + 1e-4 * Math.abs(want[i]![j]!)));
+    });
+    m.dispose();
+  });
+
   it("LoRA dropout: gradients match finite differences under the same masks", async () => {
     const c = tinyConfig("qwen2", false, { vocabSize: 40, hiddenSize: 24, numHeads: 2, numKvHeads: 1, headDim: 12, intermediateSize: 32 });
     const m = new DecoderModel(parseDecoderConfig(hfConfigJson(c)));

@@ -96,6 +96,35 @@ describe("adapter export", () => {
     });
   }
 
+  it("initializes like PEFT: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0, seeded", () => {
+    const c = tinyConfig("llama", false, { numLayers: 1 });
+    const m = new DecoderModel(parseDecoderConfig(hfConfigJson(c)));
+    m.enableLora({ rank: 8, alpha: 16, targets: ["q_proj", "down_proj"], seed: 5 });
+    expect(m.loraInfo().map((t) => `${t.name} [${t.shape}]`)).toEqual([
+      "model.layers.0.self_attn.q_proj.lora_A.weight [8,64]",
+      "model.layers.0.self_attn.q_proj.lora_B.weight [64,8]",
+      "model.layers.0.mlp.down_proj.lora_A.weight [8,96]",
+      "model.layers.0.mlp.down_proj.lora_B.weight [64,8]",
+    ]);
+    for (const [name, fanIn] of [["model.layers.0.self_attn.q_proj.lora_A.weight", 64], ["model.layers.0.mlp.down_proj.lora_A.weight", 96]] as const) {
+      const a = m.getLora(name);
+      const bound = 1 / Math.sqrt(fanIn);
+      const maxAbs = Math.max(...Array.from(a, Math.abs));
+      expect(maxAbs).toBeLessThanOrEqual(bound);
+      expect(maxAbs).toBeGreaterThan(0.95 * bound); // 512+ draws fill the interval
+      const mean = a.reduce((x, y) => x + y, 0) / a.length;
+      const variance = a.reduce((x, y) => x + (y - mean) ** 2, 0) / a.length;
+      expect(variance / (bound * bound / 3)).toBeGreaterThan(0.85); // uniform variance b^2/3
+      expect(variance / (bound * bound / 3)).toBeLessThan(1.15);
+    }
+    expect(m.getLora("model.layers.0.mlp.down_proj.lora_B.weight").every((v) => v === 0)).toBe(true);
+    const again = new DecoderModel(parseDecoderConfig(hfConfigJson(c)));
+    again.enableLora({ rank: 8, alpha: 16, targets: ["q_proj", "down_proj"], seed: 5 });
+    expect(Array.from(again.getLora("model.layers.0.self_attn.q_proj.lora_A.weight"))).toEqual(Array.from(m.getLora("model.layers.0.self_attn.q_proj.lora_A.weight")));
+    m.dispose();
+    again.dispose();
+  });
+
   it("rejects adapters that do not fit", () => {
     const c = tinyConfig("qwen2", false, { numLayers: 1 });
     const m = new DecoderModel(parseDecoderConfig(hfConfigJson(c)));

@@ -11,7 +11,9 @@
       "native/kernels/loss.cpp",
       "native/kernels/adamw.cpp",
       "native/model/decoder.cpp",
-      "native/io/safetensors.cpp"
+      "native/io/safetensors.cpp",
+      "native/decode/automaton.cpp",
+      "native/decode/generate.cpp"
     ]
   },
   "target_defaults": {

@@ -402,6 +402,23 @@ void Decoder::init_cache(KvCache* cache, int capacity) const {
 }
 
 Status Decoder::infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error) {
+  std::vector<float> hidden((size_t)cfg_.C);
+  const Status st = infer_hidden(cache, tokens, n, positions, M, inject_rows, inject, hidden.data(), error);
+  if (st == Status::Ok) head_logits(hidden.data(), nullptr, 0, logits_last);
+  return st;
+}
+
+void Decoder::head_logits(const float* hidden, const int32_t* ids, int n_ids, float* out) {
+  const DecoderConfig& c = cfg_;
+  const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
+  if (!ids) {
+    matmul_forward(pool_, out, hidden, head, nullptr, 1, c.C, c.V);
+    return;
+  }
+  for (int i = 0; i < n_ids; i++) out[i] = dot(hidden, head + (int64_t)ids[i] * c.C, c.C);
+}
+
+Status Decoder::infer_hidden(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* hidden_last, std::string* error) {
   const DecoderConfig& c = cfg_;
   if (n < 1) {
     *error = "infer needs at least one token";
@@ -465,10 +482,7 @@ Status Decoder::infer(KvCache* cache, const int32_t* tokens, int n, const int32_
     for (int s = 0; s < S; s++) cache->next_pos = std::max(cache->next_pos, 1 + pos[(size_t)s * n + (n - 1)]);
   const float* normf = param_mem_.data() + find_param("model.norm.weight")->offset;
   float r;
-  std::vector<float> last((size_t)C);
-  rmsnorm_forward(pool_, last.data(), &r, x.data() + (int64_t)(n - 1) * C, normf, 1, (int)C, c.eps);
-  const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
-  matmul_forward(pool_, logits_last, last.data(), head, nullptr, 1, (int)C, c.V);
+  rmsnorm_forward(pool_, hidden_last, &r, x.data() + (int64_t)(n - 1) * C, normf, 1, (int)C, c.eps);
   return Status::Ok;
 }
 

@@ -125,6 +125,11 @@ class Decoder {
   // (no activations saved, no gradients). positions (S, n) or nullptr for next_pos..;
   // inject rows index into the n new tokens. logits_last (V) gets the last token's logits.
   Status infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error);
+  // Same, but stops at the last token's final-normed hidden state, hidden_last (C).
+  Status infer_hidden(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* hidden_last, std::string* error);
+  // Language-model head on one hidden state: out[i] = logit of ids[i] (a sparse head),
+  // or all V logits when ids == nullptr.
+  void head_logits(const float* hidden, const int32_t* ids, int n_ids, float* out);
   // Clips trainable gradients to max_norm (<= 0: no clipping), applies AdamW, zeroes gradients.
   // Returns the gradient norm before clipping.
   double optimizer_step(const AdamWConfig& opt, float max_norm);

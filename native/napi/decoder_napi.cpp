@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "../decode/automaton.h"
+#include "../decode/generate.h"
 #include "../io/safetensors.h"
 #include "../model/decoder.h"
 #include "napi_util.h"
@@ -80,6 +82,7 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
                         InstanceMethod<&DecoderWrap::GetLora>("getLora"), InstanceMethod<&DecoderWrap::GetLoraGrad>("getLoraGrad"),
                         InstanceMethod<&DecoderWrap::EnableLora>("enableLora"), InstanceMethod<&DecoderWrap::SetTrainBase>("setTrainBase"),
                         InstanceMethod<&DecoderWrap::Forward>("forward"), InstanceMethod<&DecoderWrap::LoadSafetensors>("loadSafetensors"),
+                        InstanceMethod<&DecoderWrap::GenerateConstrainedAsync>("generateConstrainedAsync"),
                         InstanceMethod<&DecoderWrap::ForwardBackwardAsync>("forwardBackwardAsync"),
                         InstanceMethod<&DecoderWrap::ZeroGrad>("zeroGrad"), InstanceMethod<&DecoderWrap::OptimizerStep>("optimizerStep"),
                         InstanceMethod<&DecoderWrap::Dispose>("dispose"), InstanceAccessor<&DecoderWrap::NumParams>("numParams"),
@@ -240,6 +243,7 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
   }
 
   Napi::Value ForwardBackwardAsync(const Napi::CallbackInfo& info);
+  Napi::Value GenerateConstrainedAsync(const Napi::CallbackInfo& info);
 
   // loadSafetensors(file, entries: [{name, dtype: 0 F32 | 1 F16 | 2 BF16, offset}]): maps the
   // file and fills each named parameter (its size comes from the model; the caller has
@@ -361,6 +365,149 @@ Napi::Value DecoderWrap::ForwardBackwardAsync(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// new ActionAutomaton({count, dims, bins, width, separator, timestepSeparator, eos, tokenIds, tokenTexts})
+//   .allowed(state?) is exposed through step-by-step helpers for tests: allowedAfter(tokens) -> Int32Array
+// Per-environment addon state (worker threads each get their own): the class constructors
+// needed for instanceof checks.
+struct AddonData {
+  Napi::FunctionReference automaton_ctor;
+};
+
+class AutomatonWrap : public Napi::ObjectWrap<AutomatonWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "ActionAutomaton", {InstanceMethod<&AutomatonWrap::AllowedAfter>("allowedAfter"), InstanceAccessor<&AutomatonWrap::MemoSize>("memoSize")});
+    auto* data = new AddonData();
+    data->automaton_ctor = Napi::Persistent(f);
+    env.SetInstanceData<AddonData>(data);  // freed by N-API when the environment ends
+    return f;
+  }
+  explicit AutomatonWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AutomatonWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      type_error(env, "ActionAutomaton(spec): spec must be an object");
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    vlatext::GrammarSpec g;
+    int eos = -1;
+    if (!get_int(env, o, "count", 1, &g.count) || !get_int(env, o, "dims", 1, &g.dims) || !get_int(env, o, "bins", 1, &g.bins) || !get_int(env, o, "width", 0, &g.width) || !get_int(env, o, "eos", 0, &eos)) return;
+    g.separator = o.Get("separator").ToString();
+    g.timestep_separator = o.Get("timestepSeparator").ToString();
+    if (g.separator.empty() || g.timestep_separator.empty()) {
+      range_error(env, "ActionAutomaton: separators must be non-empty");
+      return;
+    }
+    std::vector<int32_t> ids;
+    if (!get_i32_array(env, o, "tokenIds", -1, &ids, true)) return;
+    Napi::Value tv = o.Get("tokenTexts");
+    if (!tv.IsArray() || tv.As<Napi::Array>().Length() != ids.size()) {
+      type_error(env, "ActionAutomaton: tokenTexts must be an array of strings, one per token id");
+      return;
+    }
+    std::vector<std::string> texts;
+    for (uint32_t i = 0; i < ids.size(); i++) texts.push_back(tv.As<Napi::Array>().Get(i).ToString());
+    automaton_ = std::make_unique<vlatext::TokenAutomaton>(g, std::move(ids), std::move(texts), eos);
+  }
+  std::unique_ptr<vlatext::TokenAutomaton> automaton_;
+  std::atomic<int> in_flight{0};
+
+ private:
+  // The allowed next tokens after feeding `tokens` from the start (throws if one is not allowed).
+  Napi::Value AllowedAfter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (in_flight.load() > 0) return error(env, "ActionAutomaton is in use by a generation"), env.Undefined();
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return type_error(env, "allowedAfter(tokens: Int32Array)"), env.Undefined();
+    auto t = info[0].As<Napi::Int32Array>();
+    vlatext::GState s = automaton_->start();
+    for (size_t i = 0; i < t.ElementLength(); i++)
+      if (!automaton_->advance(&s, t[i])) return error(env, "token " + std::to_string(t[i]) + " at position " + std::to_string(i) + " is not allowed"), env.Undefined();
+    const auto& a = automaton_->allowed(s);
+    auto out = Napi::Int32Array::New(env, a.size());
+    std::copy(a.begin(), a.end(), out.Data());
+    return out;
+  }
+  Napi::Value MemoSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)automaton_->memo_size()); }
+};
+
+class GenerateWorker : public Napi::AsyncWorker {
+ public:
+  GenerateWorker(Napi::Env env, DecoderWrap* d, Napi::Object dobj, AutomatonWrap* a, Napi::Object aobj, std::vector<int32_t> prompt, vlatext::GenOptions opt)
+      : Napi::AsyncWorker(env, "vlatext:generateConstrained"), deferred_(Napi::Promise::Deferred::New(env)), d_(d), a_(a), prompt_(std::move(prompt)), opt_(opt) {
+    dref_ = Napi::Persistent(dobj);
+    aref_ = Napi::Persistent(aobj);
+    d_->in_flight++;
+    a_->in_flight++;
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    std::string err;
+    if (vlatext::generate_constrained(*d_->model_, prompt_, *a_->automaton_, opt_, &res_, &err) != Status::Ok) SetError("generateConstrained: " + err);
+  }
+  void OnOK() override {
+    done();
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    auto t = Napi::Int32Array::New(env, res_.tokens.size());
+    std::copy(res_.tokens.begin(), res_.tokens.end(), t.Data());
+    o.Set("tokens", t);
+    o.Set("finished", res_.finished);
+    o.Set("modelCalls", res_.model_calls);
+    o.Set("forced", res_.forced);
+    o.Set("sampled", res_.sampled);
+    o.Set("maskMs", res_.mask_ms);
+    o.Set("modelMs", res_.model_ms);
+    o.Set("headMs", res_.head_ms);
+    o.Set("totalMs", res_.total_ms);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override {
+    done();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  void done() {
+    d_->in_flight--;
+    a_->in_flight--;
+  }
+  Napi::Promise::Deferred deferred_;
+  DecoderWrap* d_;
+  AutomatonWrap* a_;
+  Napi::ObjectReference dref_, aref_;
+  std::vector<int32_t> prompt_;
+  vlatext::GenOptions opt_;
+  vlatext::GenResult res_;
+};
+
+// generateConstrainedAsync(prompt: Int32Array, automaton, {temperature?, seed?, jumpForward?, sparseMax?, maxTokens?})
+Napi::Value DecoderWrap::GenerateConstrainedAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ready(env)) return env.Undefined();
+  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || !info[1].IsObject())
+    return type_error(env, "generateConstrainedAsync(prompt: Int32Array, automaton, options?)"), env.Undefined();
+  Napi::Object aobj = info[1].As<Napi::Object>();
+  if (!aobj.InstanceOf(env.GetInstanceData<AddonData>()->automaton_ctor.Value())) return type_error(env, "generateConstrainedAsync: the second argument must be an ActionAutomaton"), env.Undefined();
+  AutomatonWrap* a = Napi::ObjectWrap<AutomatonWrap>::Unwrap(aobj);
+  if (a->in_flight.load() > 0) return error(env, "the ActionAutomaton is in use by another generation"), env.Undefined();
+  auto p = info[0].As<Napi::Int32Array>();
+  std::vector<int32_t> prompt(p.Data(), p.Data() + p.ElementLength());
+  vlatext::GenOptions opt;
+  if (info.Length() > 2 && info[2].IsObject()) {
+    Napi::Object o = info[2].As<Napi::Object>();
+    int seed = 0, jf = 1;
+    if (!get_float(env, o, "temperature", &opt.temperature) || !get_int(env, o, "seed", 0, &seed) || !get_int(env, o, "jumpForward", 0, &jf) || !get_int(env, o, "sparseMax", 0, &opt.sparse_max) ||
+        !get_int(env, o, "maxTokens", 1, &opt.max_tokens))
+      return env.Undefined();
+    opt.seed = (uint64_t)seed;
+    opt.jump_forward = jf != 0;
+  }
+  auto* w = new GenerateWorker(env, this, info.This().As<Napi::Object>(), a, aobj, std::move(prompt), opt);
+  Napi::Promise pr = w->promise();
+  w->Queue();
+  return pr;
+}
+
 // Incremental decoding state for one sequence: new KvCache(decoder, capacity).
 //   feed(tokens: Int32Array, options?: {positions?, injectRows?, inject?}) -> Float32Array (V), the last token's logits
 //   reset(), length, capacity
@@ -440,6 +587,7 @@ class KvCacheWrap : public Napi::ObjectWrap<KvCacheWrap> {
 void RegisterDecoder(Napi::Env env, Napi::Object exports) {
   exports.Set("Decoder", DecoderWrap::Define(env));
   exports.Set("KvCache", KvCacheWrap::Define(env));
+  exports.Set("ActionAutomaton", AutomatonWrap::Define(env));
 }
 
 }  // namespace vlatext_napi

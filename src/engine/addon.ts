@@ -80,6 +80,7 @@ export interface NativeDecoder {
   forward(batch: NativeBatch, wantLogits?: boolean): { lossSum: number; kept: number; logits?: Float32Array };
   forwardBackwardAsync(batch: NativeBatch, options?: { lossScale?: number; injectGrad?: boolean }): Promise<{ lossSum: number; kept: number; dInject?: Float32Array }>;
   zeroGrad(): void;
+  generateConstrainedAsync(prompt: Int32Array, automaton: NativeAutomaton, options?: { temperature?: number; seed?: number; jumpForward?: boolean; sparseMax?: number; maxTokens?: number }): Promise<NativeGenResult>;
   optimizerStep(options: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number }): number;
   dispose(): void;
 }
@@ -92,8 +93,39 @@ export interface NativeKvCache {
   reset(): void;
 }
 
+export interface NativeAutomatonSpec {
+  count: number;
+  dims: number;
+  bins: number;
+  /** 0: plain integers without leading zeros. */
+  width: number;
+  separator: string;
+  timestepSeparator: string;
+  eos: number;
+  tokenIds: Int32Array;
+  tokenTexts: string[];
+}
+
+export interface NativeAutomaton {
+  readonly memoSize: number;
+  allowedAfter(tokens: Int32Array): Int32Array;
+}
+
+export interface NativeGenResult {
+  tokens: Int32Array;
+  finished: boolean;
+  modelCalls: number;
+  forced: number;
+  sampled: number;
+  maskMs: number;
+  modelMs: number;
+  headMs: number;
+  totalMs: number;
+}
+
 export interface NativeAddon {
   Decoder: new (config: NativeDecoderConfig) => NativeDecoder;
+  ActionAutomaton: new (spec: NativeAutomatonSpec) => NativeAutomaton;
   /** Only ever constructed with a NativeDecoder from this addon. */
   KvCache: new (decoder: NativeDecoder, capacity: number) => NativeKvCache;
   buildInfo(): BuildInfo;

@@ -131,6 +131,11 @@ export class DecoderModel {
     for (const [file, entries] of perFile) callNative("loadSafetensors", () => this.live().loadSafetensors(path.join(dir, file), entries));
   }
 
+  /** The native handle, for engine modules (automaton, server) that call it directly. */
+  nativeHandle(): NativeDecoder {
+    return this.live();
+  }
+
   private live(): NativeDecoder {
     if (this.disposed) throw new VlaError("NATIVE_ARGUMENT", "this DecoderModel was disposed");
     return this.native;

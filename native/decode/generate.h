@@ -1,0 +1,37 @@
+// Constrained generation: one sequence, KV cache, grammar-restricted sampling.
+//   jump_forward: when the automaton allows exactly one token, append it without
+//                 running the model for that step (it is fed with the next model call).
+//   sparse_max:   when at most this many tokens are allowed, compute the LM head only
+//                 for those rows (0 = always the full head, then mask).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../core/status.h"
+#include "../model/decoder.h"
+#include "automaton.h"
+
+namespace vlatext {
+
+struct GenOptions {
+  float temperature = 0.0f;  // <= 0: greedy
+  uint64_t seed = 0;
+  bool jump_forward = true;
+  int sparse_max = 64;
+  int max_tokens = 512;
+};
+
+struct GenResult {
+  std::vector<int32_t> tokens;  // generated, without the end token
+  bool finished = false;        // ended with end-of-sequence
+  int model_calls = 0;          // forward passes, prompt included
+  int forced = 0;               // tokens appended by jump-forward
+  int sampled = 0;
+  double mask_ms = 0, model_ms = 0, head_ms = 0, total_ms = 0;
+};
+
+Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const GenOptions& opt, GenResult* out, std::string* error);
+
+}  // namespace vlatext

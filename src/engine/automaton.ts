@@ -1,0 +1,62 @@
+/**
+ * The action grammar as a native token automaton over a model's vocabulary, and
+ * constrained generation with it (jump-forward and a sparse LM head).
+ */
+import type { ActionGrammar } from "../actions/grammar.js";
+import { VlaError } from "../errors.js";
+import { callNative, loadAddon, type NativeAutomaton, type NativeGenResult } from "./addon.js";
+import type { DecoderModel } from "./decoder.js";
+
+export interface GrammarVocabulary {
+  /** Ids of the vocabulary tokens whose decoded text uses only grammar characters. */
+  ids: Int32Array;
+  /** Their decoded texts. */
+  texts: string[];
+  /** The end-of-sequence token id. */
+  eos: number;
+}
+
+export class ActionAutomaton {
+  readonly native: NativeAutomaton;
+  readonly grammar: ActionGrammar;
+
+  constructor(grammar: ActionGrammar, vocab: GrammarVocabulary) {
+    if (vocab.ids.length !== vocab.texts.length) throw new VlaError("NATIVE_ARGUMENT", `vocabulary has ${vocab.ids.length} ids but ${vocab.texts.length} texts`);
+    const digits = new Set(vocab.texts.filter((t) => /^[0-9]$/.test(t)));
+    if (digits.size < 10) throw new VlaError("TOKENIZER_MISSING_TOKEN", `the vocabulary lacks single-digit tokens (${10 - digits.size} of 0-9 missing): some numbers could not be written`);
+    this.grammar = grammar;
+    const addon = loadAddon();
+    this.native = callNative("ActionAutomaton", () =>
+      new addon.ActionAutomaton({
+        count: grammar.count,
+        dims: grammar.dims,
+        bins: grammar.bins,
+        width: grammar.width ?? 0,
+        separator: grammar.separator,
+        timestepSeparator: grammar.timestepSeparator,
+        eos: vocab.eos,
+        tokenIds: vocab.ids,
+        tokenTexts: vocab.texts,
+      }),
+    );
+  }
+
+  /** Token ids allowed after the given generated tokens. */
+  allowedAfter(tokens: readonly number[]): Int32Array {
+    return callNative("allowedAfter", () => this.native.allowedAfter(Int32Array.from(tokens)));
+  }
+}
+
+export interface ConstrainedOptions {
+  temperature?: number;
+  seed?: number;
+  jumpForward?: boolean;
+  /** Compute the LM head only over the allowed tokens when at most this many are allowed (0: never). */
+  sparseMax?: number;
+  maxTokens?: number;
+}
+
+/** Generate one action text under the grammar, off the JS thread. */
+export async function generateConstrained(model: DecoderModel, prompt: readonly number[], automaton: ActionAutomaton, options: ConstrainedOptions = {}): Promise<NativeGenResult> {
+  return await callNative("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(Int32Array.from(prompt), automaton.native, options));
+}

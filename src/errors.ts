@@ -30,6 +30,7 @@ export type ErrorCode =
   | "DATA_INVALID"
   | "DATA_MISSING"
   | "VIDEO_DECODE"
+  | "VIDEO_ENCODE"
   | "SIM_INVALID";
 
 export class VlaError extends Error {

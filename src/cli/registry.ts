@@ -1,5 +1,6 @@
 import type { CliCommand } from "./command.js";
+import { datasetCommand } from "./commands/dataset.js";
 import { promptCommand } from "./commands/prompt.js";
 
 /** Every CLI verb, in the order --help lists them. Add a command here and nowhere else. */
-export const COMMANDS: ReadonlyArray<CliCommand> = [promptCommand];
+export const COMMANDS: ReadonlyArray<CliCommand> = [promptCommand, datasetCommand];

@@ -1,6 +1,7 @@
 import type { CliCommand } from "./command.js";
 import { datasetCommand } from "./commands/dataset.js";
 import { promptCommand } from "./commands/prompt.js";
+import { serveCommand } from "./commands/serve.js";
 
 /** Every CLI verb, in the order --help lists them. Add a command here and nowhere else. */
-export const COMMANDS: ReadonlyArray<CliCommand> = [promptCommand, datasetCommand];
+export const COMMANDS: ReadonlyArray<CliCommand> = [promptCommand, datasetCommand, serveCommand];

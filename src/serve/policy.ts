@@ -1,0 +1,187 @@
+/**
+ * A policy: model + tokenizer + action spec/statistics + prompt + format, loaded from
+ * one directory, turning (images, instruction, state) into an action chunk through
+ * constrained decoding. The directory holds a Hugging Face model (config.json,
+ * model.safetensors), optionally its tokenizer files, and policy.json:
+ *   { spec, stats, template, format, tokenizer?, addVisionId?, ensemble? }
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+import { ActionCodec } from "../actions/codec.js";
+import { parseEnsembleConfig, type EnsembleConfig } from "../actions/ensembler.js";
+import { getFormat, parseTextFormat, TextFormatSchema, type TextFormat } from "../actions/format.js";
+import { parseActionSpec, type ActionSpec } from "../actions/spec.js";
+import { parseStats, type ActionStats } from "../actions/stats.js";
+import type { RgbImage } from "../data/episode.js";
+import { ActionAutomaton, generateConstrained } from "../engine/automaton.js";
+import { DecoderModel } from "../engine/decoder.js";
+import { VlaError, formatZodIssues } from "../errors.js";
+import { loadPeftAdapter } from "../io/adapter-export.js";
+import { renderChat } from "../prompts/chat.js";
+import { encodeSegments } from "../prompts/encode.js";
+import { loadTemplate, renderTemplate, type PromptTemplate } from "../prompts/template.js";
+import { grammarVocab } from "../prompts/tokencost.js";
+import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
+
+export const PolicyFileSchema = z
+  .object({
+    spec: z.record(z.string(), z.unknown()),
+    stats: z.unknown().nullable().default(null),
+    template: z.string().default("vla0"),
+    format: z.union([z.string(), TextFormatSchema]).optional(),
+    tokenizer: z.string().optional(),
+    addVisionId: z.boolean().default(true),
+    /** Temporal ensembling for sessions (see src/actions/ensembler.ts); gripperDims default to the spec's. */
+    ensemble: z.record(z.string(), z.unknown()).default({ mode: "vla0-v1" }),
+  })
+  .strict();
+export type PolicyFile = z.input<typeof PolicyFileSchema>;
+
+export interface ActRequest {
+  images: RgbImage[];
+  instruction: string;
+  state?: number[];
+}
+
+export interface ActOptions {
+  temperature?: number;
+  seed?: number;
+  jumpForward?: boolean;
+  sparseMax?: number;
+}
+
+export interface ActResult {
+  text: string;
+  /** (H, D) raw units (denormalized), or normalized when the policy has no statistics. */
+  chunk: number[][];
+  /** (H, D) normalized to [-1, 1]. */
+  normalized: number[][];
+  /** Whether the images reached the model (false while the model has no vision tower). */
+  imagesUsed: boolean;
+  timings: { promptMs: number; generateMs: number; totalMs: number; promptTokens: number; generatedTokens: number; modelCalls: number; forcedTokens: number; maskMs: number };
+}
+
+function rows(flat: Float32Array, D: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < flat.length; i += D) out.push(Array.from(flat.subarray(i, i + D)));
+  return out;
+}
+
+export class Policy {
+  readonly dir: string;
+  readonly spec: ActionSpec;
+  readonly stats: ActionStats | undefined;
+  readonly format: TextFormat;
+  readonly codec: ActionCodec;
+  readonly template: PromptTemplate;
+  readonly tokenizer: TextTokenizer;
+  readonly model: DecoderModel;
+  readonly automaton: ActionAutomaton;
+  readonly ensemble: EnsembleConfig;
+  readonly addVisionId: boolean;
+
+  private constructor(dir: string, file: z.output<typeof PolicyFileSchema>, model: DecoderModel) {
+    this.dir = dir;
+    this.spec = parseActionSpec(file.spec, `policy.json spec in ${dir}`);
+    this.stats = file.stats === null ? undefined : parseStats(file.stats, `policy.json stats in ${dir}`, this.spec.dims);
+    this.format = file.format === undefined ? getFormat(loadTemplate(file.template).format) : typeof file.format === "string" ? getFormat(file.format) : parseTextFormat(file.format);
+    this.codec = new ActionCodec(this.spec, this.format, this.stats);
+    this.template = loadTemplate(file.template);
+    this.tokenizer = file.tokenizer ? loadTokenizer(file.tokenizer) : loadTokenizerDir(dir);
+    this.model = model;
+    if (this.tokenizer.vocabSize > model.config.native.vocabSize) {
+      throw new VlaError("CONFIG_INVALID", `tokenizer '${this.tokenizer.name}' has ${this.tokenizer.vocabSize} tokens but the model's vocab_size is ${model.config.native.vocabSize}`, "use the tokenizer the model was trained with");
+    }
+    const vocab = grammarVocab(this.tokenizer, this.codec.grammar);
+    const eosText = this.endToken();
+    this.automaton = new ActionAutomaton(this.codec.grammar, { ids: vocab.ids, texts: vocab.texts, eos: this.tokenizer.requireId(eosText) });
+    this.ensemble = parseEnsembleConfig({ mode: "vla0-v1", gripperDims: this.spec.isGripper.flatMap((g, i) => (g ? [i] : [])), ...file.ensemble });
+    this.addVisionId = file.addVisionId;
+  }
+
+  /** Load a policy directory; `adapterDir` adds a PEFT LoRA adapter on top. */
+  static load(dir: string, options: { adapterDir?: string; threads?: number } = {}): Policy {
+    const pf = path.join(dir, "policy.json");
+    if (!fs.existsSync(pf)) throw new VlaError("FILE_NOT_FOUND", `no policy.json in ${dir}`, "a policy directory holds the model, its tokenizer and policy.json (spec, stats, template, format)");
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(pf, "utf8"));
+    } catch (e) {
+      throw new VlaError("CONFIG_INVALID", `${pf} is not valid JSON: ${(e as Error).message}`);
+    }
+    const r = PolicyFileSchema.safeParse(json);
+    if (!r.success) throw new VlaError("CONFIG_INVALID", `${pf}:\n${formatZodIssues(r.error.issues)}`);
+    const model = DecoderModel.load(dir, options.threads ? { threads: options.threads } : {});
+    try {
+      if (options.adapterDir) model.loadAdapter(loadPeftAdapter(options.adapterDir));
+      return new Policy(dir, r.data, model);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+
+  /** The end-of-turn token that closes the assistant's answer in this chat template. */
+  private endToken(): string {
+    const segs = renderChat(this.tokenizer, renderTemplate(this.template, { horizon: 1, dims: 1, bins: 1, instruction: "x", images: 0, state: "0" }), { answer: "0" });
+    const i = segs.findIndex((s) => s.kind === "answer");
+    const next = segs[i + 1];
+    if (!next || next.kind !== "special") throw new VlaError("CHAT_TEMPLATE", `chat template of '${this.tokenizer.name}' puts no control token after the answer`, "the policy needs one to stop generation");
+    return next.text;
+  }
+
+  /** Prompt token ids for a request (the answer is generated after them). */
+  promptIds(req: ActRequest): number[] {
+    const state = req.state === undefined ? undefined : req.state.map((v) => Number(v.toFixed(4))).join(" ");
+    if (this.template.uses.has("state") && state === undefined) throw new VlaError("TEMPLATE_PLACEHOLDER", `template '${this.template.name}' needs the robot state`, "send `state` with the request");
+    const prompt = renderTemplate(this.template, {
+      horizon: this.spec.horizon,
+      dims: this.spec.dims,
+      bins: this.codec.bins,
+      instruction: req.instruction,
+      images: 0, // no vision tower yet: the model sees the text only
+      ...(state !== undefined ? { state } : {}),
+    });
+    const segs = renderChat(this.tokenizer, prompt, { addVisionId: this.addVisionId });
+    return Array.from(encodeSegments(this.tokenizer, segs).ids);
+  }
+
+  async act(req: ActRequest, options: ActOptions = {}): Promise<ActResult> {
+    const t0 = performance.now();
+    const ids = this.promptIds(req);
+    const t1 = performance.now();
+    const g = await generateConstrained(this.model, ids, this.automaton, { maxTokens: 4 * this.codec.grammar.count * (this.codec.grammar.maxDigits + 3), ...options });
+    const t2 = performance.now();
+    const text = this.tokenizer.decode(Array.from(g.tokens));
+    const decoded = this.codec.decode(text, "strict");
+    if (!decoded.ok) throw new VlaError("PARSE_STRICT", `constrained decoding produced unparseable text (${decoded.error.message}): ${text}`, "this is a bug: please report it");
+    const D = this.spec.dims;
+    return {
+      text,
+      chunk: rows(decoded.raw ?? decoded.normalized, D),
+      normalized: rows(decoded.normalized, D),
+      imagesUsed: false,
+      timings: {
+        promptMs: t1 - t0,
+        generateMs: t2 - t1,
+        totalMs: performance.now() - t0,
+        promptTokens: ids.length,
+        generatedTokens: g.tokens.length,
+        modelCalls: g.modelCalls,
+        forcedTokens: g.forced,
+        maskMs: g.maskMs,
+      },
+    };
+  }
+
+  /** Normalized action (D) -> raw units. */
+  denormalize(action: Float32Array): number[] {
+    const n = this.codec.normalizer;
+    return Array.from(action, (u, d) => (n ? n.denormalize(u, d) : u));
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}

@@ -10,7 +10,8 @@ namespace {
 double ms_since(std::chrono::steady_clock::time_point t0) { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); }
 }  // namespace
 
-Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const GenOptions& opt, GenResult* out, std::string* error) {
+Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const GenOptions& opt, GenResult* out, std::string* error,
+                            const std::function<void(int32_t)>& on_token) {
   const auto t_start = std::chrono::steady_clock::now();
   *out = GenResult{};
   if (prompt.empty()) {
@@ -78,6 +79,7 @@ Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, 
     }
     automaton.advance(&state, next);
     out->tokens.push_back(next);
+    if (on_token) on_token(next);
     pending.push_back(next);
   }
   out->total_ms = ms_since(t_start);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct GenResult {
   double mask_ms = 0, model_ms = 0, head_ms = 0, total_ms = 0;
 };
 
-Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const GenOptions& opt, GenResult* out, std::string* error);
+// on_token (optional) is called with each token as soon as it is chosen (sampled or forced).
+Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const GenOptions& opt, GenResult* out, std::string* error,
+                            const std::function<void(int32_t)>& on_token = nullptr);
 
 }  // namespace vlatext

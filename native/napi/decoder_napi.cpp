@@ -430,19 +430,30 @@ class AutomatonWrap : public Napi::ObjectWrap<AutomatonWrap> {
   Napi::Value MemoSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)automaton_->memo_size()); }
 };
 
-class GenerateWorker : public Napi::AsyncWorker {
+// Runs generation off the JS thread; with a callback, each chosen token is delivered
+// to JavaScript as it is produced (a thread-safe progress queue).
+class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
  public:
-  GenerateWorker(Napi::Env env, DecoderWrap* d, Napi::Object dobj, AutomatonWrap* a, Napi::Object aobj, std::vector<int32_t> prompt, vlatext::GenOptions opt)
-      : Napi::AsyncWorker(env, "vlatext:generateConstrained"), deferred_(Napi::Promise::Deferred::New(env)), d_(d), a_(a), prompt_(std::move(prompt)), opt_(opt) {
+  GenerateWorker(Napi::Env env, DecoderWrap* d, Napi::Object dobj, AutomatonWrap* a, Napi::Object aobj, std::vector<int32_t> prompt, vlatext::GenOptions opt, Napi::Function on_tokens)
+      : Napi::AsyncProgressQueueWorker<int32_t>(env, "vlatext:generateConstrained"), deferred_(Napi::Promise::Deferred::New(env)), d_(d), a_(a), prompt_(std::move(prompt)), opt_(opt) {
     dref_ = Napi::Persistent(dobj);
     aref_ = Napi::Persistent(aobj);
+    if (!on_tokens.IsEmpty()) on_tokens_ = Napi::Persistent(on_tokens);
     d_->in_flight++;
     a_->in_flight++;
   }
   Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
+  void Execute(const ExecutionProgress& progress) override {
     std::string err;
-    if (vlatext::generate_constrained(*d_->model_, prompt_, *a_->automaton_, opt_, &res_, &err) != Status::Ok) SetError("generateConstrained: " + err);
+    std::function<void(int32_t)> cb;
+    if (!on_tokens_.IsEmpty()) cb = [&progress](int32_t t) { progress.Send(&t, 1); };
+    if (vlatext::generate_constrained(*d_->model_, prompt_, *a_->automaton_, opt_, &res_, &err, cb) != Status::Ok) SetError("generateConstrained: " + err);
+  }
+  void OnProgress(const int32_t* data, size_t count) override {
+    if (on_tokens_.IsEmpty() || count == 0) return;
+    auto arr = Napi::Int32Array::New(Env(), count);
+    std::copy(data, data + count, arr.Data());
+    on_tokens_.Call({arr});
   }
   void OnOK() override {
     done();
@@ -475,12 +486,13 @@ class GenerateWorker : public Napi::AsyncWorker {
   DecoderWrap* d_;
   AutomatonWrap* a_;
   Napi::ObjectReference dref_, aref_;
+  Napi::FunctionReference on_tokens_;
   std::vector<int32_t> prompt_;
   vlatext::GenOptions opt_;
   vlatext::GenResult res_;
 };
 
-// generateConstrainedAsync(prompt: Int32Array, automaton, {temperature?, seed?, jumpForward?, sparseMax?, maxTokens?})
+// generateConstrainedAsync(prompt: Int32Array, automaton, {temperature?, seed?, jumpForward?, sparseMax?, maxTokens?}, onTokens?)
 Napi::Value DecoderWrap::GenerateConstrainedAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!ready(env)) return env.Undefined();
@@ -502,7 +514,9 @@ Napi::Value DecoderWrap::GenerateConstrainedAsync(const Napi::CallbackInfo& info
     opt.seed = (uint64_t)seed;
     opt.jump_forward = jf != 0;
   }
-  auto* w = new GenerateWorker(env, this, info.This().As<Napi::Object>(), a, aobj, std::move(prompt), opt);
+  Napi::Function on_tokens;
+  if (info.Length() > 3 && info[3].IsFunction()) on_tokens = info[3].As<Napi::Function>();
+  auto* w = new GenerateWorker(env, this, info.This().As<Napi::Object>(), a, aobj, std::move(prompt), opt, on_tokens);
   Napi::Promise pr = w->promise();
   w->Queue();
   return pr;

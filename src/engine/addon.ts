@@ -80,7 +80,12 @@ export interface NativeDecoder {
   forward(batch: NativeBatch, wantLogits?: boolean): { lossSum: number; kept: number; logits?: Float32Array };
   forwardBackwardAsync(batch: NativeBatch, options?: { lossScale?: number; injectGrad?: boolean }): Promise<{ lossSum: number; kept: number; dInject?: Float32Array }>;
   zeroGrad(): void;
-  generateConstrainedAsync(prompt: Int32Array, automaton: NativeAutomaton, options?: { temperature?: number; seed?: number; jumpForward?: boolean; sparseMax?: number; maxTokens?: number }): Promise<NativeGenResult>;
+  generateConstrainedAsync(
+    prompt: Int32Array,
+    automaton: NativeAutomaton,
+    options?: { temperature?: number; seed?: number; jumpForward?: boolean; sparseMax?: number; maxTokens?: number },
+    onTokens?: (tokens: Int32Array) => void,
+  ): Promise<NativeGenResult>;
   optimizerStep(options: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number }): number;
   dispose(): void;
 }

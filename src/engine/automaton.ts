@@ -56,7 +56,10 @@ export interface ConstrainedOptions {
   maxTokens?: number;
 }
 
-/** Generate one action text under the grammar, off the JS thread. */
-export async function generateConstrained(model: DecoderModel, prompt: readonly number[], automaton: ActionAutomaton, options: ConstrainedOptions = {}): Promise<NativeGenResult> {
-  return await callNative("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(Int32Array.from(prompt), automaton.native, options));
+/**
+ * Generate one action text under the grammar, off the JS thread. `onTokens`, if given,
+ * receives the chosen tokens as they are produced (for streaming).
+ */
+export async function generateConstrained(model: DecoderModel, prompt: readonly number[], automaton: ActionAutomaton, options: ConstrainedOptions = {}, onTokens?: (tokens: Int32Array) => void): Promise<NativeGenResult> {
+  return await callNative("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(Int32Array.from(prompt), automaton.native, options, onTokens));
 }

@@ -147,16 +147,43 @@ export class Policy {
     return Array.from(encodeSegments(this.tokenizer, segs).ids);
   }
 
-  async act(req: ActRequest, options: ActOptions = {}): Promise<ActResult> {
+  /**
+   * Predict a chunk. `onTimestep`, if given, is called with each timestep (raw and
+   * normalized, D values) as soon as its last number is complete in the generated text.
+   */
+  async act(req: ActRequest, options: ActOptions = {}, onTimestep?: (t: number, raw: number[], normalized: number[]) => void): Promise<ActResult> {
     const t0 = performance.now();
     const ids = this.promptIds(req);
     const t1 = performance.now();
-    const g = await generateConstrained(this.model, ids, this.automaton, { maxTokens: 4 * this.codec.grammar.count * (this.codec.grammar.maxDigits + 3), ...options });
+    const D = this.spec.dims;
+    const grammar = this.codec.grammar;
+    let streamed = 0;
+    let partial = "";
+    let state: ReturnType<typeof grammar.start> | null = grammar.start();
+    const emit = (upTo: number): void => {
+      const numbers = partial.split(/[^0-9]+/).filter((x) => x.length > 0).map(Number);
+      for (; streamed < upTo; streamed++) {
+        const bins = numbers.slice(streamed * D, (streamed + 1) * D);
+        onTimestep?.(streamed, Array.from(this.codec.normalizer ? this.codec.binsToRaw(bins) : this.codec.binsToNormalized(bins)), Array.from(this.codec.binsToNormalized(bins)));
+      }
+    };
+    const onTokens = onTimestep
+      ? (tokens: Int32Array): void => {
+          for (const t of tokens) {
+            const piece = this.tokenizer.decodeOne(t);
+            partial += piece;
+            state = state && grammar.advance(state, piece);
+          }
+          // numbers before the current one are complete (see ActionGrammar: num counts started numbers)
+          if (state) emit(Math.floor(state.num / D));
+        }
+      : undefined;
+    const g = await generateConstrained(this.model, ids, this.automaton, { maxTokens: 4 * grammar.count * (grammar.maxDigits + 3), ...options }, onTokens);
+    if (onTimestep) emit(this.spec.horizon); // the end of sequence completes the last timestep
     const t2 = performance.now();
     const text = this.tokenizer.decode(Array.from(g.tokens));
     const decoded = this.codec.decode(text, "strict");
     if (!decoded.ok) throw new VlaError("PARSE_STRICT", `constrained decoding produced unparseable text (${decoded.error.message}): ${text}`, "this is a bug: please report it");
-    const D = this.spec.dims;
     return {
       text,
       chunk: rows(decoded.raw ?? decoded.normalized, D),

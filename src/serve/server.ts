@@ -33,6 +33,8 @@ export const ActBodySchema = z
     session: z.string().min(1).max(128).regex(/^[\w.:-]+$/, "use letters, digits, '_', '.', ':' or '-'").optional(),
     temperature: z.number().min(0).max(5).optional(),
     seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    /** Stream NDJSON: one line per timestep as soon as it is decoded, then a final line. */
+    stream: z.boolean().default(false),
   })
   .strict();
 
@@ -148,10 +150,12 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
     return r.data;
   };
 
-  const act = async (body: z.infer<typeof ActBodySchema>): Promise<ActResult> => {
+  const act = async (body: z.infer<typeof ActBodySchema>, onTimestep?: (t: number, raw: number[], normalized: number[]) => void): Promise<ActResult> => {
     const images = body.images.map(decodeImage);
     if (body.state && body.state.length === 0) throw new HttpError(422, "state: must not be empty when given");
-    const r = await queue.run(() => policy.act({ images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}) }, { ...(body.temperature !== undefined ? { temperature: body.temperature } : {}), ...(body.seed !== undefined ? { seed: body.seed } : {}) }));
+    const r = await queue.run(() =>
+      policy.act({ images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}) }, { ...(body.temperature !== undefined ? { temperature: body.temperature } : {}), ...(body.seed !== undefined ? { seed: body.seed } : {}) }, onTimestep),
+    );
     metrics.tokens += r.timings.generatedTokens;
     metrics.modelCalls += r.timings.modelCalls;
     metrics.forcedTokens += r.timings.forcedTokens;
@@ -191,6 +195,24 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
       if (route === "GET /openapi.json") return send(200, openApiDocument());
       if (route === "POST /v1/act") {
         const body = validate(ActBodySchema, await readJson(req));
+        if (body.stream) {
+          // NDJSON: headers go out with the first timestep; errors before that are plain JSON errors
+          const line = (o: unknown): void => {
+            if (!res.headersSent) res.writeHead(200, { "Content-Type": "application/x-ndjson", "Cache-Control": "no-store" });
+            res.write(JSON.stringify(o) + "\n");
+          };
+          try {
+            const r = await act(body, (t, raw, normalized) => line({ type: "timestep", t, action: raw, normalized }));
+            line({ type: "done", names: policy.spec.names, chunk: r.chunk, text: r.text, timings: r.timings, ...(body.session ? { session: { id: body.session, ...sessionActions(body.session, r) } } : {}) });
+            res.end();
+            return { route, status: 200 };
+          } catch (e) {
+            if (!res.headersSent) throw e;
+            line({ type: "error", error: (e as Error).message });
+            res.end();
+            return { route, status: 500 };
+          }
+        }
         const r = await act(body);
         return send(200, { names: policy.spec.names, chunk: r.chunk, normalized: r.normalized, text: r.text, imagesUsed: r.imagesUsed, timings: r.timings, ...(body.session ? { session: { id: body.session, ...sessionActions(body.session, r) } } : {}) });
       }

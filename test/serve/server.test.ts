@@ -179,3 +179,34 @@ describe("vlatext serve", () => {
     expect(await exited).toBe(0);
   });
 });
+
+describe("streaming", () => {
+  it("streams one NDJSON line per timestep, matching the final chunk", async () => {
+    const res = await fetch(srv.url + "/v1/act", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ instruction: "stack the blocks", stream: true, temperature: 0 }) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/x-ndjson");
+    const arrivals: number[] = [];
+    let buf = "";
+    const lines: Array<{ type: string; t?: number; action?: number[]; chunk?: number[][]; text?: string }> = [];
+    const reader = res.body!.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buf += new TextDecoder().decode(value);
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        lines.push(JSON.parse(buf.slice(0, nl)));
+        arrivals.push(performance.now());
+        buf = buf.slice(nl + 1);
+      }
+    }
+    const steps = lines.filter((l) => l.type === "timestep");
+    expect(steps.map((l) => l.t)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const done = lines[lines.length - 1]!;
+    expect(done.type).toBe("done");
+    steps.forEach((l, t) => expect(l.action).toEqual(done.chunk![t]));
+    // the same as the non-streaming answer
+    const plain = await post("/v1/act", { instruction: "stack the blocks", temperature: 0 });
+    expect(done.text).toBe(plain.json.text);
+  });
+});

@@ -1,3 +1,12 @@
+# node-gyp build of the vlatext addon (`npm install` runs it through scripts/build-addon.mjs,
+# offline, with Node's headers from nodedir). CMakeLists.txt builds the same sources with
+# cmake-js (and CUDA); keep the two source lists in step.
+#  - C++17 with C++ exceptions ON in the compiler (the standard library may throw
+#    std::bad_alloc / std::system_error; native code catches them at its boundary, e.g.
+#    ThreadPool::create) and NAPI_DISABLE_CPP_EXCEPTIONS for node-addon-api: errors reach
+#    JavaScript through ThrowAsJavaScriptException, never as C++ exceptions. CMake: the same.
+#  - Baseline x86-64 code: AVX2/FMA kernels carry __attribute__((target("avx2,fma"))) and
+#    are chosen at run time (__builtin_cpu_supports), so no -march flag here.
 {
   "variables": {
     "engine_sources": [
@@ -11,6 +20,7 @@
       "native/kernels/loss.cpp",
       "native/kernels/adamw.cpp",
       "native/model/decoder.cpp",
+      "native/model/decoder_infer.cpp",
       "native/io/safetensors.cpp",
       "native/decode/automaton.cpp",
       "native/decode/generate.cpp"
@@ -20,7 +30,7 @@
     "cflags!": ["-fno-exceptions"],
     "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
     "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-    "xcode_settings": { "CLANG_CXX_LANGUAGE_STANDARD": "c++17", "OTHER_CPLUSPLUSFLAGS": ["-O3"] }
+    "xcode_settings": { "CLANG_CXX_LANGUAGE_STANDARD": "c++17", "GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-O3"] }
   },
   "targets": [
     {

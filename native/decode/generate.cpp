@@ -10,79 +10,136 @@ namespace {
 double ms_since(std::chrono::steady_clock::time_point t0) { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); }
 }  // namespace
 
+// One sequence is a batch of one.
 Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const GenOptions& opt, GenResult* out, std::string* error,
                             const std::function<void(int32_t)>& on_token) {
+  std::vector<GenResult> results;
+  std::function<void(int, int32_t)> cb;
+  if (on_token) cb = [&on_token](int, int32_t t) { on_token(t); };
+  const Status st = generate_constrained_batch(model, {prompt}, automaton, {opt}, &results, error, cb);
+  if (st == Status::Ok) *out = std::move(results[0]);
+  return st;
+}
+
+namespace {
+
+// Pick among allowed tokens from their scores: greedy, or softmax sampling at temperature.
+size_t pick_token(std::vector<float>& scores, float temperature, std::mt19937_64& rng) {
+  size_t pick = 0;
+  if (temperature <= 0) {
+    for (size_t i = 1; i < scores.size(); i++)
+      if (scores[i] > scores[pick]) pick = i;
+    return pick;
+  }
+  float m = scores[0];
+  for (float v : scores) m = std::max(m, v);
+  double z = 0;
+  for (float& v : scores) z += (v = std::exp((v - m) / temperature));
+  double u = std::uniform_real_distribution<double>(0.0, z)(rng);
+  for (size_t i = 0; i < scores.size(); i++)
+    if ((u -= scores[i]) <= 0) return i;
+  return scores.size() - 1;
+}
+
+}  // namespace
+
+Status generate_constrained_batch(Decoder& model, const std::vector<std::vector<int32_t>>& prompts, TokenAutomaton& automaton, const std::vector<GenOptions>& opts, std::vector<GenResult>* results,
+                                  std::string* error, const std::function<void(int, int32_t)>& on_token) {
   const auto t_start = std::chrono::steady_clock::now();
-  *out = GenResult{};
-  if (prompt.empty()) {
-    *error = "the prompt is empty";
+  const int B = (int)prompts.size();
+  if (opts.size() != prompts.size()) {
+    *error = "one option set per prompt is needed";
     return Status::InvalidArgument;
   }
   const int C = model.config().C, V = model.config().V;
-  KvCache cache;
-  model.init_cache(&cache, (int)prompt.size() + opt.max_tokens + 1);
-  std::mt19937_64 rng(opt.seed);
-  std::vector<float> hidden((size_t)C), logits((size_t)V);
-  std::vector<int32_t> pending = prompt;  // emitted but not yet fed to the model
-  GState state = automaton.start();
-  while ((int)out->tokens.size() < opt.max_tokens) {
-    auto t0 = std::chrono::steady_clock::now();
-    const std::vector<int32_t>& allowed = automaton.allowed(state);
-    out->mask_ms += ms_since(t0);
-    if (allowed.empty()) {
-      *error = "the grammar allows no token here (the vocabulary cannot spell the action format)";
+  struct Seq {
+    KvCache cache;
+    std::vector<int32_t> pending;
+    GState state;
+    std::mt19937_64 rng;
+    bool done = false;
+  };
+  std::vector<Seq> seqs((size_t)B);
+  results->assign((size_t)B, GenResult{});
+  for (int i = 0; i < B; i++) {
+    if (prompts[(size_t)i].empty()) {
+      *error = "prompt " + std::to_string(i) + " is empty";
       return Status::InvalidArgument;
     }
-    int32_t next;
-    if (opt.jump_forward && allowed.size() == 1) {
-      next = allowed[0];
-      out->forced++;
-    } else {
-      t0 = std::chrono::steady_clock::now();
-      const Status st = model.infer_hidden(&cache, pending.data(), (int)pending.size(), nullptr, 0, nullptr, nullptr, hidden.data(), error);
-      if (st != Status::Ok) return st;
-      out->model_calls++;
-      pending.clear();
-      out->model_ms += ms_since(t0);
+    model.init_cache(&seqs[(size_t)i].cache, (int)prompts[(size_t)i].size() + opts[(size_t)i].max_tokens + 1);
+    seqs[(size_t)i].pending = prompts[(size_t)i];
+    seqs[(size_t)i].state = automaton.start();
+    seqs[(size_t)i].rng.seed(opts[(size_t)i].seed);
+  }
+  std::vector<float> logits((size_t)V);
+  auto emit = [&](int i, int32_t tok) {
+    Seq& q = seqs[(size_t)i];
+    GenResult& r = (*results)[(size_t)i];
+    if (tok == automaton.eos()) {
+      r.finished = true;
+      q.done = true;
+      return;
+    }
+    automaton.advance(&q.state, tok);
+    r.tokens.push_back(tok);
+    q.pending.push_back(tok);
+    if (on_token) on_token(i, tok);
+    if ((int)r.tokens.size() >= opts[(size_t)i].max_tokens) q.done = true;
+  };
+  for (;;) {
+    // jump-forward: take forced tokens without the model until each sequence needs it
+    std::vector<int> need;
+    for (int i = 0; i < B; i++) {
+      Seq& q = seqs[(size_t)i];
+      while (!q.done) {
+        auto t0 = std::chrono::steady_clock::now();
+        const std::vector<int32_t>& allowed = automaton.allowed(q.state);
+        (*results)[(size_t)i].mask_ms += ms_since(t0);
+        if (allowed.empty()) {
+          *error = "the grammar allows no token here (the vocabulary cannot spell the action format)";
+          return Status::InvalidArgument;
+        }
+        if (!(opts[(size_t)i].jump_forward && allowed.size() == 1)) {
+          need.push_back(i);
+          break;
+        }
+        (*results)[(size_t)i].forced++;
+        emit(i, allowed[0]);
+      }
+    }
+    if (need.empty()) break;
+    // one forward pass for every sequence that needs the model
+    std::vector<SeqInput> inputs;
+    for (int i : need) inputs.push_back(SeqInput{&seqs[(size_t)i].cache, seqs[(size_t)i].pending.data(), (int)seqs[(size_t)i].pending.size(), nullptr, 0, nullptr, nullptr});
+    std::vector<float> hidden(need.size() * (size_t)C);
+    auto t0 = std::chrono::steady_clock::now();
+    const Status st = model.infer_hidden_batch(inputs.data(), (int)inputs.size(), hidden.data(), error);
+    if (st != Status::Ok) return st;
+    const double fwd = ms_since(t0);
+    for (size_t j = 0; j < need.size(); j++) {
+      const int i = need[j];
+      Seq& q = seqs[(size_t)i];
+      GenResult& r = (*results)[(size_t)i];
+      q.pending.clear();
+      r.model_calls++;
+      r.model_ms += fwd;
+      const std::vector<int32_t>& allowed = automaton.allowed(q.state);
       t0 = std::chrono::steady_clock::now();
       std::vector<float> scores(allowed.size());
-      if (opt.sparse_max > 0 && (int)allowed.size() <= opt.sparse_max) {
-        model.head_logits(hidden.data(), allowed.data(), (int)allowed.size(), scores.data());
+      const float* h = hidden.data() + j * (size_t)C;
+      if (opts[(size_t)i].sparse_max > 0 && (int)allowed.size() <= opts[(size_t)i].sparse_max) {
+        model.head_logits(h, allowed.data(), (int)allowed.size(), scores.data());
       } else {
-        model.head_logits(hidden.data(), nullptr, 0, logits.data());
-        for (size_t i = 0; i < allowed.size(); i++) scores[i] = logits[(size_t)allowed[i]];
+        model.head_logits(h, nullptr, 0, logits.data());
+        for (size_t a = 0; a < allowed.size(); a++) scores[a] = logits[(size_t)allowed[a]];
       }
-      out->head_ms += ms_since(t0);
-      size_t pick = 0;
-      if (opt.temperature <= 0) {
-        for (size_t i = 1; i < scores.size(); i++)
-          if (scores[i] > scores[pick]) pick = i;
-      } else {
-        float m = scores[0];
-        for (float v : scores) m = std::max(m, v);
-        double z = 0;
-        for (float& v : scores) z += (v = std::exp((v - m) / opt.temperature));
-        double u = std::uniform_real_distribution<double>(0.0, z)(rng);
-        pick = scores.size() - 1;
-        for (size_t i = 0; i < scores.size(); i++)
-          if ((u -= scores[i]) <= 0) {
-            pick = i;
-            break;
-          }
-      }
-      next = allowed[pick];
-      out->sampled++;
+      r.head_ms += ms_since(t0);
+      r.sampled++;
+      emit(i, allowed[pick_token(scores, opts[(size_t)i].temperature, q.rng)]);
     }
-    if (next == automaton.eos()) {
-      out->finished = true;
-      break;
-    }
-    automaton.advance(&state, next);
-    out->tokens.push_back(next);
-    if (on_token) on_token(next);
-    pending.push_back(next);
   }
-  out->total_ms = ms_since(t_start);
+  const double total = ms_since(t_start);
+  for (auto& r : *results) r.total_ms = total;
   return Status::Ok;
 }
 

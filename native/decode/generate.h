@@ -37,4 +37,11 @@ struct GenResult {
 Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const GenOptions& opt, GenResult* out, std::string* error,
                             const std::function<void(int32_t)>& on_token = nullptr);
 
+// Several sequences decoded together: every step, the sequences that need the model
+// share one batched forward pass (Decoder::infer_hidden_batch); forced tokens are taken
+// per sequence without the model. results[i] is filled for prompts[i]. on_token gets
+// (sequence index, token).
+Status generate_constrained_batch(Decoder& model, const std::vector<std::vector<int32_t>>& prompts, TokenAutomaton& automaton, const std::vector<GenOptions>& opts, std::vector<GenResult>* results,
+                                  std::string* error, const std::function<void(int, int32_t)>& on_token = nullptr);
+
 }  // namespace vlatext

@@ -15,15 +15,6 @@ namespace vlatext {
 
 const char* const kProjNames[kNumProj] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 
-// Pointers into the parameter allocation for one layer (nullptr for absent tensors).
-struct Decoder::LayerW {
-  float* ln1;        // (C)
-  float* w[kNumProj];  // q (NH*hd, C), k/v (KV*hd, C), o (C, NH*hd), gate/up (F, C), down (C, F)
-  float* bq; float* bk; float* bv;  // Qwen2 biases
-  float* qn; float* kn;             // Qwen3 q/k norms (hd)
-  float* ln2;        // (C)
-};
-
 struct Decoder::Acts {
   int B = 0, T = 0;
   int64_t N = 0;
@@ -390,99 +381,6 @@ Status Decoder::backward(float loss_scale, float* d_inject) {
     for (int32_t r : a.inject_rows) std::memset(dx.data() + (int64_t)r * C, 0, sizeof(float) * C);  // injected rows are not token embeddings
     embedding_backward(pool_, G + params_[0].offset, dx.data(), a.tokens.data(), N, (int)C);
   }
-  return Status::Ok;
-}
-
-void Decoder::init_cache(KvCache* cache, int capacity) const {
-  cache->capacity = capacity;
-  cache->length = 0;
-  cache->next_pos = 0;
-  cache->k.assign((size_t)cfg_.L, std::vector<float>((size_t)capacity * cfg_.KV * cfg_.hd, 0.0f));
-  cache->v.assign((size_t)cfg_.L, std::vector<float>((size_t)capacity * cfg_.KV * cfg_.hd, 0.0f));
-}
-
-Status Decoder::infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error) {
-  std::vector<float> hidden((size_t)cfg_.C);
-  const Status st = infer_hidden(cache, tokens, n, positions, M, inject_rows, inject, hidden.data(), error);
-  if (st == Status::Ok) head_logits(hidden.data(), nullptr, 0, logits_last);
-  return st;
-}
-
-void Decoder::head_logits(const float* hidden, const int32_t* ids, int n_ids, float* out) {
-  const DecoderConfig& c = cfg_;
-  const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
-  if (!ids) {
-    matmul_forward(pool_, out, hidden, head, nullptr, 1, c.C, c.V);
-    return;
-  }
-  for (int i = 0; i < n_ids; i++) out[i] = dot(hidden, head + (int64_t)ids[i] * c.C, c.C);
-}
-
-Status Decoder::infer_hidden(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* hidden_last, std::string* error) {
-  const DecoderConfig& c = cfg_;
-  if (n < 1) {
-    *error = "infer needs at least one token";
-    return Status::InvalidArgument;
-  }
-  if (cache->length + n > cache->capacity) {
-    *error = "KV cache is full: " + std::to_string(cache->length) + " + " + std::to_string(n) + " tokens > capacity " + std::to_string(cache->capacity);
-    return Status::InvalidArgument;
-  }
-  for (int i = 0; i < n; i++)
-    if (tokens[i] < 0 || tokens[i] >= c.V) {
-      *error = "token " + std::to_string(tokens[i]) + " is outside the vocabulary [0, " + std::to_string(c.V) + ")";
-      return Status::InvalidArgument;
-    }
-  for (int m = 0; m < M; m++)
-    if (inject_rows[m] < 0 || inject_rows[m] >= n) {
-      *error = "injected row " + std::to_string(inject_rows[m]) + " is outside the " + std::to_string(n) + " new tokens";
-      return Status::InvalidArgument;
-    }
-  const int64_t C = c.C, qd = (int64_t)c.NH * c.hd, kd = (int64_t)c.KV * c.hd;
-  const int S = c.rope_sections.empty() ? 1 : (int)c.rope_sections.size();
-  std::vector<int32_t> pos((size_t)S * n);
-  for (int s = 0; s < S; s++)
-    for (int i = 0; i < n; i++) pos[(size_t)s * n + i] = positions ? positions[s * n + i] : cache->next_pos + i;
-  std::vector<int> sec = c.rope_sections.empty() ? std::vector<int>{c.hd / 2} : c.rope_sections;
-  const RopeSpec rope{c.hd, c.theta, S, sec.data()};
-  std::vector<float> x((size_t)(n * C)), ln((size_t)(n * C)), rstd((size_t)n), q((size_t)(n * qd)), k((size_t)(n * kd)), v((size_t)(n * kd)),
-      att((size_t)(n * qd)), o((size_t)(n * C)), g((size_t)n * c.F), u((size_t)n * c.F), h((size_t)n * c.F), rq((size_t)n * c.NH), rk((size_t)n * c.KV);
-  std::vector<float> ax((size_t)(has_lora() ? n * lora_.rank : 0));
-  embedding_forward(pool_, x.data(), tokens, param_mem_.data() + params_[0].offset, n, (int)C);
-  for (int m = 0; m < M; m++) std::memcpy(x.data() + (int64_t)inject_rows[m] * C, inject + (int64_t)m * C, sizeof(float) * C);
-  const int start = cache->length;
-  for (int l = 0; l < c.L; l++) {
-    LayerW w = layer(l);
-    rmsnorm_forward(pool_, ln.data(), rstd.data(), x.data(), w.ln1, n, (int)C, c.eps);
-    linear_forward(q.data(), ax.data(), ln.data(), w.w[kQ], w.bq, lora(l, kQ), n, (int)C, (int)qd);
-    linear_forward(k.data(), ax.data(), ln.data(), w.w[kK], w.bk, lora(l, kK), n, (int)C, (int)kd);
-    linear_forward(v.data(), ax.data(), ln.data(), w.w[kV], w.bv, lora(l, kV), n, (int)C, (int)kd);
-    if (c.arch == Arch::Qwen3) {
-      std::vector<float> qp = q, kp = k;
-      rmsnorm_forward(pool_, q.data(), rq.data(), qp.data(), w.qn, (int64_t)n * c.NH, c.hd, c.eps);
-      rmsnorm_forward(pool_, k.data(), rk.data(), kp.data(), w.kn, (int64_t)n * c.KV, c.hd, c.eps);
-    }
-    rope_forward(pool_, q.data(), pos.data(), rope, n, c.NH);
-    rope_forward(pool_, k.data(), pos.data(), rope, n, c.KV);
-    std::memcpy(cache->k[(size_t)l].data() + (int64_t)start * kd, k.data(), sizeof(float) * n * kd);
-    std::memcpy(cache->v[(size_t)l].data() + (int64_t)start * kd, v.data(), sizeof(float) * n * kd);
-    attention_forward_cached(pool_, att.data(), q.data(), cache->k[(size_t)l].data(), cache->v[(size_t)l].data(), start, n, c.NH, c.KV, c.hd);
-    linear_forward(o.data(), ax.data(), att.data(), w.w[kO], nullptr, lora(l, kO), n, (int)qd, (int)C);
-    for (int64_t i = 0; i < n * C; i++) x[(size_t)i] += o[(size_t)i];
-    rmsnorm_forward(pool_, ln.data(), rstd.data(), x.data(), w.ln2, n, (int)C, c.eps);
-    linear_forward(g.data(), ax.data(), ln.data(), w.w[kGate], nullptr, lora(l, kGate), n, (int)C, c.F);
-    linear_forward(u.data(), ax.data(), ln.data(), w.w[kUp], nullptr, lora(l, kUp), n, (int)C, c.F);
-    swiglu_forward(pool_, h.data(), g.data(), u.data(), (int64_t)n * c.F);
-    linear_forward(o.data(), ax.data(), h.data(), w.w[kDown], nullptr, lora(l, kDown), n, c.F, (int)C);
-    for (int64_t i = 0; i < n * C; i++) x[(size_t)i] += o[(size_t)i];
-  }
-  cache->length += n;
-  cache->next_pos = 1 + pos[(size_t)(S - 1) * n + (n - 1)];  // continue after the last position
-  if (S > 1)
-    for (int s = 0; s < S; s++) cache->next_pos = std::max(cache->next_pos, 1 + pos[(size_t)s * n + (n - 1)]);
-  const float* normf = param_mem_.data() + find_param("model.norm.weight")->offset;
-  float r;
-  rmsnorm_forward(pool_, hidden_last, &r, x.data() + (int64_t)(n - 1) * C, normf, 1, (int)C, c.eps);
   return Status::Ok;
 }
 

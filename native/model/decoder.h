@@ -81,6 +81,17 @@ struct KvCache {
   std::vector<std::vector<float>> k, v;
 };
 
+// New tokens of one sequence for a (batched) inference call.
+struct SeqInput {
+  KvCache* cache;
+  const int32_t* tokens;     // (n)
+  int n;
+  const int32_t* positions;  // (S, n) or nullptr: cache->next_pos onwards
+  int M;
+  const int32_t* inject_rows;  // (M) rows within the n new tokens
+  const float* inject;         // (M, C)
+};
+
 class Decoder {
  public:
   // Validates the config and allocates parameters (zeros). Status::InvalidArgument with `error` set on a bad config.
@@ -127,6 +138,9 @@ class Decoder {
   Status infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error);
   // Same, but stops at the last token's final-normed hidden state, hidden_last (C).
   Status infer_hidden(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* hidden_last, std::string* error);
+  // Several sequences in one forward pass (one matmul per layer over all their rows);
+  // hidden_last (n_seqs, C) gets each sequence's last final-normed hidden state.
+  Status infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidden_last, std::string* error);
   // Language-model head on one hidden state: out[i] = logit of ids[i] (a sparse head),
   // or all V logits when ids == nullptr.
   void head_logits(const float* hidden, const int32_t* ids, int n_ids, float* out);
@@ -142,7 +156,17 @@ class Decoder {
 
  private:
   Decoder(const DecoderConfig& cfg, int threads);
-  struct LayerW;
+  // Pointers into the parameter allocation for one layer (nullptr for absent tensors).
+  struct LayerW {
+    float* ln1;          // (C)
+    float* w[kNumProj];  // q (NH*hd, C), k/v (KV*hd, C), o (C, NH*hd), gate/up (F, C), down (C, F)
+    float* bq;           // Qwen2 biases: (NH*hd), (KV*hd), (KV*hd)
+    float* bk;
+    float* bv;
+    float* qn;           // Qwen3 q/k norms (hd)
+    float* kn;
+    float* ln2;          // (C)
+  };
   LayerW layer(int l);
   struct Lora {
     float* A = nullptr;  // (R, in)

@@ -430,12 +430,18 @@ class AutomatonWrap : public Napi::ObjectWrap<AutomatonWrap> {
   Napi::Value MemoSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)automaton_->memo_size()); }
 };
 
-// Runs generation off the JS thread; with a callback, each chosen token is delivered
-// to JavaScript as it is produced (a thread-safe progress queue).
-class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
+// Runs (batched) generation off the JS thread; with a callback, each chosen token is
+// delivered to JavaScript as it is produced, as (sequence, token) through a thread-safe
+// progress queue. Resolves with one result object, or an array for a batch.
+struct SeqToken {
+  int32_t seq, token;
+};
+
+class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
  public:
-  GenerateWorker(Napi::Env env, DecoderWrap* d, Napi::Object dobj, AutomatonWrap* a, Napi::Object aobj, std::vector<int32_t> prompt, vlatext::GenOptions opt, Napi::Function on_tokens)
-      : Napi::AsyncProgressQueueWorker<int32_t>(env, "vlatext:generateConstrained"), deferred_(Napi::Promise::Deferred::New(env)), d_(d), a_(a), prompt_(std::move(prompt)), opt_(opt) {
+  GenerateWorker(Napi::Env env, DecoderWrap* d, Napi::Object dobj, AutomatonWrap* a, Napi::Object aobj, std::vector<std::vector<int32_t>> prompts, std::vector<vlatext::GenOptions> opts,
+                 Napi::Function on_tokens, bool batch)
+      : Napi::AsyncProgressQueueWorker<SeqToken>(env, "vlatext:generateConstrained"), deferred_(Napi::Promise::Deferred::New(env)), d_(d), a_(a), prompts_(std::move(prompts)), opts_(std::move(opts)), batch_(batch) {
     dref_ = Napi::Persistent(dobj);
     aref_ = Napi::Persistent(aobj);
     if (!on_tokens.IsEmpty()) on_tokens_ = Napi::Persistent(on_tokens);
@@ -445,32 +451,44 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute(const ExecutionProgress& progress) override {
     std::string err;
-    std::function<void(int32_t)> cb;
-    if (!on_tokens_.IsEmpty()) cb = [&progress](int32_t t) { progress.Send(&t, 1); };
-    if (vlatext::generate_constrained(*d_->model_, prompt_, *a_->automaton_, opt_, &res_, &err, cb) != Status::Ok) SetError("generateConstrained: " + err);
+    std::function<void(int, int32_t)> cb;
+    if (!on_tokens_.IsEmpty()) cb = [&progress](int seq, int32_t t) {
+      SeqToken st{seq, t};
+      progress.Send(&st, 1);
+    };
+    if (vlatext::generate_constrained_batch(*d_->model_, prompts_, *a_->automaton_, opts_, &results_, &err, cb) != Status::Ok) SetError("generateConstrained: " + err);
   }
-  void OnProgress(const int32_t* data, size_t count) override {
-    if (on_tokens_.IsEmpty() || count == 0) return;
-    auto arr = Napi::Int32Array::New(Env(), count);
-    std::copy(data, data + count, arr.Data());
-    on_tokens_.Call({arr});
+  void OnProgress(const SeqToken* data, size_t count) override {
+    if (on_tokens_.IsEmpty()) return;
+    for (size_t i = 0; i < count; i++) {
+      auto arr = Napi::Int32Array::New(Env(), 1);
+      arr[0] = data[i].token;
+      if (batch_) on_tokens_.Call({Napi::Number::New(Env(), data[i].seq), arr});
+      else on_tokens_.Call({arr});
+    }
   }
   void OnOK() override {
     done();
     Napi::Env env = Env();
-    Napi::Object o = Napi::Object::New(env);
-    auto t = Napi::Int32Array::New(env, res_.tokens.size());
-    std::copy(res_.tokens.begin(), res_.tokens.end(), t.Data());
-    o.Set("tokens", t);
-    o.Set("finished", res_.finished);
-    o.Set("modelCalls", res_.model_calls);
-    o.Set("forced", res_.forced);
-    o.Set("sampled", res_.sampled);
-    o.Set("maskMs", res_.mask_ms);
-    o.Set("modelMs", res_.model_ms);
-    o.Set("headMs", res_.head_ms);
-    o.Set("totalMs", res_.total_ms);
-    deferred_.Resolve(o);
+    auto result = [&](const vlatext::GenResult& r) {
+      Napi::Object o = Napi::Object::New(env);
+      auto t = Napi::Int32Array::New(env, r.tokens.size());
+      std::copy(r.tokens.begin(), r.tokens.end(), t.Data());
+      o.Set("tokens", t);
+      o.Set("finished", r.finished);
+      o.Set("modelCalls", r.model_calls);
+      o.Set("forced", r.forced);
+      o.Set("sampled", r.sampled);
+      o.Set("maskMs", r.mask_ms);
+      o.Set("modelMs", r.model_ms);
+      o.Set("headMs", r.head_ms);
+      o.Set("totalMs", r.total_ms);
+      return o;
+    };
+    if (!batch_) return deferred_.Resolve(result(results_[0]));
+    Napi::Array arr = Napi::Array::New(env, results_.size());
+    for (size_t i = 0; i < results_.size(); i++) arr.Set((uint32_t)i, result(results_[i]));
+    deferred_.Resolve(arr);
   }
   void OnError(const Napi::Error& e) override {
     done();
@@ -487,36 +505,59 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
   AutomatonWrap* a_;
   Napi::ObjectReference dref_, aref_;
   Napi::FunctionReference on_tokens_;
-  std::vector<int32_t> prompt_;
-  vlatext::GenOptions opt_;
-  vlatext::GenResult res_;
+  std::vector<std::vector<int32_t>> prompts_;
+  std::vector<vlatext::GenOptions> opts_;
+  bool batch_;
+  std::vector<vlatext::GenResult> results_;
 };
 
-// generateConstrainedAsync(prompt: Int32Array, automaton, {temperature?, seed?, jumpForward?, sparseMax?, maxTokens?}, onTokens?)
+bool read_gen_options(Napi::Env env, Napi::Value v, vlatext::GenOptions* opt) {
+  if (!v.IsObject()) return true;
+  Napi::Object o = v.As<Napi::Object>();
+  int seed = 0, jf = 1;
+  if (!get_float(env, o, "temperature", &opt->temperature) || !get_int(env, o, "seed", 0, &seed) || !get_int(env, o, "jumpForward", 0, &jf) || !get_int(env, o, "sparseMax", 0, &opt->sparse_max) ||
+      !get_int(env, o, "maxTokens", 1, &opt->max_tokens))
+    return false;
+  opt->seed = (uint64_t)seed;
+  opt->jump_forward = jf != 0;
+  return true;
+}
+
+// generateConstrainedAsync(prompt: Int32Array, automaton, options?, onTokens?(tokens))
+// generateConstrainedAsync([prompt, ...], automaton, [options, ...], onTokens?(seq, tokens)): one batched decode
 Napi::Value DecoderWrap::GenerateConstrainedAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!ready(env)) return env.Undefined();
-  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || !info[1].IsObject())
-    return type_error(env, "generateConstrainedAsync(prompt: Int32Array, automaton, options?)"), env.Undefined();
+  const bool batch = info.Length() > 0 && info[0].IsArray();
+  if (info.Length() < 2 || !info[1].IsObject() || (!batch && (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)))
+    return type_error(env, "generateConstrainedAsync(prompt: Int32Array | Int32Array[], automaton, options?, onTokens?)"), env.Undefined();
   Napi::Object aobj = info[1].As<Napi::Object>();
   if (!aobj.InstanceOf(env.GetInstanceData<AddonData>()->automaton_ctor.Value())) return type_error(env, "generateConstrainedAsync: the second argument must be an ActionAutomaton"), env.Undefined();
   AutomatonWrap* a = Napi::ObjectWrap<AutomatonWrap>::Unwrap(aobj);
   if (a->in_flight.load() > 0) return error(env, "the ActionAutomaton is in use by another generation"), env.Undefined();
-  auto p = info[0].As<Napi::Int32Array>();
-  std::vector<int32_t> prompt(p.Data(), p.Data() + p.ElementLength());
-  vlatext::GenOptions opt;
-  if (info.Length() > 2 && info[2].IsObject()) {
-    Napi::Object o = info[2].As<Napi::Object>();
-    int seed = 0, jf = 1;
-    if (!get_float(env, o, "temperature", &opt.temperature) || !get_int(env, o, "seed", 0, &seed) || !get_int(env, o, "jumpForward", 0, &jf) || !get_int(env, o, "sparseMax", 0, &opt.sparse_max) ||
-        !get_int(env, o, "maxTokens", 1, &opt.max_tokens))
-      return env.Undefined();
-    opt.seed = (uint64_t)seed;
-    opt.jump_forward = jf != 0;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<vlatext::GenOptions> opts;
+  auto add_prompt = [&](Napi::Value p, Napi::Value o) {
+    if (!p.IsTypedArray() || p.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return type_error(env, "each prompt must be an Int32Array");
+    auto t = p.As<Napi::Int32Array>();
+    prompts.emplace_back(t.Data(), t.Data() + t.ElementLength());
+    vlatext::GenOptions opt;
+    if (!read_gen_options(env, o, &opt)) return false;
+    opts.push_back(opt);
+    return true;
+  };
+  if (batch) {
+    Napi::Array ps = info[0].As<Napi::Array>();
+    Napi::Value os = info.Length() > 2 ? info[2] : env.Undefined();
+    if (ps.Length() == 0) return range_error(env, "generateConstrainedAsync: the batch is empty"), env.Undefined();
+    for (uint32_t i = 0; i < ps.Length(); i++)
+      if (!add_prompt(ps.Get(i), os.IsArray() ? os.As<Napi::Array>().Get(i) : env.Undefined())) return env.Undefined();
+  } else if (!add_prompt(info[0], info.Length() > 2 ? info[2] : env.Undefined())) {
+    return env.Undefined();
   }
   Napi::Function on_tokens;
   if (info.Length() > 3 && info[3].IsFunction()) on_tokens = info[3].As<Napi::Function>();
-  auto* w = new GenerateWorker(env, this, info.This().As<Napi::Object>(), a, aobj, std::move(prompt), opt, on_tokens);
+  auto* w = new GenerateWorker(env, this, info.This().As<Napi::Object>(), a, aobj, std::move(prompts), std::move(opts), on_tokens, batch);
   Napi::Promise pr = w->promise();
   w->Queue();
   return pr;

@@ -80,12 +80,9 @@ export interface NativeDecoder {
   forward(batch: NativeBatch, wantLogits?: boolean): { lossSum: number; kept: number; logits?: Float32Array };
   forwardBackwardAsync(batch: NativeBatch, options?: { lossScale?: number; injectGrad?: boolean }): Promise<{ lossSum: number; kept: number; dInject?: Float32Array }>;
   zeroGrad(): void;
-  generateConstrainedAsync(
-    prompt: Int32Array,
-    automaton: NativeAutomaton,
-    options?: { temperature?: number; seed?: number; jumpForward?: boolean; sparseMax?: number; maxTokens?: number },
-    onTokens?: (tokens: Int32Array) => void,
-  ): Promise<NativeGenResult>;
+  generateConstrainedAsync(prompt: Int32Array, automaton: NativeAutomaton, options?: NativeGenOptions, onTokens?: (tokens: Int32Array) => void): Promise<NativeGenResult>;
+  /** A batch: the sequences that need the model share one forward pass per step. */
+  generateConstrainedAsync(prompts: Int32Array[], automaton: NativeAutomaton, options?: NativeGenOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]>;
   optimizerStep(options: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number }): number;
   dispose(): void;
 }
@@ -114,6 +111,14 @@ export interface NativeAutomatonSpec {
 export interface NativeAutomaton {
   readonly memoSize: number;
   allowedAfter(tokens: Int32Array): Int32Array;
+}
+
+export interface NativeGenOptions {
+  temperature?: number;
+  seed?: number;
+  jumpForward?: boolean;
+  sparseMax?: number;
+  maxTokens?: number;
 }
 
 export interface NativeGenResult {

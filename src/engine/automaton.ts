@@ -57,6 +57,14 @@ export interface ConstrainedOptions {
 }
 
 /**
+ * Generate several action texts together: at every step the sequences that need the
+ * model share one batched forward pass. `onTokens(seq, tokens)` streams tokens.
+ */
+export async function generateConstrainedBatch(model: DecoderModel, prompts: ReadonlyArray<readonly number[]>, automaton: ActionAutomaton, options: ConstrainedOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]> {
+  return await callNative("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(prompts.map((p) => Int32Array.from(p)), automaton.native, options, onTokens));
+}
+
+/**
  * Generate one action text under the grammar, off the JS thread. `onTokens`, if given,
  * receives the chosen tokens as they are produced (for streaming).
  */

@@ -14,7 +14,7 @@ import { getFormat, parseTextFormat, TextFormatSchema, type TextFormat } from ".
 import { parseActionSpec, type ActionSpec } from "../actions/spec.js";
 import { parseStats, type ActionStats } from "../actions/stats.js";
 import type { RgbImage } from "../data/episode.js";
-import { ActionAutomaton, generateConstrained } from "../engine/automaton.js";
+import { ActionAutomaton, generateConstrainedBatch } from "../engine/automaton.js";
 import { DecoderModel } from "../engine/decoder.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
@@ -59,8 +59,10 @@ export interface ActResult {
   normalized: number[][];
   /** Whether the images reached the model (false while the model has no vision tower). */
   imagesUsed: boolean;
-  timings: { promptMs: number; generateMs: number; totalMs: number; promptTokens: number; generatedTokens: number; modelCalls: number; forcedTokens: number; maskMs: number };
+  timings: { promptMs: number; generateMs: number; totalMs: number; promptTokens: number; generatedTokens: number; modelCalls: number; forcedTokens: number; maskMs: number; batchSize: number };
 }
+
+export type TimestepCallback = (t: number, raw: number[], normalized: number[]) => void;
 
 function rows(flat: Float32Array, D: number): number[][] {
   const out: number[][] = [];
@@ -151,55 +153,66 @@ export class Policy {
    * Predict a chunk. `onTimestep`, if given, is called with each timestep (raw and
    * normalized, D values) as soon as its last number is complete in the generated text.
    */
-  async act(req: ActRequest, options: ActOptions = {}, onTimestep?: (t: number, raw: number[], normalized: number[]) => void): Promise<ActResult> {
+  async act(req: ActRequest, options: ActOptions = {}, onTimestep?: TimestepCallback): Promise<ActResult> {
+    const [r] = await this.actBatch([{ req, options, ...(onTimestep ? { onTimestep } : {}) }]);
+    return r as ActResult;
+  }
+
+  /** Several requests decoded together (one forward pass per step for all that need the model). */
+  async actBatch(items: ReadonlyArray<{ req: ActRequest; options?: ActOptions; onTimestep?: TimestepCallback }>): Promise<ActResult[]> {
     const t0 = performance.now();
-    const ids = this.promptIds(req);
+    const prompts = items.map((it) => this.promptIds(it.req));
     const t1 = performance.now();
     const D = this.spec.dims;
     const grammar = this.codec.grammar;
-    let streamed = 0;
-    let partial = "";
-    let state: ReturnType<typeof grammar.start> | null = grammar.start();
-    const emit = (upTo: number): void => {
-      const numbers = partial.split(/[^0-9]+/).filter((x) => x.length > 0).map(Number);
-      for (; streamed < upTo; streamed++) {
-        const bins = numbers.slice(streamed * D, (streamed + 1) * D);
-        onTimestep?.(streamed, Array.from(this.codec.normalizer ? this.codec.binsToRaw(bins) : this.codec.binsToNormalized(bins)), Array.from(this.codec.binsToNormalized(bins)));
+    const streams = items.map((it) => ({ cb: it.onTimestep, streamed: 0, text: "", state: grammar.start() as ReturnType<typeof grammar.start> | null }));
+    const emit = (i: number, upTo: number): void => {
+      const s = streams[i]!;
+      const numbers = s.text.split(/[^0-9]+/).filter((x) => x.length > 0).map(Number);
+      for (; s.streamed < upTo; s.streamed++) {
+        const bins = numbers.slice(s.streamed * D, (s.streamed + 1) * D);
+        s.cb?.(s.streamed, Array.from(this.codec.normalizer ? this.codec.binsToRaw(bins) : this.codec.binsToNormalized(bins)), Array.from(this.codec.binsToNormalized(bins)));
       }
     };
-    const onTokens = onTimestep
-      ? (tokens: Int32Array): void => {
+    const onTokens = streams.some((s) => s.cb)
+      ? (i: number, tokens: Int32Array): void => {
+          const s = streams[i]!;
+          if (!s.cb) return;
           for (const t of tokens) {
             const piece = this.tokenizer.decodeOne(t);
-            partial += piece;
-            state = state && grammar.advance(state, piece);
+            s.text += piece;
+            s.state = s.state && grammar.advance(s.state, piece);
           }
-          // numbers before the current one are complete (see ActionGrammar: num counts started numbers)
-          if (state) emit(Math.floor(state.num / D));
+          // numbers before the current one are complete (ActionGrammar.num counts started numbers)
+          if (s.state) emit(i, Math.floor(s.state.num / D));
         }
       : undefined;
-    const g = await generateConstrained(this.model, ids, this.automaton, { maxTokens: 4 * grammar.count * (grammar.maxDigits + 3), ...options }, onTokens);
-    if (onTimestep) emit(this.spec.horizon); // the end of sequence completes the last timestep
+    const maxTokens = 4 * grammar.count * (grammar.maxDigits + 3);
+    const gens = await generateConstrainedBatch(this.model, prompts, this.automaton, items.map((it) => ({ maxTokens, ...it.options })), onTokens);
     const t2 = performance.now();
-    const text = this.tokenizer.decode(Array.from(g.tokens));
-    const decoded = this.codec.decode(text, "strict");
-    if (!decoded.ok) throw new VlaError("PARSE_STRICT", `constrained decoding produced unparseable text (${decoded.error.message}): ${text}`, "this is a bug: please report it");
-    return {
-      text,
-      chunk: rows(decoded.raw ?? decoded.normalized, D),
-      normalized: rows(decoded.normalized, D),
-      imagesUsed: false,
-      timings: {
-        promptMs: t1 - t0,
-        generateMs: t2 - t1,
-        totalMs: performance.now() - t0,
-        promptTokens: ids.length,
-        generatedTokens: g.tokens.length,
-        modelCalls: g.modelCalls,
-        forcedTokens: g.forced,
-        maskMs: g.maskMs,
-      },
-    };
+    return gens.map((g, i) => {
+      if (streams[i]!.cb) emit(i, this.spec.horizon); // the end of sequence completes the last timestep
+      const text = this.tokenizer.decode(Array.from(g.tokens));
+      const decoded = this.codec.decode(text, "strict");
+      if (!decoded.ok) throw new VlaError("PARSE_STRICT", `constrained decoding produced unparseable text (${decoded.error.message}): ${text}`, "this is a bug: please report it");
+      return {
+        text,
+        chunk: rows(decoded.raw ?? decoded.normalized, D),
+        normalized: rows(decoded.normalized, D),
+        imagesUsed: false,
+        timings: {
+          promptMs: t1 - t0,
+          generateMs: t2 - t1,
+          totalMs: performance.now() - t0,
+          promptTokens: prompts[i]!.length,
+          generatedTokens: g.tokens.length,
+          modelCalls: g.modelCalls,
+          forcedTokens: g.forced,
+          maskMs: g.maskMs,
+          batchSize: items.length,
+        },
+      };
+    });
   }
 
   /** Normalized action (D) -> raw units. */

@@ -14,7 +14,7 @@ import { VlaError } from "../errors.js";
 import { Metrics } from "./metrics.js";
 import { parseNpyImage } from "./npy.js";
 import { openApiDocument } from "./openapi.js";
-import type { ActResult, Policy } from "./policy.js";
+import type { ActOptions, ActRequest, ActResult, Policy, TimestepCallback } from "./policy.js";
 
 const MAX_SIDE = 4096;
 const b64 = z.string().min(1).max(64 * 1024 * 1024).regex(/^[A-Za-z0-9+/=\s]*$/, "is not base64");
@@ -48,6 +48,8 @@ export interface ServerOptions {
   token?: string;
   /** Requests waiting or running before 503 (default 16). */
   maxQueue?: number;
+  /** Requests decoded together in one batch (default 8). */
+  maxBatch?: number;
   maxBodyBytes?: number;
   sessionTtlMs?: number;
   /** Instruction used by /predict_base64 when the client sends none. */
@@ -88,17 +90,46 @@ function decodeImage(img: z.infer<typeof ImageSchema>, i: number): RgbImage {
   }
 }
 
-/** One model at a time; at most `max` requests waiting or running. */
-class BoundedQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  depth = 0;
-  constructor(private readonly max: number) {}
-  run<T>(f: () => Promise<T>): Promise<T> {
+type ActItem = { req: ActRequest; options?: ActOptions; onTimestep?: TimestepCallback };
+
+/**
+ * One model at a time, with batching: requests that arrive while a batch runs wait, and
+ * the next batch takes up to `maxBatch` of them into one batched decode. At most `max`
+ * requests wait or run; beyond that, 503 with Retry-After.
+ */
+class BatchQueue {
+  private pending: Array<{ item: ActItem; resolve: (r: ActResult) => void; reject: (e: unknown) => void }> = [];
+  private running = 0;
+  batches = 0;
+  constructor(
+    private readonly max: number,
+    private readonly maxBatch: number,
+    private readonly run: (items: ActItem[]) => Promise<ActResult[]>,
+  ) {}
+  get depth(): number {
+    return this.pending.length + this.running;
+  }
+  submit(item: ActItem): Promise<ActResult> {
     if (this.depth >= this.max) return Promise.reject(new HttpError(503, `server busy: ${this.depth} requests queued (limit ${this.max})`, { "Retry-After": "1" }));
-    this.depth++;
-    const p = this.tail.then(f, f);
-    this.tail = p.catch(() => undefined);
-    return p.finally(() => this.depth--);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      this.pump();
+    });
+  }
+  private pump(): void {
+    if (this.running > 0 || this.pending.length === 0) return;
+    const batch = this.pending.splice(0, this.maxBatch);
+    this.running = batch.length;
+    this.batches++;
+    this.run(batch.map((b) => b.item))
+      .then(
+        (rs) => batch.forEach((b, i) => b.resolve(rs[i] as ActResult)),
+        (e: unknown) => batch.forEach((b) => b.reject(e)),
+      )
+      .finally(() => {
+        this.running = 0;
+        this.pump();
+      });
   }
 }
 
@@ -115,7 +146,7 @@ export interface RunningServer {
 
 export async function startServer(policy: Policy, options: ServerOptions = {}): Promise<RunningServer> {
   const metrics = new Metrics();
-  const queue = new BoundedQueue(options.maxQueue ?? 16);
+  const queue = new BatchQueue(options.maxQueue ?? 16, options.maxBatch ?? 8, (items) => policy.actBatch(items));
   const sessions = new Map<string, Session>();
   const maxBody = options.maxBodyBytes ?? 32 * 1024 * 1024;
   const ttl = options.sessionTtlMs ?? 10 * 60 * 1000;
@@ -153,9 +184,11 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
   const act = async (body: z.infer<typeof ActBodySchema>, onTimestep?: (t: number, raw: number[], normalized: number[]) => void): Promise<ActResult> => {
     const images = body.images.map(decodeImage);
     if (body.state && body.state.length === 0) throw new HttpError(422, "state: must not be empty when given");
-    const r = await queue.run(() =>
-      policy.act({ images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}) }, { ...(body.temperature !== undefined ? { temperature: body.temperature } : {}), ...(body.seed !== undefined ? { seed: body.seed } : {}) }, onTimestep),
-    );
+    const r = await queue.submit({
+      req: { images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}) },
+      options: { ...(body.temperature !== undefined ? { temperature: body.temperature } : {}), ...(body.seed !== undefined ? { seed: body.seed } : {}) },
+      ...(onTimestep ? { onTimestep } : {}),
+    });
     metrics.tokens += r.timings.generatedTokens;
     metrics.modelCalls += r.timings.modelCalls;
     metrics.forcedTokens += r.timings.forcedTokens;
@@ -189,7 +222,7 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
       return { route, status };
     };
     try {
-      if (route === "GET /health") return send(200, { status: "ok", uptimeS: Math.round((Date.now() - started) / 1000), queueDepth: queue.depth, sessions: sessions.size, horizon: policy.spec.horizon, dims: policy.spec.names });
+      if (route === "GET /health") return send(200, { status: "ok", uptimeS: Math.round((Date.now() - started) / 1000), queueDepth: queue.depth, batches: queue.batches, sessions: sessions.size, horizon: policy.spec.horizon, dims: policy.spec.names });
       if (options.token && req.headers.authorization !== `Bearer ${options.token}`) throw new HttpError(401, "missing or wrong bearer token", { "WWW-Authenticate": "Bearer" });
       if (route === "GET /metrics") return send(200, metrics.render());
       if (route === "GET /openapi.json") return send(200, openApiDocument());
@@ -227,7 +260,7 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
         });
         const instruction = body.instr ?? options.defaultInstruction;
         if (!instruction) throw new HttpError(422, "instr: required (the server has no default instruction; start it with --instruction)");
-        const r = await queue.run(() => policy.act({ images, instruction, state: body.state }));
+        const r = await queue.submit({ req: { images, instruction, state: body.state } });
         metrics.tokens += r.timings.generatedTokens;
         return send(200, r.chunk);
       }

@@ -125,10 +125,19 @@ describe("inference server", () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/act", "/predict_base64", "/health", "/metrics"]));
   });
 
-  it("serves 32 concurrent clients, and answers 503 + Retry-After when the queue is full", async () => {
-    const all = await Promise.all(Array.from({ length: 32 }, (_, i) => post("/v1/act", { instruction: `task ${i}`, seed: i, temperature: 0.5 })));
+  it("serves 32 concurrent clients in batches, and answers 503 + Retry-After when the queue is full", async () => {
+    const before = ((await (await fetch(srv.url + "/health")).json()) as { batches: number }).batches;
+    const all = await Promise.all(Array.from({ length: 32 }, (_, i) => post("/v1/act", { instruction: `task ${i % 4}`, temperature: 0 })));
     expect(all.map((r) => r.status)).toEqual(new Array(32).fill(200));
     all.forEach((r) => expect(parseStrict(r.json.text, g).ok).toBe(true));
+    const after = ((await (await fetch(srv.url + "/health")).json()) as { batches: number }).batches;
+    expect(after - before).toBeLessThan(32); // simultaneous requests were decoded together
+    expect(Math.max(...all.map((r) => r.json.timings.batchSize as number))).toBeGreaterThan(1);
+    // a batched answer equals the same request decoded alone (greedy)
+    for (let k = 0; k < 4; k++) {
+      const alone = await post("/v1/act", { instruction: `task ${k}`, temperature: 0 });
+      expect(all[k]!.json.text).toBe(alone.json.text);
+    }
     const small = await startServer(policy, { maxQueue: 3 });
     try {
       const rs = await Promise.all(Array.from({ length: 32 }, (_, i) => post("/v1/act", { instruction: `task ${i}` }, {}, small.url)));

@@ -26,6 +26,8 @@ export type ErrorCode =
   | "FILE_INVALID"
   | "NATIVE_LOAD"
   | "NATIVE_ARGUMENT"
+  | "NATIVE_DEVICE"
+  | "NATIVE_RESOURCE"
   | "CLI_USAGE"
   | "DATA_INVALID"
   | "DATA_MISSING"

@@ -12,6 +12,7 @@ enum class Status {
   NoDevice,     // CUDA requested but no device is present
   DeviceError,  // a CUDA call failed
   Cancelled,
+  ThreadError,  // the OS refused to start a worker thread
 };
 
 inline const char* status_message(Status s) {
@@ -22,8 +23,23 @@ inline const char* status_message(Status s) {
     case Status::NoDevice: return "no CUDA device is available";
     case Status::DeviceError: return "a CUDA call failed";
     case Status::Cancelled: return "cancelled";
+    case Status::ThreadError: return "could not start a worker thread";
   }
   return "unknown status";
+}
+
+// A stable name for each status (the N-API layer puts it on the JavaScript error as `status`).
+inline const char* status_name(Status s) {
+  switch (s) {
+    case Status::Ok: return "Ok";
+    case Status::InvalidArgument: return "InvalidArgument";
+    case Status::OutOfMemory: return "OutOfMemory";
+    case Status::NoDevice: return "NoDevice";
+    case Status::DeviceError: return "DeviceError";
+    case Status::Cancelled: return "Cancelled";
+    case Status::ThreadError: return "ThreadError";
+  }
+  return "Unknown";
 }
 
 }  // namespace vlatext

@@ -1,5 +1,8 @@
 #include "threadpool.h"
 
+#include <new>
+#include <system_error>
+
 namespace vlatext {
 
 int ThreadPool::default_threads() {
@@ -8,16 +11,36 @@ int ThreadPool::default_threads() {
 }
 
 ThreadPool::ThreadPool(int threads) : n_threads_(threads > 0 ? threads : default_threads()) {
-  for (int i = 1; i < n_threads_; i++) workers_.emplace_back([this, i] { worker_loop(i); });
+  workers_.reserve(static_cast<size_t>(n_threads_ - 1));
+  try {
+    for (int i = 1; i < n_threads_; i++) workers_.emplace_back([this, i] { worker_loop(i); });
+  } catch (...) {
+    stop_and_join();  // a joinable std::thread destroyed during unwinding would terminate the process
+    throw;
+  }
 }
 
-ThreadPool::~ThreadPool() {
+Status ThreadPool::create(int threads, std::unique_ptr<ThreadPool>* out) {
+  try {
+    *out = std::make_unique<ThreadPool>(threads);
+    return Status::Ok;
+  } catch (const std::system_error&) {
+    return Status::ThreadError;
+  } catch (const std::bad_alloc&) {
+    return Status::OutOfMemory;
+  }
+}
+
+ThreadPool::~ThreadPool() { stop_and_join(); }
+
+void ThreadPool::stop_and_join() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
   start_cv_.notify_all();
   for (auto& w : workers_) w.join();
+  workers_.clear();
 }
 
 void ThreadPool::worker_loop(int index) {

@@ -7,16 +7,23 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "status.h"
 
 namespace vlatext {
 
 class ThreadPool {
  public:
-  // threads <= 0 means std::thread::hardware_concurrency().
+  // threads <= 0 means std::thread::hardware_concurrency(). Throws std::system_error
+  // when a thread cannot be started (after stopping the ones that did); code that
+  // must not throw uses create().
   explicit ThreadPool(int threads);
+  // The non-throwing constructor: Status::ThreadError or OutOfMemory instead of an exception.
+  static Status create(int threads, std::unique_ptr<ThreadPool>* out);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -31,6 +38,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
+  void stop_and_join();
 
   int n_threads_;
   std::vector<std::thread> workers_;  // n_threads_ - 1 helpers; the caller is worker 0

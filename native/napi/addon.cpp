@@ -1,16 +1,25 @@
 // The thin N-API layer: argument checks, handles, async workers. All math
 // lives in native/kernels; this file only converts between JavaScript and C++.
 //
-// Surface (typed in src/engine/addon.ts):
+// Surface (typed in src/engine/addon.ts, NativeAddon):
 //   buildInfo() -> { version, simd, threadsDefault, cuda }
-//   reduceSumRef(x: Float32Array) -> number                 scalar reference
-//   new Runtime({ threads? })                               owns a thread pool
+//   reduceSumRef(x: Float32Array) -> number                       scalar reference
+//   reduceSum(x, { threads?, simd? }) -> number                   pool made for the call;
+//                                                                 simd "avx2" | "scalar" forces a kernel
+//   reduceSumAsync(x, { threads?, simd? }) -> Promise<number>     same, off the JS thread
+//   new Runtime({ threads? })                                     owns a thread pool
 //     .threads, .reduceSum(x), .reduceSumAsync(x) -> Promise<number>, .dispose()
-//   reduceSumCuda(x) -> number                              only in CUDA builds
-//   new Decoder(config)                                     see native/napi/decoder_napi.cpp
+//   reduceSumCuda(x) -> number                                    only in CUDA builds
+//   new Decoder(config) ...                                       see native/napi/decoder_napi.cpp
+//
+// Errors: bad arguments throw TypeError/RangeError whose message names the argument;
+// a failed native call throws Error with `status` set to vlatext::status_name(...).
+// C++ exceptions: node-addon-api is built with NAPI_DISABLE_CPP_EXCEPTIONS, and no
+// C++ exception leaves this file (ThreadPool::create returns a Status).
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -28,43 +37,75 @@ using vlatext::Status;
 using vlatext::ThreadPool;
 
 constexpr const char* kVersion = "0.1.0";
+constexpr int kMaxThreads = 4096;
 
-Napi::Value throw_error(Napi::Env env, const std::string& msg) {
-  Napi::Error::New(env, msg).ThrowAsJavaScriptException();
+// Throws Error("<what>: <status message>") with .status = "<StatusName>".
+Napi::Value throw_status(Napi::Env env, const std::string& what, Status st) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + vlatext::status_message(st));
+  e.Set("status", Napi::String::New(env, vlatext::status_name(st)));
+  e.ThrowAsJavaScriptException();
   return env.Undefined();
 }
 
-// A Float32Array argument, or nullptr after throwing a TypeError naming it.
-bool get_f32(const Napi::CallbackInfo& info, size_t index, const char* name, const float** data, int64_t* n) {
-  if (info.Length() <= index || !info[index].IsTypedArray() || info[index].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a Float32Array").ThrowAsJavaScriptException();
+// Float32Array argument `name` at info[index]; returns false after throwing a TypeError.
+bool get_f32(const Napi::CallbackInfo& info, size_t index, const char* name, Napi::Float32Array* out) {
+  if (info.Length() <= index || !info[index].IsTypedArray() ||
+      info[index].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a Float32Array")
+        .ThrowAsJavaScriptException();
     return false;
   }
-  auto arr = info[index].As<Napi::Float32Array>();
-  *data = arr.Data();
-  *n = static_cast<int64_t>(arr.ElementLength());
+  *out = info[index].As<Napi::Float32Array>();
   return true;
 }
 
-// Optional integer option `key` of an options object at info[index]; returns false after throwing.
-bool get_int_option(const Napi::CallbackInfo& info, size_t index, const char* key, int min, int* out) {
+struct Options {
+  int threads = 0;  // 0: hardware_concurrency
+  vlatext::Simd simd = vlatext::Simd::Auto;
+};
+
+// The options object at info[index]: { threads?, simd? } (simd only when allow_simd).
+// Returns false after throwing a TypeError/RangeError that names the option.
+bool get_options(const Napi::CallbackInfo& info, size_t index, bool allow_simd, Options* out) {
+  Napi::Env env = info.Env();
   if (info.Length() <= index || info[index].IsUndefined()) return true;
   if (!info[index].IsObject()) {
-    Napi::TypeError::New(info.Env(), "options must be an object").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "argument 'options' must be an object like { threads: 4 }").ThrowAsJavaScriptException();
     return false;
   }
-  Napi::Value v = info[index].As<Napi::Object>().Get(key);
+  Napi::Object o = info[index].As<Napi::Object>();
+  Napi::Value v = o.Get("threads");
+  if (!v.IsUndefined()) {
+    const std::string want = "option 'threads' must be an integer in [1, " + std::to_string(kMaxThreads) + "]";
+    if (!v.IsNumber()) {
+      const char* got = v.IsString() ? "a string" : v.IsBoolean() ? "a boolean" : v.IsNull() ? "null" : "a non-number";
+      Napi::TypeError::New(env, want + ", got " + got).ThrowAsJavaScriptException();
+      return false;
+    }
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || d != std::floor(d) || d < 1 || d > kMaxThreads) {
+      Napi::RangeError::New(env, want + ", got " + v.ToString().Utf8Value()).ThrowAsJavaScriptException();
+      return false;
+    }
+    out->threads = static_cast<int>(d);
+  }
+  if (!allow_simd) return true;
+  v = o.Get("simd");
   if (v.IsUndefined()) return true;
-  if (!v.IsNumber()) {
-    Napi::TypeError::New(info.Env(), std::string("option '") + key + "' must be an integer >= " + std::to_string(min)).ThrowAsJavaScriptException();
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "scalar") {
+    out->simd = vlatext::Simd::Scalar;
+  } else if (s == "avx2") {
+    if (!vlatext::cpu_has_avx2()) {
+      Napi::RangeError::New(env, "option 'simd' is \"avx2\" but this CPU lacks AVX2/FMA; use \"scalar\" or leave it out")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+    out->simd = vlatext::Simd::Avx2;
+  } else {
+    Napi::TypeError::New(env, "option 'simd' must be \"avx2\" or \"scalar\" (or absent for the best available)").ThrowAsJavaScriptException();
     return false;
   }
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int>(d)) || d < min || d > 4096) {
-    Napi::RangeError::New(info.Env(), std::string("option '") + key + "' must be an integer >= " + std::to_string(min) + ", got " + std::to_string(d)).ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = static_cast<int>(d);
   return true;
 }
 
@@ -83,20 +124,31 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ReduceSumRef(const Napi::CallbackInfo& info) {
-  const float* x;
-  int64_t n;
-  if (!get_f32(info, 0, "x", &x, &n)) return info.Env().Undefined();
-  return Napi::Number::New(info.Env(), vlatext::reduce_sum_ref(x, n));
+  Napi::Float32Array x;
+  if (!get_f32(info, 0, "x", &x)) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), vlatext::reduce_sum_ref(x.Data(), static_cast<int64_t>(x.ElementLength())));
+}
+
+// reduceSum(x, { threads, simd }): a pool of `threads` made for this call (no state kept).
+Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
+  Napi::Float32Array x;
+  Options opt;
+  if (!get_f32(info, 0, "x", &x) || !get_options(info, 1, true, &opt)) return info.Env().Undefined();
+  std::unique_ptr<ThreadPool> pool;
+  Status st = ThreadPool::create(opt.threads, &pool);
+  double sum = 0;
+  if (st == Status::Ok) st = vlatext::reduce_sum_mt(&sum, *pool, x.Data(), static_cast<int64_t>(x.ElementLength()), 0, opt.simd);
+  if (st != Status::Ok) return throw_status(info.Env(), "reduceSum", st);
+  return Napi::Number::New(info.Env(), sum);
 }
 
 #ifdef VLATEXT_WITH_CUDA
 Napi::Value ReduceSumCuda(const Napi::CallbackInfo& info) {
-  const float* x;
-  int64_t n;
-  if (!get_f32(info, 0, "x", &x, &n)) return info.Env().Undefined();
+  Napi::Float32Array x;
+  if (!get_f32(info, 0, "x", &x)) return info.Env().Undefined();
   double out = 0;
-  const Status st = vlatext::cuda_reduce_sum(x, n, &out);
-  if (st != Status::Ok) return throw_error(info.Env(), std::string("reduceSumCuda: ") + vlatext::status_message(st));
+  const Status st = vlatext::cuda_reduce_sum(x.Data(), static_cast<int64_t>(x.ElementLength()), &out);
+  if (st != Status::Ok) return throw_status(info.Env(), "reduceSumCuda", st);
   return Napi::Number::New(info.Env(), out);
 }
 #endif
@@ -110,9 +162,10 @@ class Runtime : public Napi::ObjectWrap<Runtime> {
   }
 
   explicit Runtime(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runtime>(info) {
-    int threads = 0;
-    if (!get_int_option(info, 0, "threads", 1, &threads)) return;
-    pool_ = std::make_unique<ThreadPool>(threads);
+    Options opt;
+    if (!get_options(info, 0, false, &opt)) return;
+    const Status st = ThreadPool::create(opt.threads, &pool_);
+    if (st != Status::Ok) throw_status(info.Env(), "Runtime", st);
   }
 
   ThreadPool* pool() { return pool_.get(); }
@@ -127,22 +180,24 @@ class Runtime : public Napi::ObjectWrap<Runtime> {
     return true;
   }
 
-  Napi::Value Threads(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), pool_ ? pool_->size() : 0);
-  }
+  Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pool_ ? pool_->size() : 0); }
 
   Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
-    if (!check_alive(info.Env())) return info.Env().Undefined();
-    const float* x;
-    int64_t n;
-    if (!get_f32(info, 0, "x", &x, &n)) return info.Env().Undefined();
-    return Napi::Number::New(info.Env(), vlatext::reduce_sum_mt(*pool_, x, n, 0));
+    Napi::Float32Array x;
+    if (!check_alive(info.Env()) || !get_f32(info, 0, "x", &x)) return info.Env().Undefined();
+    double sum = 0;
+    const Status st = vlatext::reduce_sum_mt(&sum, *pool_, x.Data(), static_cast<int64_t>(x.ElementLength()), 0);
+    if (st != Status::Ok) return throw_status(info.Env(), "reduceSum", st);
+    return Napi::Number::New(info.Env(), sum);
   }
 
   Napi::Value ReduceSumAsync(const Napi::CallbackInfo& info);
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    if (in_flight.load() > 0) return throw_error(info.Env(), "Runtime.dispose(): calls are still running; await them first");
+    if (in_flight.load() > 0) {
+      Napi::Error::New(info.Env(), "Runtime.dispose(): calls are still running; await them first").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
     pool_.reset();
     return info.Env().Undefined();
   }
@@ -150,46 +205,74 @@ class Runtime : public Napi::ObjectWrap<Runtime> {
   std::unique_ptr<ThreadPool> pool_;
 };
 
-// Sums off the JavaScript thread. Holds references to the array and the
-// Runtime so neither is collected while the work runs.
+// Sums off the JavaScript thread, on a Runtime's pool or on a pool of `threads`
+// made inside Execute. Holds references to the array (and the Runtime) so neither is
+// collected while the work runs; the caller must not resize or transfer the buffer.
 class ReduceWorker : public Napi::AsyncWorker {
  public:
-  ReduceWorker(Napi::Env env, Runtime* rt, Napi::Object rt_obj, Napi::Float32Array arr)
-      : Napi::AsyncWorker(env, "vlatext:reduceSum"), deferred_(Napi::Promise::Deferred::New(env)), rt_(rt) {
-    rt_ref_ = Napi::Persistent(rt_obj);
+  ReduceWorker(Napi::Env env, Napi::Float32Array arr, Runtime* rt, Napi::Object rt_obj, Options opt)
+      : Napi::AsyncWorker(env, "vlatext:reduceSum"), deferred_(Napi::Promise::Deferred::New(env)), rt_(rt), opt_(opt) {
+    if (rt_) {
+      rt_ref_ = Napi::Persistent(rt_obj);
+      rt_->in_flight++;
+    }
     arr_ref_ = Napi::Persistent(static_cast<Napi::Object>(arr));
     x_ = arr.Data();
     n_ = static_cast<int64_t>(arr.ElementLength());
-    rt_->in_flight++;
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
-  void Execute() override { result_ = vlatext::reduce_sum_mt(*rt_->pool(), x_, n_, 0); }
+  void Execute() override {
+    ThreadPool* pool = rt_ ? rt_->pool() : nullptr;
+    std::unique_ptr<ThreadPool> own;
+    if (!pool) {
+      status_ = ThreadPool::create(opt_.threads, &own);
+      pool = own.get();
+    }
+    if (status_ == Status::Ok) status_ = vlatext::reduce_sum_mt(&result_, *pool, x_, n_, 0, opt_.simd);
+  }
   void OnOK() override {
-    rt_->in_flight--;
+    if (rt_) rt_->in_flight--;
+    if (status_ != Status::Ok) {
+      Napi::Error e = Napi::Error::New(Env(), std::string("reduceSumAsync: ") + vlatext::status_message(status_));
+      e.Set("status", Napi::String::New(Env(), vlatext::status_name(status_)));
+      deferred_.Reject(e.Value());
+      return;
+    }
     deferred_.Resolve(Napi::Number::New(Env(), result_));
   }
   void OnError(const Napi::Error& e) override {
-    rt_->in_flight--;
+    if (rt_) rt_->in_flight--;
     deferred_.Reject(e.Value());
   }
 
  private:
   Napi::Promise::Deferred deferred_;
   Runtime* rt_;
+  Options opt_;
   Napi::ObjectReference rt_ref_;
   Napi::ObjectReference arr_ref_;
   const float* x_ = nullptr;
   int64_t n_ = 0;
   double result_ = 0;
+  Status status_ = Status::Ok;
 };
 
 Napi::Value Runtime::ReduceSumAsync(const Napi::CallbackInfo& info) {
-  if (!check_alive(info.Env())) return info.Env().Undefined();
-  const float* x;
-  int64_t n;
-  if (!get_f32(info, 0, "x", &x, &n)) return info.Env().Undefined();
-  auto* w = new ReduceWorker(info.Env(), this, info.This().As<Napi::Object>(), info[0].As<Napi::Float32Array>());
+  Napi::Float32Array x;
+  if (!check_alive(info.Env()) || !get_f32(info, 0, "x", &x)) return info.Env().Undefined();
+  auto* w = new ReduceWorker(info.Env(), x, this, info.This().As<Napi::Object>(), Options());
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// reduceSumAsync(x, { threads, simd }) -> Promise<number>
+Napi::Value ReduceSumAsync(const Napi::CallbackInfo& info) {
+  Napi::Float32Array x;
+  Options opt;
+  if (!get_f32(info, 0, "x", &x) || !get_options(info, 1, true, &opt)) return info.Env().Undefined();
+  auto* w = new ReduceWorker(info.Env(), x, nullptr, Napi::Object(), opt);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -198,6 +281,8 @@ Napi::Value Runtime::ReduceSumAsync(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New<BuildInfo>(env, "buildInfo"));
   exports.Set("reduceSumRef", Napi::Function::New<ReduceSumRef>(env, "reduceSumRef"));
+  exports.Set("reduceSum", Napi::Function::New<ReduceSum>(env, "reduceSum"));
+  exports.Set("reduceSumAsync", Napi::Function::New<ReduceSumAsync>(env, "reduceSumAsync"));
 #ifdef VLATEXT_WITH_CUDA
   exports.Set("reduceSumCuda", Napi::Function::New<ReduceSumCuda>(env, "reduceSumCuda"));
 #endif

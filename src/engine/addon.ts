@@ -139,11 +139,29 @@ export interface NativeAddon {
   /** Only ever constructed with a NativeDecoder from this addon. */
   KvCache: new (decoder: NativeDecoder, capacity: number) => NativeKvCache;
   buildInfo(): BuildInfo;
+  /** The scalar reference: one double accumulator, in order. */
   reduceSumRef(x: Float32Array): number;
-  /** Present only in CUDA builds. */
+  /** Optimized sum on a thread pool made for this call (threads default: hardware concurrency). */
+  reduceSum(x: Float32Array, options?: NativeReduceOptions): number;
+  /** Same, off the JavaScript thread. */
+  reduceSumAsync(x: Float32Array, options?: NativeReduceOptions): Promise<number>;
+  /** Present only in CUDA builds; throws (status "NoDevice") when no GPU can be used. */
   reduceSumCuda?: (x: Float32Array) => number;
-  Runtime: new (options?: { threads?: number }) => NativeRuntime;
+  Runtime: new (options?: NativeThreadsOptions) => NativeRuntime;
 }
+
+export interface NativeThreadsOptions {
+  /** Integer in [1, 4096]; absent: std::thread::hardware_concurrency(). */
+  threads?: number;
+}
+
+export interface NativeReduceOptions extends NativeThreadsOptions {
+  /** Force one kernel: "scalar" (portable C++) or "avx2" (RangeError on a CPU without it); absent: the best available. */
+  simd?: "avx2" | "scalar";
+}
+
+/** Names of native status codes (native/core/status.h), carried as `status` on errors from native calls. */
+export type NativeStatus = "InvalidArgument" | "OutOfMemory" | "NoDevice" | "DeviceError" | "Cancelled" | "ThreadError";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -174,12 +192,37 @@ export function loadAddon(): NativeAddon {
   throw new VlaError("NATIVE_LOAD", `the vlatext native addon could not be loaded; tried:\n  ${tried.join("\n  ")}`, "run `npm install` (or `npm run build`) in the vlatext checkout to compile it");
 }
 
-/** Run a native call, turning its argument errors into NATIVE_ARGUMENT errors. */
+/**
+ * Convert an error thrown by the addon: TypeError/RangeError (a bad argument, named in
+ * the message) and status InvalidArgument become NATIVE_ARGUMENT; NoDevice/DeviceError
+ * become NATIVE_DEVICE; OutOfMemory/ThreadError become NATIVE_RESOURCE. Anything else
+ * is returned unchanged.
+ */
+export function nativeError(what: string, e: unknown): unknown {
+  if (e instanceof VlaError || !(e instanceof Error)) return e;
+  const status = (e as Error & { status?: unknown }).status;
+  if (e instanceof TypeError || e instanceof RangeError || status === "InvalidArgument") return new VlaError("NATIVE_ARGUMENT", `${what}: ${e.message}`, undefined, { cause: e });
+  if (status === "NoDevice" || status === "DeviceError")
+    return new VlaError("NATIVE_DEVICE", `${what}: ${e.message}`, "this call needs a working NVIDIA GPU and driver; use the CPU version instead", { cause: e });
+  if (status === "OutOfMemory" || status === "ThreadError")
+    return new VlaError("NATIVE_RESOURCE", `${what}: ${e.message}`, "use fewer threads or smaller inputs, or free memory", { cause: e });
+  return e;
+}
+
+/** Run a native call, converting its errors with nativeError. */
 export function callNative<T>(what: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof TypeError || e instanceof RangeError) throw new VlaError("NATIVE_ARGUMENT", `${what}: ${e.message}`);
-    throw e;
+    throw nativeError(what, e);
+  }
+}
+
+/** Run an async native call; both the synchronous throw (bad arguments) and the rejection are converted. */
+export async function callNativeAsync<T>(what: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw nativeError(what, e);
   }
 }

@@ -1,41 +1,83 @@
 /**
- * GPU tier: runs where the CUDA build exists (`npm run build:cuda`) and a GPU is
- * present; elsewhere it skips and says why.
+ * CUDA reduction. Needs the CUDA build (`npm run build:cuda`, into build-cmake/, or
+ * $VLATEXT_ADDON pointing at a CUDA build); skips with the reason otherwise.
+ *  - no GPU here: reduceSumCuda must fail cleanly (NATIVE_DEVICE), not crash or abort;
+ *  - GPU present (gpu tier): the block-reduction kernel against the scalar reference,
+ *    bit-exact on exact data and within 2n 2^-53 sum|x| on general floats (see
+ *    reduce.test.ts for both arguments; the kernel also accumulates in double).
  */
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import type { NativeAddon } from "../../src/engine/addon.js";
+import { callNative, type NativeAddon } from "../../src/engine/addon.js";
+import { VlaError } from "../../src/errors.js";
 import { rng } from "../support/rng.js";
 
-const file = path.resolve("build-cmake/Release/vlatext.node");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const file = process.env.VLATEXT_ADDON ? path.resolve(process.env.VLATEXT_ADDON) : path.join(root, "build-cmake", "Release", "vlatext.node");
+let cuda: ((x: Float32Array) => number) | undefined;
 let addon: NativeAddon | undefined;
 let why = "";
-if (!fs.existsSync(file)) why = `no CUDA build at ${file} (run npm run build:cuda)`;
+let probeError: unknown;
+if (!fs.existsSync(file)) why = `no addon at ${file} (run npm run build:cuda)`;
 else {
   addon = createRequire(import.meta.url)(file) as NativeAddon;
-  if (!addon.buildInfo().cuda || !addon.reduceSumCuda) why = "build-cmake addon was built without CUDA";
+  cuda = addon.reduceSumCuda;
+  if (!addon.buildInfo().cuda || !cuda) why = `${file} was built without CUDA (run npm run build:cuda)`;
   else {
     try {
-      addon.reduceSumCuda(new Float32Array(1));
+      cuda(new Float32Array(1));
     } catch (e) {
-      why = `CUDA build present but unusable here: ${(e as Error).message}`;
+      probeError = e;
+      why = `CUDA build present but no usable GPU: ${(e as Error).message}`;
     }
   }
 }
 if (why) console.log(`skipping GPU tests: ${why}`);
 
-describe.skipIf(why !== "")("CUDA reduction (gpu tier)", () => {
-  it("matches the scalar reference", () => {
-    const r = rng(5);
-    for (const n of [0, 1, 255, 256, 257, 100_003, 1 << 22]) {
-      const x = Float32Array.from({ length: n }, () => r() * 2 - 1);
-      const ref = addon!.reduceSumRef(x);
-      let abs = 0;
-      for (const v of x) abs += Math.abs(v);
-      // double accumulation on both sides, different order: 1e-12 relative to sum|x|
-      expect(Math.abs(addon!.reduceSumCuda!(x) - ref)).toBeLessThanOrEqual(1e-12 * abs);
+const seed0 = Number(process.env.VLATEXT_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
+
+describe.skipIf(probeError === undefined)("CUDA build without a usable GPU", () => {
+  it("reduceSumCuda throws a status error that becomes NATIVE_DEVICE", () => {
+    expect((probeError as Error & { status?: string }).status).toMatch(/^(NoDevice|DeviceError)$/);
+    let e: unknown;
+    try {
+      callNative("reduceSumCuda", () => cuda!(new Float32Array(8)));
+    } catch (err) {
+      e = err;
+    }
+    expect(e).toBeInstanceOf(VlaError);
+    expect((e as VlaError).code).toBe("NATIVE_DEVICE");
+    expect((e as VlaError).message).toMatch(/reduceSumCuda: /);
+    // argument errors are still checked before the device
+    expect(() => cuda!(new Float64Array(2) as unknown as Float32Array)).toThrow(/argument 'x' must be a Float32Array/);
+  });
+});
+
+describe.skipIf(why !== "")(`CUDA reduction (gpu tier, seed ${seed0})`, () => {
+  const r = rng(seed0);
+  const sizes = [0, 1, 31, 32, 33, 255, 256, 257, 100_003, (1 << 24) + 3];
+
+  it("equals the scalar reference exactly on exact data", () => {
+    for (const n of sizes) {
+      // nonzero multiples of 2^-24 in (-1, 1): any order of double additions is exact for n < 2^28
+      const x = Float32Array.from({ length: n }, () => ((r() < 0.5 ? -1 : 1) * (Math.floor(r() * (2 ** 24 - 1)) + 1)) / 2 ** 24);
+      expect(cuda!(x), `n=${n}`).toBe(addon!.reduceSumRef(x));
+    }
+  });
+
+  it("matches the scalar reference within 2n 2^-53 sum|x| on general floats, subarrays included", () => {
+    for (const n of sizes) {
+      for (const scale of [1, 1e30]) {
+        const base = Float32Array.from({ length: n + 3 }, () => (r() * 2 - 1) * scale);
+        const x = base.subarray(3);
+        const ref = addon!.reduceSumRef(x);
+        let abs = 0;
+        for (const v of x) abs += Math.abs(v);
+        expect(Math.abs(cuda!(x) - ref), `n=${n} scale=${scale}`).toBeLessThanOrEqual(2 * n * 2 ** -53 * abs);
+      }
     }
   });
 });

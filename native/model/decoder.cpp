@@ -41,7 +41,7 @@ void resize(std::vector<float>& v, int64_t n) { v.assign((size_t)n, 0.0f); }
 
 }  // namespace
 
-Decoder::Decoder(const DecoderConfig& cfg, int threads) : cfg_(cfg), pool_(threads) {}
+Decoder::Decoder(const DecoderConfig& cfg, std::unique_ptr<ThreadPool> pool) : cfg_(cfg), pool_(std::move(pool)) {}
 Decoder::~Decoder() = default;
 
 Status Decoder::create(const DecoderConfig& cfg, int threads, std::unique_ptr<Decoder>* out, std::string* error) {
@@ -57,7 +57,13 @@ Status Decoder::create(const DecoderConfig& cfg, int threads, std::unique_ptr<De
     for (int s : cfg.rope_sections) sum += s;
     if (sum != cfg.hd / 2) return bad("rope sections (mrope_section) must sum to head_dim / 2 = " + std::to_string(cfg.hd / 2) + ", got " + std::to_string(sum));
   }
-  std::unique_ptr<Decoder> d(new Decoder(cfg, threads));
+  std::unique_ptr<ThreadPool> pool;
+  const Status ps = ThreadPool::create(threads, &pool);
+  if (ps != Status::Ok) {
+    *error = std::string("could not start the thread pool: ") + status_message(ps);
+    return ps;
+  }
+  std::unique_ptr<Decoder> d(new Decoder(cfg, std::move(pool)));
   const int64_t C = cfg.C, qd = (int64_t)cfg.NH * cfg.hd, kd = (int64_t)cfg.KV * cfg.hd;
   int64_t off = 0;
   auto add = [&](const std::string& name, std::vector<int64_t> shape) {
@@ -172,7 +178,7 @@ Status Decoder::enable_lora(const LoraConfig& lc, std::string* error) {
 
 // The LoRA choke point: out (N, outd) = inp W^T + bias + (alpha/R) (inp A^T) B^T; saves ax = inp A^T.
 void Decoder::linear_forward(float* out, float* ax, const float* inp, const float* W, const float* bias, const Lora& lo, int64_t N, int in, int outd) {
-  matmul_forward(pool_, out, inp, W, bias, N, in, outd);
+  matmul_forward(*pool_, out, inp, W, bias, N, in, outd);
   if (!lo.A) return;
   const int R = lora_.rank;
   const float scale = lora_.alpha / R;
@@ -182,27 +188,27 @@ void Decoder::linear_forward(float* out, float* ax, const float* inp, const floa
     for (int64_t i = 0; i < N * in; i++) xd[(size_t)i] = inp[i] * lo.mask[i];
     inp = xd.data();
   }
-  matmul_forward(pool_, ax, inp, lo.A, nullptr, N, in, R);
+  matmul_forward(*pool_, ax, inp, lo.A, nullptr, N, in, R);
   std::vector<float> tmp((size_t)(N * outd));
-  matmul_forward(pool_, tmp.data(), ax, lo.B, nullptr, N, R, outd);
+  matmul_forward(*pool_, tmp.data(), ax, lo.B, nullptr, N, R, outd);
   for (int64_t i = 0; i < N * outd; i++) out[i] += scale * tmp[(size_t)i];
 }
 
 void Decoder::linear_backward(float* dinp, float* dW, float* dbias, const float* dout, const float* inp, const float* ax, const float* W, const Lora& lo, int64_t N, int in, int outd) {
-  matmul_backward(pool_, dinp, train_base_ ? dW : nullptr, train_base_ ? dbias : nullptr, dout, inp, W, N, in, outd);
+  matmul_backward(*pool_, dinp, train_base_ ? dW : nullptr, train_base_ ? dbias : nullptr, dout, inp, W, N, in, outd);
   if (!lo.A) return;
   const int R = lora_.rank;
   const float scale = lora_.alpha / R;
   std::vector<float> sd((size_t)(N * outd)), dax((size_t)(N * R), 0.0f);
   for (int64_t i = 0; i < N * outd; i++) sd[(size_t)i] = scale * dout[i];
-  matmul_backward(pool_, dax.data(), lo.dB, nullptr, sd.data(), ax, lo.B, N, R, outd);
+  matmul_backward(*pool_, dax.data(), lo.dB, nullptr, sd.data(), ax, lo.B, N, R, outd);
   if (!lo.mask) {
-    matmul_backward(pool_, dinp, lo.dA, nullptr, dax.data(), inp, lo.A, N, in, R);
+    matmul_backward(*pool_, dinp, lo.dA, nullptr, dax.data(), inp, lo.A, N, in, R);
     return;
   }
   std::vector<float> xd((size_t)(N * in)), dxd((size_t)(N * in), 0.0f);
   for (int64_t i = 0; i < N * in; i++) xd[(size_t)i] = inp[i] * lo.mask[i];
-  matmul_backward(pool_, dxd.data(), lo.dA, nullptr, dax.data(), xd.data(), lo.A, N, in, R);
+  matmul_backward(*pool_, dxd.data(), lo.dA, nullptr, dax.data(), xd.data(), lo.A, N, in, R);
   for (int64_t i = 0; i < N * in; i++) dinp[i] += dxd[(size_t)i] * lo.mask[i];
 }
 
@@ -269,7 +275,7 @@ Status Decoder::forward(const Batch& b, ForwardResult* result, float* logits_out
     return lo;
   };
   std::vector<float> x((size_t)(N * C));
-  embedding_forward(pool_, x.data(), b.tokens, param_mem_.data() + params_[0].offset, N, (int)C);
+  embedding_forward(*pool_, x.data(), b.tokens, param_mem_.data() + params_[0].offset, N, (int)C);
   for (int m = 0; m < b.M; m++) std::memcpy(x.data() + (int64_t)b.inject_rows[m] * C, b.inject + (int64_t)m * C, sizeof(float) * C);
 
   for (int l = 0; l < c.L; l++) {
@@ -277,7 +283,7 @@ Status Decoder::forward(const Batch& b, ForwardResult* result, float* logits_out
     Acts::Layer& s = a.layers[(size_t)l];
     s.x = x;
     resize(s.ln1, N * C); resize(s.rstd1, N);
-    rmsnorm_forward(pool_, s.ln1.data(), s.rstd1.data(), s.x.data(), w.ln1, N, (int)C, c.eps);
+    rmsnorm_forward(*pool_, s.ln1.data(), s.rstd1.data(), s.x.data(), w.ln1, N, (int)C, c.eps);
     resize(s.q, N * qd); resize(s.k, N * kd); resize(s.v, N * kd);
     for (int p = 0; p < kNumProj; p++) resize(s.ax[p], has_lora() && lora_.targets[p] ? N * lora_.rank : 0);
     linear_forward(s.q.data(), s.ax[kQ].data(), s.ln1.data(), w.w[kQ], w.bq, lora_at(l, kQ), N, (int)C, (int)qd);
@@ -286,37 +292,37 @@ Status Decoder::forward(const Batch& b, ForwardResult* result, float* logits_out
     if (c.arch == Arch::Qwen3) {
       s.qpre = s.q; s.kpre = s.k;
       resize(s.rstdq, N * c.NH); resize(s.rstdk, N * c.KV);
-      rmsnorm_forward(pool_, s.q.data(), s.rstdq.data(), s.qpre.data(), w.qn, N * c.NH, c.hd, c.eps);
-      rmsnorm_forward(pool_, s.k.data(), s.rstdk.data(), s.kpre.data(), w.kn, N * c.KV, c.hd, c.eps);
+      rmsnorm_forward(*pool_, s.q.data(), s.rstdq.data(), s.qpre.data(), w.qn, N * c.NH, c.hd, c.eps);
+      rmsnorm_forward(*pool_, s.k.data(), s.rstdk.data(), s.kpre.data(), w.kn, N * c.KV, c.hd, c.eps);
     }
-    rope_forward(pool_, s.q.data(), a.positions.data(), rope, N, c.NH);
-    rope_forward(pool_, s.k.data(), a.positions.data(), rope, N, c.KV);
+    rope_forward(*pool_, s.q.data(), a.positions.data(), rope, N, c.NH);
+    rope_forward(*pool_, s.k.data(), a.positions.data(), rope, N, c.KV);
     resize(s.att, N * qd); resize(s.lse, (int64_t)b.B * c.NH * b.T);
-    attention_forward(pool_, s.att.data(), s.lse.data(), s.q.data(), s.k.data(), s.v.data(), as);
+    attention_forward(*pool_, s.att.data(), s.lse.data(), s.q.data(), s.k.data(), s.v.data(), as);
     std::vector<float> o((size_t)(N * C));
     linear_forward(o.data(), s.ax[kO].data(), s.att.data(), w.w[kO], nullptr, lora_at(l, kO), N, (int)qd, (int)C);
     resize(s.xmid, N * C);
-    add_forward(pool_, s.xmid.data(), s.x.data(), o.data(), N * C);
+    add_forward(*pool_, s.xmid.data(), s.x.data(), o.data(), N * C);
     resize(s.ln2, N * C); resize(s.rstd2, N);
-    rmsnorm_forward(pool_, s.ln2.data(), s.rstd2.data(), s.xmid.data(), w.ln2, N, (int)C, c.eps);
+    rmsnorm_forward(*pool_, s.ln2.data(), s.rstd2.data(), s.xmid.data(), w.ln2, N, (int)C, c.eps);
     resize(s.g, N * c.F); resize(s.u, N * c.F); resize(s.h, N * c.F);
     linear_forward(s.g.data(), s.ax[kGate].data(), s.ln2.data(), w.w[kGate], nullptr, lora_at(l, kGate), N, (int)C, c.F);
     linear_forward(s.u.data(), s.ax[kUp].data(), s.ln2.data(), w.w[kUp], nullptr, lora_at(l, kUp), N, (int)C, c.F);
-    swiglu_forward(pool_, s.h.data(), s.g.data(), s.u.data(), N * c.F);
+    swiglu_forward(*pool_, s.h.data(), s.g.data(), s.u.data(), N * c.F);
     std::vector<float> dn((size_t)(N * C));
     linear_forward(dn.data(), s.ax[kDown].data(), s.h.data(), w.w[kDown], nullptr, lora_at(l, kDown), N, c.F, (int)C);
-    add_forward(pool_, x.data(), s.xmid.data(), dn.data(), N * C);
+    add_forward(*pool_, x.data(), s.xmid.data(), dn.data(), N * C);
   }
   a.xf = x;
   resize(a.lnf, N * C); resize(a.rstdf, N);
   const TensorInfo* normf = find_param("model.norm.weight");
-  rmsnorm_forward(pool_, a.lnf.data(), a.rstdf.data(), a.xf.data(), param_mem_.data() + normf->offset, N, (int)C, c.eps);
+  rmsnorm_forward(*pool_, a.lnf.data(), a.rstdf.data(), a.xf.data(), param_mem_.data() + normf->offset, N, (int)C, c.eps);
   const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
   resize(a.logits, N * c.V);
-  matmul_forward(pool_, a.logits.data(), a.lnf.data(), head, nullptr, N, (int)C, c.V);
+  matmul_forward(*pool_, a.logits.data(), a.lnf.data(), head, nullptr, N, (int)C, c.V);
   if (logits_out) std::memcpy(logits_out, a.logits.data(), sizeof(float) * (size_t)(N * c.V));
   resize(a.lse_ce, N);
-  result->loss_sum = cross_entropy_forward(pool_, a.lse_ce.data(), &result->kept, a.logits.data(), a.targets.data(), N, c.V);
+  result->loss_sum = cross_entropy_forward(*pool_, a.lse_ce.data(), &result->kept, a.logits.data(), a.targets.data(), N, c.V);
   return Status::Ok;
 }
 
@@ -338,12 +344,12 @@ Status Decoder::backward(float loss_scale, float* d_inject) {
   };
 
   std::vector<float> dlogits((size_t)(N * c.V));
-  cross_entropy_backward(pool_, dlogits.data(), a.logits.data(), a.lse_ce.data(), a.targets.data(), loss_scale, N, c.V);
+  cross_entropy_backward(*pool_, dlogits.data(), a.logits.data(), a.lse_ce.data(), a.targets.data(), loss_scale, N, c.V);
   const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
   std::vector<float> dlnf((size_t)(N * C), 0.0f), dx((size_t)(N * C), 0.0f);
-  matmul_backward(pool_, dlnf.data(), train_base_ ? grad_of(head) : nullptr, nullptr, dlogits.data(), a.lnf.data(), head, N, (int)C, c.V);
+  matmul_backward(*pool_, dlnf.data(), train_base_ ? grad_of(head) : nullptr, nullptr, dlogits.data(), a.lnf.data(), head, N, (int)C, c.V);
   const float* normf = param_mem_.data() + find_param("model.norm.weight")->offset;
-  rmsnorm_backward(pool_, dx.data(), train_base_ ? grad_of(normf) : nullptr, dlnf.data(), a.xf.data(), normf, a.rstdf.data(), N, (int)C);
+  rmsnorm_backward(*pool_, dx.data(), train_base_ ? grad_of(normf) : nullptr, dlnf.data(), a.xf.data(), normf, a.rstdf.data(), N, (int)C);
 
   for (int l = c.L - 1; l >= 0; l--) {
     LayerW w = layer(l);
@@ -352,34 +358,34 @@ Status Decoder::backward(float loss_scale, float* d_inject) {
     // MLP: x = xmid + down(swiglu(gate(ln2), up(ln2)))
     std::vector<float> dh((size_t)(N * c.F), 0.0f), dg((size_t)(N * c.F), 0.0f), du((size_t)(N * c.F), 0.0f), dln2((size_t)(N * C), 0.0f);
     linear_backward(dh.data(), dW(kDown), nullptr, dx.data(), s.h.data(), s.ax[kDown].data(), w.w[kDown], lora_at(l, kDown), N, c.F, (int)C);
-    swiglu_backward(pool_, dg.data(), du.data(), dh.data(), s.g.data(), s.u.data(), N * c.F);
+    swiglu_backward(*pool_, dg.data(), du.data(), dh.data(), s.g.data(), s.u.data(), N * c.F);
     linear_backward(dln2.data(), dW(kGate), nullptr, dg.data(), s.ln2.data(), s.ax[kGate].data(), w.w[kGate], lora_at(l, kGate), N, (int)C, c.F);
     linear_backward(dln2.data(), dW(kUp), nullptr, du.data(), s.ln2.data(), s.ax[kUp].data(), w.w[kUp], lora_at(l, kUp), N, (int)C, c.F);
-    rmsnorm_backward(pool_, dx.data(), train_base_ ? grad_of(w.ln2) : nullptr, dln2.data(), s.xmid.data(), w.ln2, s.rstd2.data(), N, (int)C);
+    rmsnorm_backward(*pool_, dx.data(), train_base_ ? grad_of(w.ln2) : nullptr, dln2.data(), s.xmid.data(), w.ln2, s.rstd2.data(), N, (int)C);
     // attention: xmid = x + o(attn(rope(q), rope(k), v))
     std::vector<float> datt((size_t)(N * qd), 0.0f), dq((size_t)(N * qd), 0.0f), dk((size_t)(N * kd), 0.0f), dv((size_t)(N * kd), 0.0f), dln1((size_t)(N * C), 0.0f);
     linear_backward(datt.data(), dW(kO), nullptr, dx.data(), s.att.data(), s.ax[kO].data(), w.w[kO], lora_at(l, kO), N, (int)qd, (int)C);
-    attention_backward(pool_, dq.data(), dk.data(), dv.data(), datt.data(), s.att.data(), s.lse.data(), s.q.data(), s.k.data(), s.v.data(), as);
-    rope_backward(pool_, dq.data(), a.positions.data(), rope, N, c.NH);
-    rope_backward(pool_, dk.data(), a.positions.data(), rope, N, c.KV);
+    attention_backward(*pool_, dq.data(), dk.data(), dv.data(), datt.data(), s.att.data(), s.lse.data(), s.q.data(), s.k.data(), s.v.data(), as);
+    rope_backward(*pool_, dq.data(), a.positions.data(), rope, N, c.NH);
+    rope_backward(*pool_, dk.data(), a.positions.data(), rope, N, c.KV);
     if (c.arch == Arch::Qwen3) {
       std::vector<float> dqp((size_t)(N * qd), 0.0f), dkp((size_t)(N * kd), 0.0f);
-      rmsnorm_backward(pool_, dqp.data(), train_base_ ? grad_of(w.qn) : nullptr, dq.data(), s.qpre.data(), w.qn, s.rstdq.data(), N * c.NH, c.hd);
-      rmsnorm_backward(pool_, dkp.data(), train_base_ ? grad_of(w.kn) : nullptr, dk.data(), s.kpre.data(), w.kn, s.rstdk.data(), N * c.KV, c.hd);
+      rmsnorm_backward(*pool_, dqp.data(), train_base_ ? grad_of(w.qn) : nullptr, dq.data(), s.qpre.data(), w.qn, s.rstdq.data(), N * c.NH, c.hd);
+      rmsnorm_backward(*pool_, dkp.data(), train_base_ ? grad_of(w.kn) : nullptr, dk.data(), s.kpre.data(), w.kn, s.rstdk.data(), N * c.KV, c.hd);
       dq.swap(dqp);
       dk.swap(dkp);
     }
     linear_backward(dln1.data(), dW(kQ), grad_of(w.bq), dq.data(), s.ln1.data(), s.ax[kQ].data(), w.w[kQ], lora_at(l, kQ), N, (int)C, (int)qd);
     linear_backward(dln1.data(), dW(kK), grad_of(w.bk), dk.data(), s.ln1.data(), s.ax[kK].data(), w.w[kK], lora_at(l, kK), N, (int)C, (int)kd);
     linear_backward(dln1.data(), dW(kV), grad_of(w.bv), dv.data(), s.ln1.data(), s.ax[kV].data(), w.w[kV], lora_at(l, kV), N, (int)C, (int)kd);
-    rmsnorm_backward(pool_, dx.data(), train_base_ ? grad_of(w.ln1) : nullptr, dln1.data(), s.x.data(), w.ln1, s.rstd1.data(), N, (int)C);
+    rmsnorm_backward(*pool_, dx.data(), train_base_ ? grad_of(w.ln1) : nullptr, dln1.data(), s.x.data(), w.ln1, s.rstd1.data(), N, (int)C);
   }
   // dx is now the gradient w.r.t. the input embeddings
   if (d_inject)
     for (size_t m = 0; m < a.inject_rows.size(); m++) std::memcpy(d_inject + (int64_t)m * C, dx.data() + (int64_t)a.inject_rows[m] * C, sizeof(float) * C);
   if (train_base_) {
     for (int32_t r : a.inject_rows) std::memset(dx.data() + (int64_t)r * C, 0, sizeof(float) * C);  // injected rows are not token embeddings
-    embedding_backward(pool_, G + params_[0].offset, dx.data(), a.tokens.data(), N, (int)C);
+    embedding_backward(*pool_, G + params_[0].offset, dx.data(), a.tokens.data(), N, (int)C);
   }
   return Status::Ok;
 }
@@ -399,16 +405,16 @@ double Decoder::optimizer_step(const AdamWConfig& opt, float max_norm) {
     t_ = 0;
   }
   double sq = 0;
-  if (train_base_) sq += grad_sq_norm(pool_, param_grad_.data(), (int64_t)param_grad_.size());
-  sq += grad_sq_norm(pool_, lora_grad_.data(), (int64_t)lora_grad_.size());
+  if (train_base_) sq += grad_sq_norm(*pool_, param_grad_.data(), (int64_t)param_grad_.size());
+  sq += grad_sq_norm(*pool_, lora_grad_.data(), (int64_t)lora_grad_.size());
   const float scale = clip_scale(sq, max_norm);
   t_++;
   int64_t off = 0;
   if (train_base_) {
-    adamw_update(pool_, param_mem_.data(), m_.data(), v_.data(), param_grad_.data(), (int64_t)param_mem_.size(), opt, t_, scale);
+    adamw_update(*pool_, param_mem_.data(), m_.data(), v_.data(), param_grad_.data(), (int64_t)param_mem_.size(), opt, t_, scale);
     off = (int64_t)param_mem_.size();
   }
-  if (!lora_mem_.empty()) adamw_update(pool_, lora_mem_.data(), m_.data() + off, v_.data() + off, lora_grad_.data(), (int64_t)lora_mem_.size(), opt, t_, scale);
+  if (!lora_mem_.empty()) adamw_update(*pool_, lora_mem_.data(), m_.data() + off, v_.data() + off, lora_grad_.data(), (int64_t)lora_mem_.size(), opt, t_, scale);
   zero_grad();
   return std::sqrt(sq);
 }

@@ -112,7 +112,7 @@ class Decoder {
   float* lora_grad() { return lora_grad_.data(); }
   int64_t num_params() const { return (int64_t)param_mem_.size(); }
   int64_t num_lora_params() const { return (int64_t)lora_mem_.size(); }
-  ThreadPool& pool() { return pool_; }
+  ThreadPool& pool() { return *pool_; }
 
   // Adds LoRA adapters: A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming_uniform(a=sqrt(5))), B = 0.
   // Base weights become frozen. Replaces any previous adapters.
@@ -155,7 +155,7 @@ class Decoder {
   void set_step_count(int t) { t_ = t; }
 
  private:
-  Decoder(const DecoderConfig& cfg, int threads);
+  Decoder(const DecoderConfig& cfg, std::unique_ptr<ThreadPool> pool);
   // Pointers into the parameter allocation for one layer (nullptr for absent tensors).
   struct LayerW {
     float* ln1;          // (C)
@@ -181,7 +181,7 @@ class Decoder {
   int64_t trainable_size() const;
 
   DecoderConfig cfg_;
-  ThreadPool pool_;
+  std::unique_ptr<ThreadPool> pool_;  // never null after create()
   std::vector<TensorInfo> params_, lora_params_;
   std::vector<float> param_mem_, param_grad_, lora_mem_, lora_grad_;
   LoraConfig lora_{0, 0, {}, 0};

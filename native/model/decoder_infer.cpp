@@ -32,7 +32,7 @@ void Decoder::head_logits(const float* hidden, const int32_t* ids, int n_ids, fl
   const DecoderConfig& c = cfg_;
   const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
   if (!ids) {
-    matmul_forward(pool_, out, hidden, head, nullptr, 1, c.C, c.V);
+    matmul_forward(*pool_, out, hidden, head, nullptr, 1, c.C, c.V);
     return;
   }
   for (int i = 0; i < n_ids; i++) out[i] = dot(hidden, head + (int64_t)ids[i] * c.C, c.C);
@@ -84,36 +84,36 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
   std::vector<float> x((size_t)(N * C)), ln((size_t)(N * C)), rstd((size_t)N), q((size_t)(N * qd)), k((size_t)(N * kd)), v((size_t)(N * kd)),
       att((size_t)(N * qd)), o((size_t)(N * C)), g((size_t)N * c.F), u((size_t)N * c.F), h((size_t)N * c.F), rq((size_t)N * c.NH), rk((size_t)N * c.KV);
   std::vector<float> ax((size_t)(has_lora() ? N * lora_.rank : 0));
-  embedding_forward(pool_, x.data(), tokens.data(), param_mem_.data() + params_[0].offset, N, (int)C);
+  embedding_forward(*pool_, x.data(), tokens.data(), param_mem_.data() + params_[0].offset, N, (int)C);
   for (int i = 0; i < n_seqs; i++)
     for (int m = 0; m < seqs[i].M; m++) std::memcpy(x.data() + (row0[(size_t)i] + seqs[i].inject_rows[m]) * C, seqs[i].inject + (int64_t)m * C, sizeof(float) * C);
   for (int l = 0; l < c.L; l++) {
     LayerW w = layer(l);
-    rmsnorm_forward(pool_, ln.data(), rstd.data(), x.data(), w.ln1, N, (int)C, c.eps);
+    rmsnorm_forward(*pool_, ln.data(), rstd.data(), x.data(), w.ln1, N, (int)C, c.eps);
     linear_forward(q.data(), ax.data(), ln.data(), w.w[kQ], w.bq, lora(l, kQ), N, (int)C, (int)qd);
     linear_forward(k.data(), ax.data(), ln.data(), w.w[kK], w.bk, lora(l, kK), N, (int)C, (int)kd);
     linear_forward(v.data(), ax.data(), ln.data(), w.w[kV], w.bv, lora(l, kV), N, (int)C, (int)kd);
     if (c.arch == Arch::Qwen3) {
       std::vector<float> qp = q, kp = k;
-      rmsnorm_forward(pool_, q.data(), rq.data(), qp.data(), w.qn, N * c.NH, c.hd, c.eps);
-      rmsnorm_forward(pool_, k.data(), rk.data(), kp.data(), w.kn, N * c.KV, c.hd, c.eps);
+      rmsnorm_forward(*pool_, q.data(), rq.data(), qp.data(), w.qn, N * c.NH, c.hd, c.eps);
+      rmsnorm_forward(*pool_, k.data(), rk.data(), kp.data(), w.kn, N * c.KV, c.hd, c.eps);
     }
-    rope_forward(pool_, q.data(), pos.data(), rope, N, c.NH);
-    rope_forward(pool_, k.data(), pos.data(), rope, N, c.KV);
+    rope_forward(*pool_, q.data(), pos.data(), rope, N, c.NH);
+    rope_forward(*pool_, k.data(), pos.data(), rope, N, c.KV);
     for (int i = 0; i < n_seqs; i++) {  // each sequence attends to its own cache
       KvCache* cache = seqs[i].cache;
       const int64_t r = row0[(size_t)i];
       const int n = seqs[i].n, start = cache->length;
       std::memcpy(cache->k[(size_t)l].data() + (int64_t)start * kd, k.data() + r * kd, sizeof(float) * n * kd);
       std::memcpy(cache->v[(size_t)l].data() + (int64_t)start * kd, v.data() + r * kd, sizeof(float) * n * kd);
-      attention_forward_cached(pool_, att.data() + r * qd, q.data() + r * qd, cache->k[(size_t)l].data(), cache->v[(size_t)l].data(), start, n, c.NH, c.KV, c.hd);
+      attention_forward_cached(*pool_, att.data() + r * qd, q.data() + r * qd, cache->k[(size_t)l].data(), cache->v[(size_t)l].data(), start, n, c.NH, c.KV, c.hd);
     }
     linear_forward(o.data(), ax.data(), att.data(), w.w[kO], nullptr, lora(l, kO), N, (int)qd, (int)C);
     for (int64_t i = 0; i < N * C; i++) x[(size_t)i] += o[(size_t)i];
-    rmsnorm_forward(pool_, ln.data(), rstd.data(), x.data(), w.ln2, N, (int)C, c.eps);
+    rmsnorm_forward(*pool_, ln.data(), rstd.data(), x.data(), w.ln2, N, (int)C, c.eps);
     linear_forward(g.data(), ax.data(), ln.data(), w.w[kGate], nullptr, lora(l, kGate), N, (int)C, c.F);
     linear_forward(u.data(), ax.data(), ln.data(), w.w[kUp], nullptr, lora(l, kUp), N, (int)C, c.F);
-    swiglu_forward(pool_, h.data(), g.data(), u.data(), N * c.F);
+    swiglu_forward(*pool_, h.data(), g.data(), u.data(), N * c.F);
     linear_forward(o.data(), ax.data(), h.data(), w.w[kDown], nullptr, lora(l, kDown), N, c.F, (int)C);
     for (int64_t i = 0; i < N * C; i++) x[(size_t)i] += o[(size_t)i];
   }
@@ -125,7 +125,7 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
     cache->length += n;
     for (int s = 0; s < S; s++) cache->next_pos = std::max(s == 0 ? 0 : cache->next_pos, 1 + pos[(size_t)(s * N + last)]);  // continue after the last position
     float r;
-    rmsnorm_forward(pool_, hidden_last + (int64_t)i * C, &r, x.data() + last * C, normf, 1, (int)C, c.eps);
+    rmsnorm_forward(*pool_, hidden_last + (int64_t)i * C, &r, x.data() + last * C, normf, 1, (int)C, c.eps);
   }
   return Status::Ok;
 }

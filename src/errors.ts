@@ -33,7 +33,9 @@ export type ErrorCode =
   | "DATA_MISSING"
   | "VIDEO_DECODE"
   | "VIDEO_ENCODE"
-  | "SIM_INVALID";
+  | "SIM_INVALID"
+  | "TRAIN_DIVERGED"
+  | "CHECKPOINT_INVALID";
 
 export class VlaError extends Error {
   readonly code: ErrorCode;

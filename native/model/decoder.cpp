@@ -397,6 +397,18 @@ void Decoder::zero_grad() {
 
 int64_t Decoder::trainable_size() const { return (train_base_ ? (int64_t)param_mem_.size() : 0) + (int64_t)lora_mem_.size(); }
 
+Status Decoder::set_optimizer_state(int step, std::vector<float> m, std::vector<float> v, std::string* error) {
+  if (m.size() != (size_t)trainable_size() || v.size() != m.size()) {
+    *error = "optimizer state has " + std::to_string(m.size()) + " values but the trainable tensors have " + std::to_string(trainable_size()) + " (different LoRA or full/LoRA setting?)";
+    return Status::InvalidArgument;
+  }
+  m_ = std::move(m);
+  v_ = std::move(v);
+  m_for_base_ = train_base_;
+  t_ = step;
+  return Status::Ok;
+}
+
 double Decoder::optimizer_step(const AdamWConfig& opt, float max_norm) {
   if (m_.size() != (size_t)trainable_size() || m_for_base_ != train_base_) {
     m_.assign((size_t)trainable_size(), 0.0f);

@@ -152,7 +152,8 @@ class Decoder {
   // Optimizer state, for checkpoints: (m, v) for trainable tensors, flat.
   std::vector<float>& adam_m() { return m_; }
   std::vector<float>& adam_v() { return v_; }
-  void set_step_count(int t) { t_ = t; }
+  // Restore AdamW's state (from a checkpoint); m and v must cover the trainable tensors.
+  Status set_optimizer_state(int step, std::vector<float> m, std::vector<float> v, std::string* error);
 
  private:
   Decoder(const DecoderConfig& cfg, std::unique_ptr<ThreadPool> pool);

@@ -83,6 +83,7 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
                         InstanceMethod<&DecoderWrap::EnableLora>("enableLora"), InstanceMethod<&DecoderWrap::SetTrainBase>("setTrainBase"),
                         InstanceMethod<&DecoderWrap::Forward>("forward"), InstanceMethod<&DecoderWrap::LoadSafetensors>("loadSafetensors"),
                         InstanceMethod<&DecoderWrap::GenerateConstrainedAsync>("generateConstrainedAsync"),
+                        InstanceMethod<&DecoderWrap::GetOptimizerState>("getOptimizerState"), InstanceMethod<&DecoderWrap::SetOptimizerState>("setOptimizerState"),
                         InstanceMethod<&DecoderWrap::ForwardBackwardAsync>("forwardBackwardAsync"),
                         InstanceMethod<&DecoderWrap::ZeroGrad>("zeroGrad"), InstanceMethod<&DecoderWrap::OptimizerStep>("optimizerStep"),
                         InstanceMethod<&DecoderWrap::Dispose>("dispose"), InstanceAccessor<&DecoderWrap::NumParams>("numParams"),
@@ -268,6 +269,35 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
       if (vlatext::load_tensor(mf, (size_t)offset, (vlatext::StDtype)dtype, t->size, model_->param_data() + t->offset, &err) != Status::Ok)
         return error(env, file + ": tensor '" + name + "': " + err), env.Undefined();
     }
+    return env.Undefined();
+  }
+
+  // {step, m, v}: AdamW's moments over the trainable tensors (base if trained, then LoRA), for checkpoints.
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("step", model_->step_count());
+    auto m = Napi::Float32Array::New(env, model_->adam_m().size());
+    auto v = Napi::Float32Array::New(env, model_->adam_v().size());
+    std::copy(model_->adam_m().begin(), model_->adam_m().end(), m.Data());
+    std::copy(model_->adam_v().begin(), model_->adam_v().end(), v.Data());
+    o.Set("m", m);
+    o.Set("v", v);
+    return o;
+  }
+
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "setOptimizerState({step, m, v})"), env.Undefined();
+    Napi::Object o = info[0].As<Napi::Object>();
+    int step = 0;
+    std::vector<float> m, v;
+    if (!get_int(env, o, "step", 0, &step) || !get_f32_array(env, o, "m", -1, &m) || !get_f32_array(env, o, "v", -1, &v)) return env.Undefined();
+    if (m.size() != v.size()) return range_error(env, "setOptimizerState: m and v differ in length"), env.Undefined();
+    std::string err;
+    if (model_->set_optimizer_state(step, std::move(m), std::move(v), &err) != Status::Ok) return error(env, "setOptimizerState: " + err), env.Undefined();
     return env.Undefined();
   }
 

@@ -80,6 +80,8 @@ export interface NativeDecoder {
   forward(batch: NativeBatch, wantLogits?: boolean): { lossSum: number; kept: number; logits?: Float32Array };
   forwardBackwardAsync(batch: NativeBatch, options?: { lossScale?: number; injectGrad?: boolean }): Promise<{ lossSum: number; kept: number; dInject?: Float32Array }>;
   zeroGrad(): void;
+  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array };
+  setOptimizerState(state: { step: number; m: Float32Array; v: Float32Array }): void;
   generateConstrainedAsync(prompt: Int32Array, automaton: NativeAutomaton, options?: NativeGenOptions, onTokens?: (tokens: Int32Array) => void): Promise<NativeGenResult>;
   /** A batch: the sequences that need the model share one forward pass per step. */
   generateConstrainedAsync(prompts: Int32Array[], automaton: NativeAutomaton, options?: NativeGenOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]>;

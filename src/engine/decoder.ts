@@ -245,6 +245,20 @@ export class DecoderModel {
     this.live().zeroGrad();
   }
 
+  /** AdamW's step count and moments (for checkpoints). */
+  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array } {
+    return this.live().getOptimizerState();
+  }
+
+  setOptimizerState(state: { step: number; m: Float32Array; v: Float32Array }): void {
+    callNative("setOptimizerState", () => this.live().setOptimizerState(state));
+  }
+
+  /** The LoRA adapter settings, when one is installed. */
+  get lora(): { rank: number; alpha: number; targets: string[] } | undefined {
+    return this.loraSettings;
+  }
+
   /** A KV cache for incremental decoding of one sequence (see generate()). */
   newCache(capacity: number): NativeKvCache {
     const addon = loadAddon();

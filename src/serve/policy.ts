@@ -19,7 +19,7 @@ import { DecoderModel } from "../engine/decoder.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
 import { renderChat } from "../prompts/chat.js";
-import { encodeSegments } from "../prompts/encode.js";
+import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
 import { loadTemplate, renderTemplate, type PromptTemplate } from "../prompts/template.js";
 import { grammarVocab } from "../prompts/tokencost.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
@@ -135,18 +135,9 @@ export class Policy {
 
   /** Prompt token ids for a request (the answer is generated after them). */
   promptIds(req: ActRequest): number[] {
-    const state = req.state === undefined ? undefined : req.state.map((v) => Number(v.toFixed(4))).join(" ");
-    if (this.template.uses.has("state") && state === undefined) throw new VlaError("TEMPLATE_PLACEHOLDER", `template '${this.template.name}' needs the robot state`, "send `state` with the request");
-    const prompt = renderTemplate(this.template, {
-      horizon: this.spec.horizon,
-      dims: this.spec.dims,
-      bins: this.codec.bins,
-      instruction: req.instruction,
-      images: 0, // no vision tower yet: the model sees the text only
-      ...(state !== undefined ? { state } : {}),
-    });
-    const segs = renderChat(this.tokenizer, prompt, { addVisionId: this.addVisionId });
-    return Array.from(encodeSegments(this.tokenizer, segs).ids);
+    return Array.from(
+      encodePolicyPrompt({ tokenizer: this.tokenizer, template: this.template, spec: this.spec, bins: this.codec.bins, instruction: req.instruction, ...(req.state ? { state: req.state } : {}), addVisionId: this.addVisionId }).ids,
+    );
   }
 
   /**

@@ -1,0 +1,42 @@
+/**
+ * The one way a policy's prompt is built, shared by training and serving: template ->
+ * chat template -> token ids, with the state written as numbers and (for training) the
+ * answer appended. Images are left out until the model has a vision tower.
+ */
+import type { ActionSpec } from "../actions/spec.js";
+import { VlaError } from "../errors.js";
+import { renderChat } from "./chat.js";
+import { encodeSegments, type EncodedPrompt } from "./encode.js";
+import { renderTemplate, type PromptTemplate } from "./template.js";
+import type { TextTokenizer } from "./tokenizer.js";
+
+export interface PolicyPromptInput {
+  tokenizer: TextTokenizer;
+  template: PromptTemplate;
+  spec: ActionSpec;
+  bins: number;
+  instruction: string;
+  state?: ArrayLike<number>;
+  /** The action text, for training. */
+  answer?: string;
+  addVisionId?: boolean;
+}
+
+/** State numbers as the prompt writes them (4 decimals, spaces). */
+export function stateText(state: ArrayLike<number>): string {
+  return Array.from(state, (v) => String(Number(v.toFixed(4)))).join(" ");
+}
+
+export function encodePolicyPrompt(p: PolicyPromptInput): EncodedPrompt {
+  if (p.template.uses.has("state") && p.state === undefined) throw new VlaError("TEMPLATE_PLACEHOLDER", `template '${p.template.name}' needs the robot state`, "send `state` with the request (or use a template without {state})");
+  const prompt = renderTemplate(p.template, {
+    horizon: p.spec.horizon,
+    dims: p.spec.dims,
+    bins: p.bins,
+    instruction: p.instruction,
+    images: 0, // no vision tower yet: the model sees the text only
+    ...(p.state !== undefined && p.template.uses.has("state") ? { state: stateText(p.state) } : {}),
+  });
+  const segs = renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, ...(p.answer !== undefined ? { answer: p.answer } : {}) });
+  return encodeSegments(p.tokenizer, segs);
+}

@@ -1,9 +1,10 @@
 import type { CliCommand } from "./command.js";
 import { datasetCommand } from "./commands/dataset.js";
 import { evalCommand } from "./commands/eval.js";
+import { finetuneCommand } from "./commands/finetune.js";
 import { promptCommand } from "./commands/prompt.js";
 import { serveCommand } from "./commands/serve.js";
 import { simCommand } from "./commands/sim.js";
 
 /** Every CLI verb, in the order --help lists them. Add a command here and nowhere else. */
-export const COMMANDS: ReadonlyArray<CliCommand> = [promptCommand, datasetCommand, simCommand, serveCommand, evalCommand];
+export const COMMANDS: ReadonlyArray<CliCommand> = [promptCommand, datasetCommand, simCommand, finetuneCommand, serveCommand, evalCommand];

@@ -18,6 +18,7 @@ import { ActionAutomaton, generateConstrainedBatch } from "../engine/automaton.j
 import { DecoderModel } from "../engine/decoder.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
+import { readSafetensors, safetensorsData } from "../io/safetensors.js";
 import { renderChat } from "../prompts/chat.js";
 import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
 import { loadTemplate, renderTemplate, type PromptTemplate } from "../prompts/template.js";
@@ -26,6 +27,12 @@ import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/
 
 export const PolicyFileSchema = z
   .object({
+    /** Base model directory (default: the policy directory itself). */
+    model: z.string().optional(),
+    /** PEFT adapter directory on top of the base model. */
+    adapter: z.string().optional(),
+    /** Fully fine-tuned weights (safetensors) replacing the base model's. */
+    weights: z.string().optional(),
     spec: z.record(z.string(), z.unknown()),
     stats: z.unknown().nullable().default(null),
     template: z.string().default("vla0"),
@@ -114,9 +121,15 @@ export class Policy {
     }
     const r = PolicyFileSchema.safeParse(json);
     if (!r.success) throw new VlaError("CONFIG_INVALID", `${pf}:\n${formatZodIssues(r.error.issues)}`);
-    const model = DecoderModel.load(dir, options.threads ? { threads: options.threads } : {});
+    const rel = (p: string): string => (path.isAbsolute(p) ? p : path.resolve(dir, p));
+    const model = DecoderModel.load(r.data.model ? rel(r.data.model) : dir, options.threads ? { threads: options.threads } : {});
     try {
-      if (options.adapterDir) model.loadAdapter(loadPeftAdapter(options.adapterDir));
+      if (r.data.weights) {
+        const st = readSafetensors(rel(r.data.weights));
+        for (const p of model.paramInfo()) model.setParam(p.name, safetensorsData(st, p.name));
+      }
+      const adapter = options.adapterDir ?? (r.data.adapter ? rel(r.data.adapter) : undefined);
+      if (adapter) model.loadAdapter(loadPeftAdapter(adapter));
       return new Policy(dir, r.data, model);
     } catch (e) {
       model.dispose();

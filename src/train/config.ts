@@ -1,0 +1,169 @@
+/**
+ * The fine-tuning config: one validated object describes a run completely (saved in
+ * every checkpoint). Loaded from JSON or YAML; every field can be overridden on the
+ * command line with its dotted path (--optimizer.lr 1e-4). Unknown keys and wrong
+ * types are rejected before any work starts, naming the key.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import YAML from "yaml";
+import { z } from "zod";
+import { VlaError, formatZodIssues } from "../errors.js";
+
+export const FinetuneConfigSchema = z
+  .object({
+    /** Hugging Face model directory (config.json, model.safetensors, tokenizer files). */
+    model: z.string().min(1),
+    /** Built-in tokenizer name or directory, when the model directory has none. */
+    tokenizer: z.string().optional(),
+    /** Run directory: checkpoints, metrics.jsonl, loss.png, policy/. */
+    output: z.string().min(1),
+    data: z
+      .array(
+        z
+          .object({
+            /** LeRobot dataset directory. */
+            dataset: z.string().min(1),
+            /** Recipe name (datasets/<name>.json) or file. */
+            recipe: z.string().min(1),
+            /** Sampling weight when mixing datasets. */
+            weight: z.number().positive().default(1),
+          })
+          .strict(),
+      )
+      .min(1),
+    template: z.string().default("vla0"),
+    /** Text format name (default: the template's). */
+    format: z.string().optional(),
+    lora: z
+      .object({
+        enabled: z.boolean().default(true),
+        rank: z.number().int().min(1).default(16),
+        alpha: z.number().positive().default(32),
+        targets: z.union([z.literal("all-linear"), z.array(z.string())]).default("all-linear"),
+        dropout: z.number().min(0).lt(1).default(0.05),
+      })
+      .strict()
+      .default({ enabled: true, rank: 16, alpha: 32, targets: "all-linear", dropout: 0.05 }),
+    optimizer: z
+      .object({
+        lr: z.number().positive().default(1e-4),
+        beta1: z.number().min(0).lt(1).default(0.9),
+        beta2: z.number().min(0).lt(1).default(0.999),
+        eps: z.number().positive().default(1e-8),
+        weightDecay: z.number().min(0).default(0),
+        maxGradNorm: z.number().min(0).default(1),
+      })
+      .strict()
+      .default({ lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 }),
+    schedule: z
+      .object({ type: z.enum(["constant", "linear", "cosine"]).default("constant"), warmupSteps: z.number().int().min(0).default(0) })
+      .strict()
+      .default({ type: "constant", warmupSteps: 0 }),
+    batchSize: z.number().int().min(1).default(4),
+    gradAccum: z.number().int().min(1).default(1),
+    steps: z.number().int().min(1).default(100),
+    /** VLA-0's masked action augmentation (answer tokens replaced by '?'). */
+    maskActions: z.object({ enabled: z.boolean().default(true), maxFraction: z.number().min(0).max(1).default(0.4), unmaskedProbability: z.number().min(0).max(1).default(0.1) }).strict().default({ enabled: true, maxFraction: 0.4, unmaskedProbability: 0.1 }),
+    seed: z.number().int().min(0).default(0),
+    logEvery: z.number().int().min(1).default(1),
+    evalEvery: z.number().int().min(0).default(0),
+    evalSamples: z.number().int().min(1).default(8),
+    checkpointEvery: z.number().int().min(0).default(0),
+    threads: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+export type FinetuneConfig = z.output<typeof FinetuneConfigSchema>;
+export type FinetuneConfigInput = z.input<typeof FinetuneConfigSchema>;
+
+/** VLA-0's training preset (configs/vla0.yaml), as far as it maps onto this engine. */
+export const PRESETS = {
+  vla0: { optimizer: { lr: 5e-6, weightDecay: 1e-10, maxGradNorm: 0 }, batchSize: 8, maskActions: { enabled: true, maxFraction: 0.4, unmaskedProbability: 0.1 }, lora: { enabled: false } },
+} as const;
+
+export function parseFinetuneConfig(input: unknown, source = "config"): FinetuneConfig {
+  const r = FinetuneConfigSchema.safeParse(input);
+  if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid ${source}:\n${formatZodIssues(r.error.issues)}`, "fix or remove the named key(s); `vlatext finetune --help` lists every key");
+  return r.data;
+}
+
+export function readConfigFile(file: string): Record<string, unknown> {
+  if (!fs.existsSync(file)) throw new VlaError("FILE_NOT_FOUND", `config file not found: ${file}`);
+  const text = fs.readFileSync(file, "utf8");
+  let v: unknown;
+  try {
+    v = /\.ya?ml$/i.test(file) ? YAML.parse(text) : JSON.parse(text);
+  } catch (e) {
+    throw new VlaError("CONFIG_INVALID", `${file} does not parse: ${(e as Error).message}`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new VlaError("CONFIG_INVALID", `${file} must hold an object`);
+  return v as Record<string, unknown>;
+}
+
+/** Every settable leaf of the schema as a dotted path (what --help lists and the CLI accepts). */
+export function configPaths(): Array<{ path: string; kind: "string" | "number" | "boolean" | "json" }> {
+  const out: Array<{ path: string; kind: "string" | "number" | "boolean" | "json" }> = [];
+  const walk = (schema: z.ZodType, prefix: string): void => {
+    let s: z.ZodType = schema;
+    for (;;) {
+      const def = (s as unknown as { def: { type: string; innerType?: z.ZodType } }).def;
+      if ((def.type === "default" || def.type === "optional") && def.innerType) s = def.innerType;
+      else break;
+    }
+    const def = (s as unknown as { def: { type: string; shape?: Record<string, z.ZodType> } }).def;
+    if (def.type === "object" && def.shape && prefix !== "data") {
+      for (const [k, v] of Object.entries(def.shape)) walk(v, prefix ? `${prefix}.${k}` : k);
+      return;
+    }
+    out.push({ path: prefix, kind: def.type === "string" ? "string" : def.type === "number" ? "number" : def.type === "boolean" ? "boolean" : "json" });
+  };
+  walk(FinetuneConfigSchema, "");
+  return out;
+}
+
+/** Apply `--a.b value` overrides (values parsed by the leaf's kind; json for the rest). */
+export function applyOverrides(base: Record<string, unknown>, overrides: Array<[string, string]>): Record<string, unknown> {
+  const paths = new Map(configPaths().map((p) => [p.path, p.kind]));
+  const out = structuredClone(base);
+  for (const [key, raw] of overrides) {
+    const kind = paths.get(key);
+    if (!kind) throw new VlaError("CONFIG_INVALID", `unknown option --${key}`, `settable keys: ${[...paths.keys()].join(", ")}`);
+    let value: unknown = raw;
+    if (kind === "number") {
+      value = Number(raw);
+      if (!Number.isFinite(value as number)) throw new VlaError("CONFIG_INVALID", `--${key} must be a number, got '${raw}'`);
+    } else if (kind === "boolean") {
+      if (raw !== "true" && raw !== "false") throw new VlaError("CONFIG_INVALID", `--${key} must be true or false, got '${raw}'`);
+      value = raw === "true";
+    } else if (kind === "json") {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        value = raw; // e.g. --lora.targets all-linear
+      }
+    }
+    const parts = key.split(".");
+    let node = out as Record<string, unknown>;
+    for (const p of parts.slice(0, -1)) {
+      if (typeof node[p] !== "object" || node[p] === null) node[p] = {};
+      node = node[p] as Record<string, unknown>;
+    }
+    node[parts[parts.length - 1] as string] = value;
+  }
+  return out;
+}
+
+/** Deep-merge b over a (objects only; arrays and scalars replace). */
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] = v && typeof v === "object" && !Array.isArray(v) && cur && typeof cur === "object" && !Array.isArray(cur) ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+export function resolvePath(base: string, p: string): string {
+  return path.isAbsolute(p) ? p : path.resolve(base, p);
+}

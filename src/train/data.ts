@@ -1,0 +1,108 @@
+/**
+ * Training examples from LeRobot datasets and recipes: for every frame of every
+ * train (val) episode, the instruction and state, the target chunk as text in the
+ * policy's format, tokenized with the policy prompt. One action spec for all
+ * datasets; statistics over the train episodes of all of them.
+ */
+import { ActionCodec } from "../actions/codec.js";
+import { getFormat, type TextFormat } from "../actions/format.js";
+import { parseActionSpec, type ActionSpec } from "../actions/spec.js";
+import { StatsAccumulator, type ActionStats } from "../actions/stats.js";
+import { LeRobotDataset } from "../data/lerobot/dataset.js";
+import { bindRecipe, loadRecipe, selectDims, splitEpisodes } from "../data/recipe.js";
+import { targetChunk } from "../data/samples.js";
+import { VlaError } from "../errors.js";
+import type { EncodedPrompt } from "../prompts/encode.js";
+import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
+import type { PromptTemplate } from "../prompts/template.js";
+import type { TextTokenizer } from "../prompts/tokenizer.js";
+import type { FinetuneConfig } from "./config.js";
+
+export interface TrainExample {
+  source: number;
+  episode: number;
+  frame: number;
+  instruction: string;
+  state: Float32Array;
+  /** (H, D) normalized target chunk. */
+  target: Float32Array;
+  encoded: EncodedPrompt;
+}
+
+export interface TrainData {
+  spec: ActionSpec;
+  stats: ActionStats;
+  format: TextFormat;
+  codec: ActionCodec;
+  /** Per source dataset. */
+  train: TrainExample[][];
+  val: TrainExample[];
+  weights: number[];
+}
+
+interface RawEpisode {
+  source: number;
+  episode: number;
+  instruction: string[];
+  actions: Float32Array;
+  states: Float32Array;
+  T: number;
+  A: number;
+  S: number;
+}
+
+export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void): Promise<TrainData> {
+  let spec: ActionSpec | undefined;
+  const episodes: Array<{ ep: RawEpisode; split: "train" | "val" }> = [];
+  for (const [source, entry] of cfg.data.entries()) {
+    const recipe = loadRecipe(entry.recipe);
+    const ds = await LeRobotDataset.open(entry.dataset);
+    const bound = bindRecipe(recipe, ds);
+    const s = parseActionSpec(recipe.actionSpec, `actionSpec of recipe '${recipe.name}'`);
+    if (spec && (spec.dims !== s.dims || spec.horizon !== s.horizon)) {
+      throw new VlaError("CONFIG_INVALID", `data[${source}] (recipe '${recipe.name}') has ${s.horizon}x${s.dims} actions but data[0] has ${spec.horizon}x${spec.dims}`, "mix only datasets with the same action spec");
+    }
+    spec ??= s;
+    const split = splitEpisodes(recipe, ds.episodes.map((e) => e.index));
+    for (const [part, list] of [["train", split.train], ["val", split.val]] as const) {
+      for (const index of list) {
+        const info = ds.episode(index);
+        const keys = [bound.action.key, ...(bound.state ? [bound.state.key] : [])];
+        const table = await ds.readEpisodeTable(info, { columns: [...new Set(keys)] });
+        const T = table.length;
+        const actions = selectDims(table.column(bound.action.key).data, T, bound.action);
+        const states = bound.state ? selectDims(table.column(bound.state.key).data, T, bound.state) : new Float32Array(0);
+        const instruction = Array.from({ length: T }, (_, t) => {
+          const task = table.taskIndex[t] as number;
+          return recipe.instruction ?? (task >= 0 ? ds.tasks.get(task) : undefined) ?? info.tasks[0] ?? "";
+        });
+        episodes.push({ ep: { source, episode: index, instruction, actions, states, T, A: bound.action.end - bound.action.start, S: bound.state ? bound.state.end - bound.state.start : 0 }, split: part });
+      }
+    }
+    log(`data[${source}]: ${entry.dataset} (recipe ${recipe.name}): ${split.train.length} train / ${split.val.length} val episodes`);
+  }
+  if (!spec) throw new VlaError("CONFIG_INVALID", "no data entries");
+  const acc = new StatsAccumulator(spec.dims, spec.names);
+  for (const { ep, split } of episodes) if (split === "train") acc.pushRows(ep.actions, ep.T);
+  if (acc.rows === 0) throw new VlaError("DATA_INVALID", "the train split is empty", "give the recipes some train episodes");
+  const stats = acc.finalize();
+  const format = getFormat(cfg.format ?? template.format);
+  const codec = new ActionCodec(spec, format, stats);
+  const train: TrainExample[][] = cfg.data.map(() => []);
+  const val: TrainExample[] = [];
+  for (const { ep, split } of episodes) {
+    for (let t = 0; t < ep.T; t++) {
+      const chunk = targetChunk(ep.actions, ep.T, ep.A, t, spec.horizon);
+      const { text, bins } = codec.encodeRaw(chunk.actions);
+      const state = ep.states.slice(t * ep.S, (t + 1) * ep.S);
+      const encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text });
+      const ex: TrainExample = { source: ep.source, episode: ep.episode, frame: t, instruction: ep.instruction[t] as string, state, target: codec.binsToNormalized(bins), encoded };
+      if (split === "train") train[ep.source]?.push(ex);
+      else val.push(ex);
+    }
+  }
+  train.forEach((list, i) => {
+    if (list.length === 0) throw new VlaError("DATA_INVALID", `data[${i}] has no train frames`, "check its recipe's splits");
+  });
+  return { spec, stats, format, codec, train, val, weights: cfg.data.map((d) => d.weight) };
+}

@@ -1,0 +1,214 @@
+/**
+ * The fine-tuning loop. Everything random is a function of (seed, step, micro-batch,
+ * slot), so a run resumed from a checkpoint continues exactly as if it had never
+ * stopped: same data order, masks, dropout and optimizer state.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { ActionAutomaton, generateConstrained } from "../engine/automaton.js";
+import { DecoderModel, type TrainBatch } from "../engine/decoder.js";
+import { VlaError } from "../errors.js";
+import { buildTrainingExample, IGNORE_INDEX } from "../prompts/encode.js";
+import { loadTemplate } from "../prompts/template.js";
+import { grammarVocab } from "../prompts/tokencost.js";
+import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
+import { actionSpecToJSON } from "../actions/spec.js";
+import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import type { FinetuneConfig } from "./config.js";
+import { buildTrainData, type TrainData, type TrainExample } from "./data.js";
+import { lossCurvePng } from "./plot.js";
+
+export interface TrainerIO {
+  log: (line: string) => void;
+  /** A one-line progress update (redrawn in place on a terminal). */
+  progress: (line: string) => void;
+}
+
+export interface FinetuneResult {
+  runDir: string;
+  steps: number;
+  losses: Array<{ step: number; loss: number }>;
+  stopped: boolean;
+  policyDir: string;
+}
+
+/** A small deterministic hash of integers -> uniform [0, 1) stream (mulberry32 seeded by the hash). */
+export function streamRandom(...keys: number[]): () => number {
+  let h = 0x811c9dc5;
+  for (const k of keys) h = Math.imul(h ^ (k >>> 0), 0x01000193) ^ (h >>> 13);
+  let a = h >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function learningRate(cfg: FinetuneConfig, step: number): number {
+  const base = cfg.optimizer.lr;
+  const w = cfg.schedule.warmupSteps;
+  if (step <= w) return (base * step) / Math.max(1, w);
+  const p = (step - w) / Math.max(1, cfg.steps - w);
+  if (cfg.schedule.type === "linear") return base * (1 - p);
+  if (cfg.schedule.type === "cosine") return base * 0.5 * (1 + Math.cos(Math.PI * p));
+  return base;
+}
+
+/** One micro-batch: pick examples by dataset weight, mask, pad to the longest (dynamic padding). */
+function makeBatch(cfg: FinetuneConfig, data: TrainData, tok: TextTokenizer, padId: number, maskId: number, step: number, micro: number): TrainBatch {
+  const rows: Array<{ input: Int32Array; labels: Int32Array }> = [];
+  const total = data.weights.reduce((a, b) => a + b, 0);
+  for (let slot = 0; slot < cfg.batchSize; slot++) {
+    const r = streamRandom(cfg.seed, step, micro, slot);
+    let u = r() * total;
+    let source = 0;
+    while (source < data.weights.length - 1 && u >= (data.weights[source] as number)) u -= data.weights[source++] as number;
+    const list = data.train[source] as TrainExample[];
+    const ex = list[Math.floor(r() * list.length)] as TrainExample;
+    const t = buildTrainingExample(ex.encoded, cfg.maskActions.enabled ? { maskTokenId: maskId, augmentation: cfg.maskActions, random: r } : {});
+    rows.push({ input: t.inputIds, labels: t.labels });
+  }
+  void tok;
+  const T = Math.max(...rows.map((x) => x.input.length)) - 1;
+  const B = rows.length;
+  const tokens = new Int32Array(B * T).fill(padId);
+  const targets = new Int32Array(B * T).fill(IGNORE_INDEX);
+  rows.forEach((x, b) => {
+    // HF convention: position i predicts labels[i + 1]
+    for (let i = 0; i < x.input.length - 1; i++) {
+      tokens[b * T + i] = x.input[i] as number;
+      targets[b * T + i] = x.labels[i + 1] as number;
+    }
+  });
+  return { B, T, tokens, targets, dropoutSeed: (streamRandom(cfg.seed, step, micro, 1 << 20)() * 2 ** 31) >>> 0 };
+}
+
+async function evaluate(model: DecoderModel, data: TrainData, automaton: ActionAutomaton, tok: TextTokenizer, cfg: FinetuneConfig): Promise<{ valLoss: number; l1: number; parsed: number; samples: number }> {
+  const val = data.val.length > 0 ? data.val : data.train.flat();
+  const picks = Array.from({ length: Math.min(cfg.evalSamples, val.length) }, (_, i) => val[Math.floor((i * val.length) / Math.min(cfg.evalSamples, val.length))] as TrainExample);
+  let lossSum = 0;
+  let kept = 0;
+  let l1 = 0;
+  let parsed = 0;
+  for (const ex of picks) {
+    const t = buildTrainingExample(ex.encoded);
+    const T = t.inputIds.length - 1;
+    const r = model.loss({ B: 1, T, tokens: t.inputIds.slice(0, T), targets: t.labels.slice(1) });
+    lossSum += r.loss * r.kept;
+    kept += r.kept;
+    const prompt = Array.from(ex.encoded.ids.slice(0, ex.encoded.answerStart));
+    const g = await generateConstrained(model, prompt, automaton, { maxTokens: 4 * data.codec.grammar.count * (data.codec.grammar.maxDigits + 3) });
+    const d = data.codec.decode(tok.decode(Array.from(g.tokens)), "strict");
+    if (d.ok) {
+      parsed++;
+      let s = 0;
+      d.normalized.forEach((v, i) => (s += Math.abs(v - (ex.target[i] as number))));
+      l1 += s / d.normalized.length;
+    }
+  }
+  return { valLoss: kept > 0 ? lossSum / kept : 0, l1: parsed > 0 ? l1 / parsed : NaN, parsed, samples: picks.length };
+}
+
+export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { resume?: boolean; signal?: AbortSignal } = {}): Promise<FinetuneResult> {
+  const runDir = path.resolve(cfg.output);
+  fs.mkdirSync(runDir, { recursive: true });
+  const existing = latestCheckpoint(runDir);
+  if (existing && !options.resume) throw new VlaError("CONFIG_INVALID", `${runDir} already has checkpoints (${path.basename(existing)})`, "pass --resume to continue it, or choose another --output");
+  const template = loadTemplate(cfg.template);
+  const tok = cfg.tokenizer ? loadTokenizer(cfg.tokenizer) : loadTokenizerDir(cfg.model);
+  const model = DecoderModel.load(cfg.model, cfg.threads > 0 ? { threads: cfg.threads } : {});
+  try {
+    if (tok.vocabSize > model.config.native.vocabSize) throw new VlaError("CONFIG_INVALID", `tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.native.vocabSize}`);
+    if (cfg.lora.enabled) model.enableLora({ rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets as "all-linear", dropout: cfg.lora.dropout, seed: cfg.seed });
+    else model.setTrainBase(true);
+    const data = await buildTrainData(cfg, tok, template, io.log);
+    io.log(`${data.train.reduce((a, l) => a + l.length, 0)} train / ${data.val.length} val examples; ${data.spec.horizon}x${data.spec.dims} actions, ${model.numParams.toLocaleString()} parameters, ${cfg.lora.enabled ? `LoRA r=${cfg.lora.rank}` : "full fine-tuning"}`);
+    let start = 0;
+    if (existing && options.resume) {
+      const st = restoreCheckpoint(existing, model);
+      start = st.step;
+      io.log(`resumed from ${existing} at step ${start}`);
+    }
+    fs.writeFileSync(path.join(runDir, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
+    const metricsFile = path.join(runDir, "metrics.jsonl");
+    const losses: Array<{ step: number; loss: number }> = [];
+    if (start > 0 && fs.existsSync(metricsFile)) {
+      // keep the history up to the checkpoint; drop lines a killed run wrote after it
+      const kept = fs.readFileSync(metricsFile, "utf8").split("\n").filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= start);
+      fs.writeFileSync(metricsFile, kept.map((l) => l + "\n").join(""));
+      for (const l of kept) {
+        const m = JSON.parse(l) as { step: number; loss?: number };
+        if (m.loss !== undefined) losses.push({ step: m.step, loss: m.loss });
+      }
+    } else fs.writeFileSync(metricsFile, "");
+    const padId = tok.requireId(tok.eosToken ?? "<|endoftext|>");
+    const maskId = tok.singleTokenId("?");
+    const vocab = grammarVocab(tok, data.codec.grammar);
+    const endText = (() => {
+      const e = data.train.flat()[0]!.encoded;
+      return e.endIndex >= 0 ? tok.decodeOne(e.ids[e.endIndex] as number) : undefined;
+    })();
+    if (!endText) throw new VlaError("CONFIG_INVALID", "the chat template puts no control token after the answer", "the policy needs one to stop generating");
+    const automaton = new ActionAutomaton(data.codec.grammar, { ids: vocab.ids, texts: vocab.texts, eos: tok.requireId(endText) });
+    const templateText = fs.readFileSync(template.source, "utf8");
+    const save = (step: number): string => {
+      const dir = saveCheckpoint(runDir, step, model, cfg, data.spec, data.stats, { name: template.name, text: templateText }, data.format);
+      fs.writeFileSync(path.join(runDir, "loss.png"), lossCurvePng(losses));
+      return dir;
+    };
+    const t0 = performance.now();
+    let tokens = 0;
+    let stopped = false;
+    let step = start;
+    for (step = start + 1; step <= cfg.steps; step++) {
+      if (options.signal?.aborted) {
+        stopped = true;
+        step--;
+        break;
+      }
+      const micro = Array.from({ length: cfg.gradAccum }, (_, k) => makeBatch(cfg, data, tok, padId, maskId, step, k));
+      const kept = micro.reduce((a, b) => a + b.targets.filter((x) => x >= 0).length, 0);
+      let lossSum = 0;
+      for (const b of micro) {
+        const r = await model.forwardBackward(b, { lossScale: 1 / Math.max(1, kept) });
+        lossSum += r.loss * r.kept;
+        tokens += b.B * b.T;
+      }
+      const loss = lossSum / Math.max(1, kept);
+      if (!Number.isFinite(loss)) {
+        throw new VlaError("TRAIN_DIVERGED", `loss became ${loss} at step ${step}`, `lower the learning rate (optimizer.lr = ${cfg.optimizer.lr}) or resume from the last checkpoint with a smaller one`);
+      }
+      const lr = learningRate(cfg, step);
+      const gradNorm = model.optimizerStep({ ...cfg.optimizer, lr });
+      losses.push({ step, loss });
+      const elapsed = (performance.now() - t0) / 1000;
+      const line: Record<string, number> = { step, loss, lr, gradNorm, tokens, tokensPerSec: tokens / elapsed, elapsedSec: elapsed };
+      if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) Object.assign(line, await evaluate(model, data, automaton, tok, cfg));
+      fs.appendFileSync(metricsFile, JSON.stringify(line) + "\n");
+      const eta = ((cfg.steps - step) * elapsed) / Math.max(1, step - start);
+      if (step % cfg.logEvery === 0 || step === cfg.steps) io.progress(`step ${step}/${cfg.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${(tokens / elapsed).toFixed(0)} tok/s  ETA ${eta.toFixed(0)}s${line.l1 !== undefined ? `  val L1 ${Number(line.l1).toFixed(4)}` : ""}`);
+      if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && step < cfg.steps) save(step);
+    }
+    const last = Math.min(step, cfg.steps);
+    const ckpt = save(last);
+    io.log(`${stopped ? "stopped; " : ""}checkpoint ${ckpt}`);
+    // a servable policy: policy.json pointing at the base model and this checkpoint
+    const policyDir = path.join(runDir, "policy");
+    fs.mkdirSync(policyDir, { recursive: true });
+    const policy = {
+      model: path.resolve(cfg.model),
+      ...(model.lora ? { adapter: path.join(ckpt, "adapter") } : { weights: path.join(ckpt, "model.safetensors") }),
+      spec: actionSpecToJSON(data.spec),
+      stats: data.stats,
+      template: cfg.template,
+      format: data.format,
+      tokenizer: cfg.tokenizer ?? path.resolve(cfg.model),
+    };
+    fs.writeFileSync(path.join(policyDir, "policy.json"), JSON.stringify(policy, null, 2) + "\n");
+    return { runDir, steps: last, losses, stopped, policyDir };
+  } finally {
+    model.dispose();
+  }
+}

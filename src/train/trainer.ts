@@ -13,6 +13,7 @@ import { loadTemplate } from "../prompts/template.js";
 import { grammarVocab } from "../prompts/tokencost.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
 import { actionSpecToJSON } from "../actions/spec.js";
+import { keyedRandom } from "../rng.js";
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import type { FinetuneConfig } from "./config.js";
 import { buildTrainData, type TrainData, type TrainExample } from "./data.js";
@@ -32,20 +33,6 @@ export interface FinetuneResult {
   policyDir: string;
 }
 
-/** A small deterministic hash of integers -> uniform [0, 1) stream (mulberry32 seeded by the hash). */
-export function streamRandom(...keys: number[]): () => number {
-  let h = 0x811c9dc5;
-  for (const k of keys) h = Math.imul(h ^ (k >>> 0), 0x01000193) ^ (h >>> 13);
-  let a = h >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function learningRate(cfg: FinetuneConfig, step: number): number {
   const base = cfg.optimizer.lr;
   const w = cfg.schedule.warmupSteps;
@@ -61,7 +48,7 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, tok: TextTokenizer, pad
   const rows: Array<{ input: Int32Array; labels: Int32Array }> = [];
   const total = data.weights.reduce((a, b) => a + b, 0);
   for (let slot = 0; slot < cfg.batchSize; slot++) {
-    const r = streamRandom(cfg.seed, step, micro, slot);
+    const r = keyedRandom(cfg.seed, step, micro, slot);
     let u = r() * total;
     let source = 0;
     while (source < data.weights.length - 1 && u >= (data.weights[source] as number)) u -= data.weights[source++] as number;
@@ -82,7 +69,7 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, tok: TextTokenizer, pad
       targets[b * T + i] = x.labels[i + 1] as number;
     }
   });
-  return { B, T, tokens, targets, dropoutSeed: (streamRandom(cfg.seed, step, micro, 1 << 20)() * 2 ** 31) >>> 0 };
+  return { B, T, tokens, targets, dropoutSeed: (keyedRandom(cfg.seed, step, micro, 1 << 20)() * 2 ** 31) >>> 0 };
 }
 
 async function evaluate(model: DecoderModel, data: TrainData, automaton: ActionAutomaton, tok: TextTokenizer, cfg: FinetuneConfig): Promise<{ valLoss: number; l1: number; parsed: number; samples: number }> {

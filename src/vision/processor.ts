@@ -1,0 +1,94 @@
+/**
+ * Qwen2.5-VL's image preprocessing (transformers' Qwen2VLImageProcessor), step by step:
+ * smart resize to multiples of patch*merge (28) within [minPixels, maxPixels], rescale
+ * to [0, 1], normalize with the processor's mean/std, duplicate the frame to the
+ * temporal patch size (2), and flatten 14x14 patches in the processor's order:
+ *   (t, T, C, h/m, m, p, w/m, m, p) -> transpose (t, h/m, w/m, m, m, C, T, p, p)
+ *   -> (t*h*w, C*T*p*p)
+ * so that each 2x2 group of patches the merger fuses is contiguous.
+ *
+ * The resize itself (PIL bicubic in the reference) is a separate, pluggable step.
+ */
+import type { RgbImage } from "../data/episode.js";
+import { resizeBilinear } from "../data/image.js";
+import { roundHalfEven } from "../actions/normalize.js";
+import { VlaError } from "../errors.js";
+
+export interface VisionProcessorConfig {
+  patchSize: number;
+  temporalPatchSize: number;
+  mergeSize: number;
+  minPixels: number;
+  maxPixels: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/** Qwen2.5-VL-3B-Instruct's preprocessor_config.json. */
+export const QWEN25VL_PROCESSOR: VisionProcessorConfig = {
+  patchSize: 14,
+  temporalPatchSize: 2,
+  mergeSize: 2,
+  minPixels: 3136,
+  maxPixels: 12845056,
+  mean: [0.48145466, 0.4578275, 0.40821073],
+  std: [0.26862954, 0.26130258, 0.27577711],
+};
+
+/** transformers' smart_resize: dimensions divisible by `factor`, area within [minPixels, maxPixels], aspect kept. */
+export function smartResize(height: number, width: number, factor: number, minPixels: number, maxPixels: number): { height: number; width: number } {
+  if (Math.max(height, width) / Math.min(height, width) > 200) {
+    throw new VlaError("DATA_INVALID", `image aspect ratio ${Math.max(height, width) / Math.min(height, width)} is over 200`, "crop the image closer to square");
+  }
+  let h = Math.max(factor, roundHalfEven(height / factor) * factor);
+  let w = Math.max(factor, roundHalfEven(width / factor) * factor);
+  if (h * w > maxPixels) {
+    const beta = Math.sqrt((height * width) / maxPixels);
+    h = Math.max(factor, Math.floor(height / beta / factor) * factor);
+    w = Math.max(factor, Math.floor(width / beta / factor) * factor);
+  } else if (h * w < minPixels) {
+    const beta = Math.sqrt(minPixels / (height * width));
+    h = Math.ceil((height * beta) / factor) * factor;
+    w = Math.ceil((width * beta) / factor) * factor;
+  }
+  return { height: h, width: w };
+}
+
+export interface ProcessedImage {
+  /** (gridT * gridH * gridW, C * T * p * p) */
+  pixels: Float32Array;
+  grid: { t: number; h: number; w: number };
+  /** Image tokens after the 2x2 merge: gridT * gridH * gridW / mergeSize^2. */
+  tokens: number;
+  patchDim: number;
+}
+
+export type Resizer = (img: RgbImage, width: number, height: number) => RgbImage;
+
+/** Preprocess one image; `resize` defaults to bilinear (see the module comment). */
+export function preprocessImage(img: RgbImage, cfg: VisionProcessorConfig = QWEN25VL_PROCESSOR, resize: Resizer = resizeBilinear): ProcessedImage {
+  const p = cfg.patchSize;
+  const m = cfg.mergeSize;
+  const T = cfg.temporalPatchSize;
+  const size = smartResize(img.height, img.width, p * m, cfg.minPixels, cfg.maxPixels);
+  const r = size.width === img.width && size.height === img.height ? img : resize(img, size.width, size.height);
+  const H = size.height;
+  const W = size.width;
+  const gh = H / p;
+  const gw = W / p;
+  const C = 3;
+  const patchDim = C * T * p * p;
+  const pixels = new Float32Array(gh * gw * patchDim);
+  // channel-first normalized value at (c, y, x)
+  const value = (c: number, y: number, x: number): number => ((r.data[(y * W + x) * 3 + c] as number) / 255 - (cfg.mean[c] as number)) / (cfg.std[c] as number);
+  let o = 0;
+  for (let bh = 0; bh < gh / m; bh++)
+    for (let bw = 0; bw < gw / m; bw++)
+      for (let mh = 0; mh < m; mh++)
+        for (let mw = 0; mw < m; mw++)
+          for (let c = 0; c < C; c++)
+            for (let t = 0; t < T; t++) // the single frame, repeated T times
+              for (let py = 0; py < p; py++)
+                for (let px = 0; px < p; px++) pixels[o++] = value(c, (bh * m + mh) * p + py, (bw * m + mw) * p + px);
+  return { pixels, grid: { t: 1, h: gh, w: gw }, tokens: (gh * gw) / (m * m), patchDim };
+}

@@ -29,11 +29,11 @@ for (const x of rows) {
 }
 console.log(`(blas: ${rows[0]!.blas}; Debian's libopenblas0-pthread gives OpenBLAS, libblas3 is the slow reference BLAS)\n`);
 
-const cfg: DecoderConfig = { arch: "llama", vocabSize: 8192, hiddenSize: 384, numLayers: 8, numHeads: 6, numKvHeads: 2, headDim: 64, intermediateSize: 1024, rmsNormEps: 1e-5, ropeTheta: 10000, maxPositions: 1024, tieEmbeddings: true };
+const cfg: DecoderConfig = { arch: "llama", vocabSize: 8192, hiddenSize: 384, numLayers: 10, numHeads: 6, numKvHeads: 2, headDim: 64, intermediateSize: 1024, rmsNormEps: 1e-5, ropeTheta: 10000, maxPositions: 1024, tieEmbeddings: true };
 const weights = randomDecoderWeights(cfg, 1, 0.05);
 const model = new DecoderModel(parseDecoderConfig(hfConfigJson(cfg)));
 for (const [n, d] of weights) model.setParam(n, d);
-console.log(`== ~20M-parameter model: ${(model.numParams / 1e6).toFixed(1)}M params (V=8192, C=384, L=8, GQA 6/2, F=1024), ${os.cpus().length} cores\n`);
+console.log(`== ~20M-parameter model: ${(model.numParams / 1e6).toFixed(1)}M params (V=8192, C=384, L=10, GQA 6/2, F=1024), ${os.cpus().length} cores\n`);
 
 async function trainRate(mode: "lora" | "full", B: number, T: number, steps: number): Promise<number> {
   if (mode === "lora") model.enableLora({ rank: 16, alpha: 32, targets: "all-linear" });

@@ -1,6 +1,7 @@
 #include "matmul.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "reduce.h"  // cpu_has_avx2
 
@@ -102,8 +103,11 @@ __attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* inp,
 
 }  // namespace
 
-void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t N, int C, int OC) {
-  // parallel over blocks of 4 rows; within a block, 4x3 tiles then the ragged edges
+namespace {
+
+// out (N, OC) (+)= inp (N, C) . weight (OC, C)^T [+ bias]: blocks of 4 rows in parallel,
+// 4x3 register tiles inside a block, plain dot products on the ragged edges.
+void matmul_tiled(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t N, int C, int OC, bool accumulate) {
 #ifdef VLATEXT_X86
   auto tile = cpu_has_avx2() ? tile_avx2 : tile_portable;
 #else
@@ -114,8 +118,9 @@ void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float*
     for (int64_t b = b0; b < b1; b++) {
       const int64_t n0 = b * kTileRows;
       const int64_t rows = std::min<int64_t>(kTileRows, N - n0);
-      for (int64_t i = 0; i < rows; i++)
-        for (int o = 0; o < OC; o++) out[(n0 + i) * OC + o] = bias ? bias[o] : 0.0f;
+      if (!accumulate)
+        for (int64_t i = 0; i < rows; i++)
+          for (int o = 0; o < OC; o++) out[(n0 + i) * OC + o] = bias ? bias[o] : 0.0f;
       int o = 0;
       if (rows == kTileRows)
         for (; o + kTileCols <= OC; o += kTileCols) tile(out, inp, weight, C, OC, n0, o);
@@ -125,30 +130,45 @@ void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float*
   });
 }
 
+// dst (cols, rows) = src (rows, cols)^T, in parallel over source columns.
+std::vector<float> transpose(ThreadPool& pool, const float* src, int64_t rows, int64_t cols) {
+  std::vector<float> dst((size_t)(rows * cols));
+  pool.parallel_for(cols, [&](int, int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++)
+      for (int64_t r = 0; r < rows; r++) dst[(size_t)(c * rows + r)] = src[r * cols + c];
+  });
+  return dst;
+}
+
+}  // namespace
+
+void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t N, int C, int OC) {
+  matmul_tiled(pool, out, inp, weight, bias, N, C, OC, false);
+}
+
+// Both gradients are the forward's tiled product on transposed copies (the reduction
+// dimension must be contiguous in both operands):
+//   dinp (N, C)     += dout (N, OC)   . (weight^T) (C, OC)^T
+//   dweight (OC, C) += (dout^T) (OC, N) . (inp^T) (C, N)^T
 void matmul_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, int64_t N, int C, int OC) {
   if (dinp) {
-    // rows of dinp are independent: dinp[n,:] += sum_o dout[n,o] * weight[o,:]
-    pool.parallel_for(N, [&](int, int64_t n0, int64_t n1) {
-      for (int64_t n = n0; n < n1; n++)
-        for (int o = 0; o < OC; o++) {
-          const float d = dout[n * OC + o];
-          if (d != 0.0f) axpy(dinp + n * C, weight + (int64_t)o * C, d, C);
-        }
-    });
+    const std::vector<float> wT = transpose(pool, weight, OC, C);
+    matmul_tiled(pool, dinp, dout, wT.data(), nullptr, N, OC, C, true);
   }
   if (dweight || dbias) {
-    // rows of dweight are independent: dweight[o,:] += sum_n dout[n,o] * inp[n,:]
-    pool.parallel_for(OC, [&](int, int64_t o0, int64_t o1) {
-      for (int64_t o = o0; o < o1; o++) {
-        float db = 0;
-        for (int64_t n = 0; n < N; n++) {
-          const float d = dout[n * OC + o];
-          db += d;
-          if (dweight && d != 0.0f) axpy(dweight + o * C, inp + n * C, d, C);
+    const std::vector<float> dT = transpose(pool, dout, N, OC);
+    if (dweight) {
+      const std::vector<float> inT = transpose(pool, inp, N, C);
+      matmul_tiled(pool, dweight, dT.data(), inT.data(), nullptr, OC, (int)N, C, true);
+    }
+    if (dbias)
+      pool.parallel_for(OC, [&](int, int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; o++) {
+          float s = 0;
+          for (int64_t n = 0; n < N; n++) s += dT[(size_t)(o * N + n)];
+          dbias[o] += s;
         }
-        if (dbias) dbias[o] += db;
-      }
-    });
+      });
   }
 }
 

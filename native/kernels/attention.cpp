@@ -14,31 +14,37 @@ constexpr int kTile = 32;  // keys per tile in the online softmax
 inline const float* row(const float* base, int64_t token, int heads, int h, int hd) { return base + (token * heads + h) * hd; }
 inline float* row(float* base, int64_t token, int heads, int h, int hd) { return base + (token * heads + h) * hd; }
 
-// One query row: out_t = sum_s softmax(q.k_s * scale) v_s over s <= t, tile by tile.
-void attend_row(float* o, float* lse, const float* qt, const float* k, const float* v, int64_t base, int t, const AttnShape& s, int kvh, float* scores) {
-  const float scale = 1.0f / std::sqrt((float)s.hd);
+// One query row against keys/values rows [j0, j1) (absolute rows of k and v, kv head kvh):
+// out = sum_j softmax(q.k_j * scale) v_j, tile by tile with an online softmax; lse saved.
+void attend_range(float* o, float* lse, const float* qt, const float* k, const float* v, int64_t j0, int64_t j1, int KV, int kvh, int hd, float* scores) {
+  const float scale = 1.0f / std::sqrt((float)hd);
   float m = -INFINITY, l = 0.0f;
-  for (int i = 0; i < s.hd; i++) o[i] = 0.0f;
-  for (int s0 = 0; s0 <= t; s0 += kTile) {
-    const int s1 = std::min(t + 1, s0 + kTile);
+  for (int i = 0; i < hd; i++) o[i] = 0.0f;
+  for (int64_t s0 = j0; s0 < j1; s0 += kTile) {
+    const int64_t s1 = std::min(j1, s0 + kTile);
     float tile_max = -INFINITY;
-    for (int j = s0; j < s1; j++) {
-      scores[j - s0] = dot(qt, row(k, base + j, s.KV, kvh, s.hd), s.hd) * scale;
+    for (int64_t j = s0; j < s1; j++) {
+      scores[j - s0] = dot(qt, row(k, j, KV, kvh, hd), hd) * scale;
       tile_max = std::max(tile_max, scores[j - s0]);
     }
     const float m_new = std::max(m, tile_max);
     const float correction = std::exp(m - m_new);  // exp(-inf) = 0 on the first tile
     l *= correction;
-    for (int i = 0; i < s.hd; i++) o[i] *= correction;
-    for (int j = s0; j < s1; j++) {
+    for (int i = 0; i < hd; i++) o[i] *= correction;
+    for (int64_t j = s0; j < s1; j++) {
       const float p = std::exp(scores[j - s0] - m_new);
       l += p;
-      axpy(o, row(v, base + j, s.KV, kvh, s.hd), p, s.hd);
+      axpy(o, row(v, j, KV, kvh, hd), p, hd);
     }
     m = m_new;
   }
-  for (int i = 0; i < s.hd; i++) o[i] /= l;
+  for (int i = 0; i < hd; i++) o[i] /= l;
   *lse = m + std::log(l);
+}
+
+// Causal: query t of a sequence starting at row `base` sees rows base .. base+t.
+void attend_row(float* o, float* lse, const float* qt, const float* k, const float* v, int64_t base, int t, const AttnShape& s, int kvh, float* scores) {
+  attend_range(o, lse, qt, k, v, base, base + t + 1, s.KV, kvh, s.hd, scores);
 }
 
 // Gradients for one (sequence, kv head) group: all query heads that read this kv head.
@@ -165,6 +171,44 @@ void attention_forward_cached(ThreadPool& pool, float* out, const float* q, cons
       const int i = (int)(ih / NH), h = (int)(ih % NH);
       float lse;
       attend_row(out + ((int64_t)i * NH + h) * hd, &lse, q + ((int64_t)i * NH + h) * hd, k, v, 0, start + i, s, h / group, scores.data());
+    }
+  });
+}
+
+void attention_segments_ref(float* out, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
+  const double scale = 1.0 / std::sqrt((double)hd);
+  for (int sg = 0; sg < n_seg; sg++)
+    for (int h = 0; h < NH; h++)
+      for (int64_t t = cu[sg]; t < cu[sg + 1]; t++) {
+        std::vector<double> p((size_t)(cu[sg + 1] - cu[sg]));
+        double m = -INFINITY;
+        for (int64_t j = cu[sg]; j < cu[sg + 1]; j++) {
+          double d = 0;
+          for (int i = 0; i < hd; i++) d += (double)row(q, t, NH, h, hd)[i] * row(k, j, NH, h, hd)[i];
+          p[(size_t)(j - cu[sg])] = d * scale;
+          m = std::max(m, d * scale);
+        }
+        double z = 0;
+        for (auto& x : p) z += (x = std::exp(x - m));
+        for (int i = 0; i < hd; i++) {
+          double acc = 0;
+          for (int64_t j = cu[sg]; j < cu[sg + 1]; j++) acc += p[(size_t)(j - cu[sg])] / z * row(v, j, NH, h, hd)[i];
+          row(out, t, NH, h, hd)[i] = (float)acc;
+        }
+      }
+}
+
+void attention_segments(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
+  const int64_t N = cu[n_seg];
+  pool.parallel_for(N * NH, [&](int, int64_t a, int64_t e) {
+    std::vector<float> scores(kTile);
+    int sg = 0;
+    for (int64_t th = a; th < e; th++) {
+      const int64_t t = th / NH;
+      const int h = (int)(th % NH);
+      while (t >= cu[sg + 1]) sg++;  // rows are visited in order: the segment only moves forward
+      float lse;
+      attend_range(row(out, t, NH, h, hd), &lse, row(q, t, NH, h, hd), k, v, cu[sg], cu[sg + 1], NH, h, hd, scores.data());
     }
   });
 }

@@ -29,4 +29,10 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
 //   out (n, NH, hd)   q (n, NH, hd)   k, v (start+n, KV, hd)
 void attention_forward_cached(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd);
 
+// Non-causal attention within segments (the vision tower's windows and images): rows
+// [cu[s], cu[s+1]) attend to each other and to nothing else. No grouped heads here.
+//   out, q, k, v (N, NH, hd)   cu_seqlens (n_seg + 1), cu[0] = 0, cu[n_seg] = N
+void attention_segments_ref(float* out, const float* q, const float* k, const float* v, const int32_t* cu_seqlens, int n_seg, int NH, int hd);
+void attention_segments(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, const int32_t* cu_seqlens, int n_seg, int NH, int hd);
+
 }  // namespace vlatext

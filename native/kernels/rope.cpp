@@ -10,11 +10,15 @@ namespace {
 // sign = +1 forward, -1 backward (rotation by -angle = transpose)
 void rope_token(float* x, const int32_t* positions, const RopeSpec& spec, int64_t N, int64_t n, int H, float sign) {
   const int hd = spec.head_dim, half = hd / 2;
-  int section = 0, section_end = spec.sections[0];
+  int section = 0, section_start = 0, section_end = spec.sections[0];
   for (int i = 0; i < half; i++) {
-    while (i >= section_end && section + 1 < spec.n_sections) section_end += spec.sections[++section];
+    while (i >= section_end && section + 1 < spec.n_sections) {
+      section_start = section_end;
+      section_end += spec.sections[++section];
+    }
     const double pos = positions[(int64_t)section * N + n];
-    const double angle = pos * std::pow((double)spec.theta, -2.0 * i / hd);
+    const double exponent = spec.restart_per_section ? -(double)(i - section_start) / spec.sections[section] : -2.0 * i / hd;
+    const double angle = pos * std::pow((double)spec.theta, exponent);
     const float c = (float)std::cos(angle), s = sign * (float)std::sin(angle);
     for (int h = 0; h < H; h++) {
       float* v = x + (n * H + h) * hd;

@@ -21,6 +21,10 @@ struct RopeSpec {
   float theta;
   int n_sections;       // S
   const int* sections;  // (S)
+  // false (text, M-RoPE): frequency i is theta^(-2i/hd) over all sections.
+  // true (Qwen2.5-VL's vision tower, sections {hd/4, hd/4} for rows h, w): frequencies
+  // restart in each section, j-th of a section of size n being theta^(-j/n).
+  bool restart_per_section = false;
 };
 
 void rope_forward_ref(float* x, const int32_t* positions, const RopeSpec& spec, int64_t N, int H);

@@ -202,6 +202,47 @@ void test_attention(ThreadPool& pool) {
   report(earlier_same && last_changed, "attention is causal", "");
 }
 
+void test_vision_attention_and_rope(ThreadPool& pool) {
+  const int NH = 3, hd = 8;
+  const std::vector<int32_t> cu = {0, 5, 6, 40, 71};  // segments of 5, 1, 34 and 31 rows
+  const int64_t N = cu.back();
+  auto q = randn((size_t)N * NH * hd), k = randn((size_t)N * NH * hd), v = randn((size_t)N * NH * hd);
+  std::vector<float> r((size_t)N * NH * hd), g((size_t)N * NH * hd);
+  attention_segments_ref(r.data(), q.data(), k.data(), v.data(), cu.data(), 4, NH, hd);
+  attention_segments(pool, g.data(), q.data(), k.data(), v.data(), cu.data(), 4, NH, hd);
+  compare("attention_segments vs reference", g, r, 1e-5f, 1e-4f);
+  // a one-row segment attends only to itself: out = v
+  bool self_only = true;
+  for (int i = 0; i < NH * hd; i++) self_only = self_only && std::fabs(g[(size_t)5 * NH * hd + i] - v[(size_t)5 * NH * hd + i]) < 1e-6f;
+  report(self_only, "attention_segments: a single-row segment returns its value", "");
+  // segments are isolated: changing segment 3's keys leaves segments 0-2 unchanged
+  auto k2 = k;
+  for (int64_t i = (int64_t)cu[3] * NH * hd; i < N * NH * hd; i++) k2[(size_t)i] += 1.0f;
+  std::vector<float> g2((size_t)N * NH * hd);
+  attention_segments(pool, g2.data(), q.data(), k2.data(), v.data(), cu.data(), 4, NH, hd);
+  bool isolated = true, changed = false;
+  for (int64_t i = 0; i < N * NH * hd; i++) {
+    if (i < (int64_t)cu[3] * NH * hd) isolated = isolated && g2[(size_t)i] == g[(size_t)i];
+    else changed = changed || g2[(size_t)i] != g[(size_t)i];
+  }
+  report(isolated && changed, "attention_segments: segments are isolated", "");
+  // the vision rotary embedding by hand: hd = 8, sections {2, 2} (rows h, w), frequencies restart:
+  // pair (i, i+4): i=0 angle h*1, i=1 angle h*theta^(-1/2), i=2 angle w*1, i=3 angle w*theta^(-1/2)
+  const int sec[] = {2, 2};
+  RopeSpec spec{8, 10000.0f, 2, sec, true};
+  int32_t pos[] = {3, 5};  // one token: h = 3, w = 5
+  std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8};
+  rope_forward_ref(x.data(), pos, spec, 1, 1);
+  const double a[4] = {3.0, 3.0 / 100.0, 5.0, 5.0 / 100.0};
+  std::vector<float> want(8);
+  const double in[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  for (int i = 0; i < 4; i++) {
+    want[(size_t)i] = (float)(in[i] * std::cos(a[i]) - in[i + 4] * std::sin(a[i]));
+    want[(size_t)i + 4] = (float)(in[i + 4] * std::cos(a[i]) + in[i] * std::sin(a[i]));
+  }
+  compare("vision rope (frequencies restart per section) by hand", x, want, 1e-5f, 1e-5f);
+}
+
 void test_elementwise(ThreadPool& pool) {
   const int n = 37;
   auto g = randn(n, 2.0f), u = randn(n), R = randn(n);
@@ -281,6 +322,7 @@ int main(int argc, char** argv) {
   test_rmsnorm(pool);
   test_rope(pool);
   test_attention(pool);
+  test_vision_attention_and_rope(pool);
   test_elementwise(pool);
   test_cross_entropy(pool);
   test_adamw(pool);

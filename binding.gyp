@@ -21,6 +21,7 @@
       "native/kernels/adamw.cpp",
       "native/model/decoder.cpp",
       "native/model/decoder_infer.cpp",
+      "native/model/vision.cpp",
       "native/io/safetensors.cpp",
       "native/decode/automaton.cpp",
       "native/decode/generate.cpp"
@@ -35,7 +36,7 @@
   "targets": [
     {
       "target_name": "vlatext",
-      "sources": ["<@(engine_sources)", "native/napi/addon.cpp", "native/napi/decoder_napi.cpp"],
+      "sources": ["<@(engine_sources)", "native/napi/addon.cpp", "native/napi/decoder_napi.cpp", "native/napi/vision_napi.cpp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
     },

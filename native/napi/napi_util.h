@@ -69,5 +69,6 @@ inline bool get_f32_array(Napi::Env env, Napi::Object o, const char* key, int64_
 }
 
 void RegisterDecoder(Napi::Env env, Napi::Object exports);
+void RegisterVision(Napi::Env env, Napi::Object exports);
 
 }  // namespace vlatext_napi

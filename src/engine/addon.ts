@@ -135,8 +135,32 @@ export interface NativeGenResult {
   totalMs: number;
 }
 
+export interface NativeVisionConfig {
+  depth: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  outHiddenSize: number;
+  patchSize: number;
+  spatialMergeSize: number;
+  temporalPatchSize: number;
+  windowSize: number;
+  fullattBlockIndexes: Int32Array;
+  rmsNormEps?: number;
+  threads?: number;
+}
+
+export interface NativeVisionTower {
+  paramInfo(): NativeTensorInfo[];
+  setParam(name: string, data: Float32Array): void;
+  /** pixels (N, 3*T*p*p), grids (t, h, w) per image -> (N / merge^2, outHiddenSize). */
+  forwardAsync(pixels: Float32Array, grids: Int32Array): Promise<Float32Array>;
+  dispose(): void;
+}
+
 export interface NativeAddon {
   Decoder: new (config: NativeDecoderConfig) => NativeDecoder;
+  VisionTower: new (config: NativeVisionConfig) => NativeVisionTower;
   ActionAutomaton: new (spec: NativeAutomatonSpec) => NativeAutomaton;
   /** Only ever constructed with a NativeDecoder from this addon. */
   KvCache: new (decoder: NativeDecoder, capacity: number) => NativeKvCache;

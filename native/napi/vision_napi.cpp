@@ -1,0 +1,143 @@
+// N-API wrapper for vlatext::VisionTower (native/model/vision.h).
+//   new VisionTower({depth, hiddenSize, intermediateSize, numHeads, outHiddenSize, patchSize,
+//                    spatialMergeSize, temporalPatchSize, windowSize, fullattBlockIndexes: Int32Array, threads?})
+//   .paramInfo(), .setParam(name, Float32Array), .forwardAsync(pixels: Float32Array, grids: Int32Array) -> Promise<Float32Array>
+#include <napi.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+
+#include "../model/vision.h"
+#include "napi_util.h"
+
+namespace vlatext_napi {
+
+using vlatext::Status;
+using vlatext::VisionTower;
+
+class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "VisionTower", {InstanceMethod<&VisionWrap::ParamInfo>("paramInfo"), InstanceMethod<&VisionWrap::SetParam>("setParam"), InstanceMethod<&VisionWrap::ForwardAsync>("forwardAsync"), InstanceMethod<&VisionWrap::Dispose>("dispose")});
+  }
+
+  explicit VisionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VisionWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      type_error(env, "VisionTower(config): config must be an object");
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    vlatext::VisionConfig c;
+    int threads = 0;
+    if (!get_int(env, o, "depth", 1, &c.depth) || !get_int(env, o, "hiddenSize", 1, &c.C) || !get_int(env, o, "intermediateSize", 1, &c.F) || !get_int(env, o, "numHeads", 1, &c.NH) ||
+        !get_int(env, o, "outHiddenSize", 1, &c.Cout) || !get_int(env, o, "patchSize", 1, &c.patch) || !get_int(env, o, "spatialMergeSize", 1, &c.merge) ||
+        !get_int(env, o, "temporalPatchSize", 1, &c.temporal) || !get_int(env, o, "windowSize", 1, &c.window) || !get_float(env, o, "rmsNormEps", &c.eps) || !get_int(env, o, "threads", 0, &threads))
+      return;
+    std::vector<int32_t> full;
+    if (!get_i32_array(env, o, "fullattBlockIndexes", -1, &full, false)) return;
+    c.fullatt.assign(full.begin(), full.end());
+    std::string err;
+    if (VisionTower::create(c, threads, &model_, &err) != Status::Ok) error(env, "VisionTower config: " + err);
+  }
+
+  std::unique_ptr<VisionTower> model_;
+  std::atomic<int> in_flight{0};
+
+ private:
+  bool ready(Napi::Env env) {
+    if (!model_) return error(env, "VisionTower was disposed");
+    if (in_flight.load() > 0) return error(env, "VisionTower is busy; await the running call");
+    return true;
+  }
+  Napi::Value ParamInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    const auto& ps = model_->params();
+    Napi::Array a = Napi::Array::New(env, ps.size());
+    for (size_t i = 0; i < ps.size(); i++) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("name", ps[i].name);
+      Napi::Array shape = Napi::Array::New(env, ps[i].shape.size());
+      for (size_t d = 0; d < ps[i].shape.size(); d++) shape.Set((uint32_t)d, (double)ps[i].shape[d]);
+      t.Set("shape", shape);
+      a.Set((uint32_t)i, t);
+    }
+    return a;
+  }
+  Napi::Value SetParam(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      return type_error(env, "setParam(name: string, data: Float32Array)"), env.Undefined();
+    const std::string name = info[0].As<Napi::String>();
+    const vlatext::TensorInfo* t = model_->find_param(name);
+    if (!t) return error(env, "no vision parameter named '" + name + "'"), env.Undefined();
+    auto a = info[1].As<Napi::Float32Array>();
+    if ((int64_t)a.ElementLength() != t->size) return range_error(env, "tensor '" + name + "' has " + std::to_string(t->size) + " values, got " + std::to_string(a.ElementLength())), env.Undefined();
+    std::memcpy(model_->param_data() + t->offset, a.Data(), sizeof(float) * t->size);
+    return env.Undefined();
+  }
+  Napi::Value ForwardAsync(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (in_flight.load() > 0) return error(info.Env(), "VisionTower.dispose(): a call is still running"), info.Env().Undefined();
+    model_.reset();
+    return info.Env().Undefined();
+  }
+};
+
+class VisionWorker : public Napi::AsyncWorker {
+ public:
+  VisionWorker(Napi::Env env, VisionWrap* w, Napi::Object self, std::vector<float> pixels, std::vector<int32_t> grids)
+      : Napi::AsyncWorker(env, "vlatext:vision"), deferred_(Napi::Promise::Deferred::New(env)), w_(w), pixels_(std::move(pixels)), grids_(std::move(grids)) {
+    self_ = Napi::Persistent(self);
+    w_->in_flight++;
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    const auto& c = w_->model_->config();
+    const int64_t P = 3LL * c.temporal * c.patch * c.patch;
+    const int64_t N = (int64_t)pixels_.size() / P;
+    out_.assign((size_t)(N / (c.merge * c.merge) * c.Cout), 0.0f);
+    std::string err;
+    if ((int64_t)pixels_.size() != N * P) return SetError("forward: pixels hold " + std::to_string(pixels_.size()) + " values, not a multiple of " + std::to_string(P));
+    if (w_->model_->forward(pixels_.data(), N, grids_.data(), (int)grids_.size() / 3, out_.data(), &err) != Status::Ok) SetError("forward: " + err);
+  }
+  void OnOK() override {
+    w_->in_flight--;
+    auto a = Napi::Float32Array::New(Env(), out_.size());
+    std::memcpy(a.Data(), out_.data(), sizeof(float) * out_.size());
+    deferred_.Resolve(a);
+  }
+  void OnError(const Napi::Error& e) override {
+    w_->in_flight--;
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  VisionWrap* w_;
+  Napi::ObjectReference self_;
+  std::vector<float> pixels_;
+  std::vector<int32_t> grids_;
+  std::vector<float> out_;
+};
+
+Napi::Value VisionWrap::ForwardAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ready(env)) return env.Undefined();
+  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[1].As<Napi::TypedArray>().ElementLength() % 3 != 0)
+    return type_error(env, "forwardAsync(pixels: Float32Array, grids: Int32Array of (t, h, w) triples)"), env.Undefined();
+  auto px = info[0].As<Napi::Float32Array>();
+  auto gr = info[1].As<Napi::Int32Array>();
+  auto* w = new VisionWorker(env, this, info.This().As<Napi::Object>(), std::vector<float>(px.Data(), px.Data() + px.ElementLength()), std::vector<int32_t>(gr.Data(), gr.Data() + gr.ElementLength()));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+void RegisterVision(Napi::Env env, Napi::Object exports) { exports.Set("VisionTower", VisionWrap::Define(env)); }
+
+}  // namespace vlatext_napi

@@ -1,0 +1,76 @@
+/**
+ * Qwen2.5-VL's vision tower in the native engine (forward only, frozen), configured
+ * from `vision_config` in config.json. Unsupported settings are named.
+ */
+import { z } from "zod";
+import { VlaError, formatZodIssues } from "../errors.js";
+import { callNative, callNativeAsync, loadAddon, type NativeTensorInfo, type NativeVisionConfig, type NativeVisionTower } from "./addon.js";
+
+const VisionConfigSchema = z
+  .object({
+    depth: z.number().int().min(1),
+    hidden_size: z.number().int().min(1),
+    intermediate_size: z.number().int().min(1),
+    num_heads: z.number().int().min(1),
+    out_hidden_size: z.number().int().min(1),
+    patch_size: z.number().int().min(1).default(14),
+    spatial_merge_size: z.number().int().min(1).default(2),
+    temporal_patch_size: z.number().int().min(1).default(2),
+    window_size: z.number().int().min(1).default(112),
+    fullatt_block_indexes: z.array(z.number().int().min(0)).default([]),
+    hidden_act: z.string().default("silu"),
+    in_chans: z.number().int().optional(),
+    in_channels: z.number().int().optional(),
+  })
+  .passthrough();
+
+export function parseVisionConfig(json: unknown, source = "vision_config"): NativeVisionConfig {
+  const r = VisionConfigSchema.safeParse(json);
+  if (!r.success) throw new VlaError("CONFIG_INVALID", `${source} is not a Qwen2.5-VL vision config:\n${formatZodIssues(r.error.issues)}`);
+  const c = r.data;
+  if (c.hidden_act !== "silu") throw new VlaError("CONFIG_INVALID", `${source}.hidden_act '${c.hidden_act}' is not supported (Qwen2.5-VL uses silu; Qwen2-VL's quick_gelu towers are not)`);
+  const chans = c.in_chans ?? c.in_channels ?? 3;
+  if (chans !== 3) throw new VlaError("CONFIG_INVALID", `${source}: ${chans} input channels are not supported (RGB only)`);
+  if (c.hidden_size % c.num_heads !== 0 || (c.hidden_size / c.num_heads) % 4 !== 0) throw new VlaError("CONFIG_INVALID", `${source}: hidden_size / num_heads must be a multiple of 4 (2D rotary embedding)`);
+  for (const b of c.fullatt_block_indexes) if (b >= c.depth) throw new VlaError("CONFIG_INVALID", `${source}.fullatt_block_indexes names block ${b} but depth is ${c.depth}`);
+  return {
+    depth: c.depth,
+    hiddenSize: c.hidden_size,
+    intermediateSize: c.intermediate_size,
+    numHeads: c.num_heads,
+    outHiddenSize: c.out_hidden_size,
+    patchSize: c.patch_size,
+    spatialMergeSize: c.spatial_merge_size,
+    temporalPatchSize: c.temporal_patch_size,
+    windowSize: c.window_size,
+    fullattBlockIndexes: Int32Array.from(c.fullatt_block_indexes),
+  };
+}
+
+export class VisionModel {
+  readonly config: NativeVisionConfig;
+  private readonly native: NativeVisionTower;
+
+  constructor(config: NativeVisionConfig) {
+    this.config = config;
+    const addon = loadAddon();
+    this.native = callNative("VisionTower", () => new addon.VisionTower(config));
+  }
+
+  paramInfo(): NativeTensorInfo[] {
+    return this.native.paramInfo();
+  }
+
+  setParam(name: string, data: Float32Array): void {
+    callNative("setParam", () => this.native.setParam(name, data));
+  }
+
+  /** Image features for the language model: (patches / merge^2, outHiddenSize), images in order. */
+  async forward(pixels: Float32Array, grids: ReadonlyArray<{ t: number; h: number; w: number }>): Promise<Float32Array> {
+    return await callNativeAsync("vision forward", () => this.native.forwardAsync(pixels, Int32Array.from(grids.flatMap((g) => [g.t, g.h, g.w]))));
+  }
+
+  dispose(): void {
+    this.native.dispose();
+  }
+}

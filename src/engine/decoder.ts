@@ -64,7 +64,7 @@ export class DecoderModel {
   }
 
   /** Load config.json and model.safetensors (or a sharded index) from a Hugging Face directory. */
-  static load(dir: string, options: { threads?: number } = {}): DecoderModel {
+  static load(dir: string, options: { threads?: number; config?: DecoderModelConfig; fileNames?: (name: string) => string[] } = {}): DecoderModel {
     const cfgFile = path.join(dir, "config.json");
     if (!fs.existsSync(cfgFile)) throw new VlaError("FILE_NOT_FOUND", `no config.json in ${dir}`, "point at a Hugging Face model directory");
     let json: unknown;
@@ -73,9 +73,9 @@ export class DecoderModel {
     } catch (e) {
       throw new VlaError("CONFIG_INVALID", `${cfgFile} is not valid JSON: ${(e as Error).message}`);
     }
-    const model = new DecoderModel(parseDecoderConfig(json, cfgFile), options);
+    const model = new DecoderModel(options.config ?? parseDecoderConfig(json, cfgFile), options.threads ? { threads: options.threads } : {});
     try {
-      model.loadWeights(dir);
+      model.loadWeights(dir, options.fileNames);
     } catch (e) {
       model.dispose();
       throw e;
@@ -88,7 +88,7 @@ export class DecoderModel {
    * listed in model.safetensors.index.json). Headers are checked here; the native side
    * memory-maps each file and converts F32/F16/BF16 into the parameters.
    */
-  loadWeights(dir: string): void {
+  loadWeights(dir: string, fileNames: (name: string) => string[] = (n) => [n]): void {
     const headers = new Map<string, SafetensorsHeader>();
     const header = (f: string): SafetensorsHeader => {
       let h = headers.get(f);
@@ -114,13 +114,16 @@ export class DecoderModel {
       if (!fs.existsSync(path.join(dir, "model.safetensors"))) throw new VlaError("FILE_NOT_FOUND", `no model.safetensors or model.safetensors.index.json in ${dir}`);
       where = (n) => (header("model.safetensors").tensors.has(n) ? "model.safetensors" : undefined);
     }
+    // the stored name of each parameter: the first candidate the checkpoint has
+    const stored = (name: string): string => fileNames(name).find((c) => where(c) !== undefined) ?? name;
     const perFile = new Map<string, Array<{ name: string; dtype: 0 | 1 | 2; offset: number }>>();
     for (const p of this.paramInfo()) {
-      const file = where(p.name);
-      if (!file) throw new VlaError("FILE_INVALID", `${dir}: tensor '${p.name}' (shape [${p.shape}]) is missing`, `a ${this.config.family} model with this config.json needs it`);
+      const name = stored(p.name);
+      const file = where(name);
+      if (!file) throw new VlaError("FILE_INVALID", `${dir}: tensor '${name}' (shape [${p.shape}]) is missing`, `a ${this.config.family} model with this config.json needs it`);
       const h = header(file);
-      const entry = h.tensors.get(p.name);
-      if (!entry) throw new VlaError("FILE_INVALID", `${path.join(dir, file)}: tensor '${p.name}' is missing (the index says it is here)`);
+      const entry = h.tensors.get(name);
+      if (!entry) throw new VlaError("FILE_INVALID", `${path.join(dir, file)}: tensor '${name}' is missing (the index says it is here)`);
       if (entry.shape.join(",") !== p.shape.join(",")) {
         throw new VlaError("FILE_INVALID", `${path.join(dir, file)}: tensor '${p.name}' has shape [${entry.shape}] but config.json implies [${p.shape}]`, "the weights do not match config.json");
       }

@@ -1,0 +1,96 @@
+/**
+ * Qwen2.5-VL in the engine: the language model (a Qwen2 decoder with 3D M-RoPE) and
+ * the vision tower, loaded from one Hugging Face directory (transformers' old
+ * "model.layers / visual" or new "model.language_model / model.visual" names).
+ * Images become features injected at the <|image_pad|> positions.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+import type { RgbImage } from "../data/episode.js";
+import { VlaError, formatZodIssues } from "../errors.js";
+import { readSafetensors, safetensorsData } from "../io/safetensors.js";
+import { preprocessImage, QWEN25VL_PROCESSOR, type ProcessedImage } from "../vision/processor.js";
+import { ropeIndex } from "../vision/rope-index.js";
+import { parseDecoderConfig } from "./config.js";
+import { DecoderModel } from "./decoder.js";
+import { parseVisionConfig, VisionModel } from "./vision.js";
+
+const VlmConfigSchema = z.object({ model_type: z.literal("qwen2_5_vl"), vision_config: z.record(z.string(), z.unknown()), image_token_id: z.number().int().optional() }).passthrough();
+
+export interface ImageFeatures {
+  /** (sum of tokens, C) features in image order. */
+  features: Float32Array;
+  processed: ProcessedImage[];
+}
+
+export class VlmModel {
+  readonly decoder: DecoderModel;
+  readonly vision: VisionModel;
+  readonly imageTokenId: number | undefined;
+
+  private constructor(decoder: DecoderModel, vision: VisionModel, imageTokenId: number | undefined) {
+    this.decoder = decoder;
+    this.vision = vision;
+    this.imageTokenId = imageTokenId;
+  }
+
+  static load(dir: string, options: { threads?: number } = {}): VlmModel {
+    const file = path.join(dir, "config.json");
+    if (!fs.existsSync(file)) throw new VlaError("FILE_NOT_FOUND", `no config.json in ${dir}`);
+    const json = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+    const r = VlmConfigSchema.safeParse(json);
+    if (!r.success) {
+      const mt = typeof json.model_type === "string" ? json.model_type : "missing";
+      throw new VlaError("CONFIG_INVALID", `${file}: model_type '${mt}' is not a supported vision-language model${r.error.issues[0]?.path[0] === "model_type" ? "" : `:\n${formatZodIssues(r.error.issues)}`}`, "supported: qwen2_5_vl (Qwen2.5-VL)");
+    }
+    const text = (json.text_config as Record<string, unknown> | undefined) ?? json;
+    const decoderCfg = parseDecoderConfig({ ...text, model_type: "qwen2" }, `${file} (language model)`);
+    const visionCfg = parseVisionConfig(r.data.vision_config, `${file} vision_config`);
+    if (visionCfg.outHiddenSize !== decoderCfg.native.hiddenSize) throw new VlaError("CONFIG_INVALID", `${file}: vision_config.out_hidden_size ${visionCfg.outHiddenSize} differs from hidden_size ${decoderCfg.native.hiddenSize}`);
+    const decoder = DecoderModel.load(dir, { ...options, config: decoderCfg, fileNames: (n) => (n.startsWith("model.") ? [`model.language_model.${n.slice(6)}`, n] : [n]) });
+    const vision = new VisionModel({ ...visionCfg, ...(options.threads ? { threads: options.threads } : {}) });
+    try {
+      const st = readSafetensors(path.join(dir, "model.safetensors"));
+      for (const p of vision.paramInfo()) {
+        const name = [`model.${p.name}`, p.name].find((c) => st.tensors.has(c));
+        if (!name) throw new VlaError("FILE_INVALID", `${dir}: vision tensor '${p.name}' is missing`);
+        vision.setParam(p.name, safetensorsData(st, name));
+      }
+    } catch (e) {
+      decoder.dispose();
+      vision.dispose();
+      throw e;
+    }
+    return new VlmModel(decoder, vision, r.data.image_token_id);
+  }
+
+  /** Preprocess and encode images: the features the prompt's image pads receive. */
+  async imageFeatures(images: readonly RgbImage[]): Promise<ImageFeatures> {
+    const processed = images.map((img) => preprocessImage(img, QWEN25VL_PROCESSOR));
+    const pixels = new Float32Array(processed.reduce((a, p) => a + p.pixels.length, 0));
+    let o = 0;
+    for (const p of processed) {
+      pixels.set(p.pixels, o);
+      o += p.pixels.length;
+    }
+    const features = await this.vision.forward(pixels, processed.map((p) => p.grid));
+    return { features, processed };
+  }
+
+  /** 3D positions (3, N) and the rows of the image pads, for a prompt encoded with imageTokens = per-image token counts. */
+  multimodalInputs(length: number, imageStarts: readonly number[], processed: readonly ProcessedImage[]): { positions: Int32Array; injectRows: Int32Array } {
+    if (imageStarts.length !== processed.length) throw new VlaError("DATA_INVALID", `the prompt has ${imageStarts.length} image slots for ${processed.length} images`);
+    const positions = ropeIndex(length, imageStarts.map((start, i) => ({ start, grid: (processed[i] as ProcessedImage).grid })), QWEN25VL_PROCESSOR.mergeSize);
+    const rows: number[] = [];
+    imageStarts.forEach((s, i) => {
+      for (let k = 0; k < (processed[i] as ProcessedImage).tokens; k++) rows.push(s + k);
+    });
+    return { positions, injectRows: Int32Array.from(rows) };
+  }
+
+  dispose(): void {
+    this.decoder.dispose();
+    this.vision.dispose();
+  }
+}

@@ -44,7 +44,7 @@ export function learningRate(cfg: FinetuneConfig, step: number): number {
 }
 
 /** One micro-batch: pick examples by dataset weight, mask, pad to the longest (dynamic padding). */
-function makeBatch(cfg: FinetuneConfig, data: TrainData, tok: TextTokenizer, padId: number, maskId: number, step: number, micro: number): TrainBatch {
+function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: number, step: number, micro: number): TrainBatch {
   const rows: Array<{ input: Int32Array; labels: Int32Array }> = [];
   const total = data.weights.reduce((a, b) => a + b, 0);
   for (let slot = 0; slot < cfg.batchSize; slot++) {
@@ -57,7 +57,6 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, tok: TextTokenizer, pad
     const t = buildTrainingExample(ex.encoded, cfg.maskActions.enabled ? { maskTokenId: maskId, augmentation: cfg.maskActions, random: r } : {});
     rows.push({ input: t.inputIds, labels: t.labels });
   }
-  void tok;
   const T = Math.max(...rows.map((x) => x.input.length)) - 1;
   const B = rows.length;
   const tokens = new Int32Array(B * T).fill(padId);
@@ -155,7 +154,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
         step--;
         break;
       }
-      const micro = Array.from({ length: cfg.gradAccum }, (_, k) => makeBatch(cfg, data, tok, padId, maskId, step, k));
+      const micro = Array.from({ length: cfg.gradAccum }, (_, k) => makeBatch(cfg, data, padId, maskId, step, k));
       const kept = micro.reduce((a, b) => a + b.targets.filter((x) => x >= 0).length, 0);
       let lossSum = 0;
       for (const b of micro) {

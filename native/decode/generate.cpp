@@ -61,9 +61,19 @@ Status generate_constrained_batch(Decoder& model, const std::vector<std::vector<
   };
   std::vector<Seq> seqs((size_t)B);
   results->assign((size_t)B, GenResult{});
+  const int S = model.config().rope_sections.empty() ? 1 : (int)model.config().rope_sections.size();
   for (int i = 0; i < B; i++) {
     if (prompts[(size_t)i].empty()) {
       *error = "prompt " + std::to_string(i) + " is empty";
+      return Status::InvalidArgument;
+    }
+    const PromptInputs& pi = opts[(size_t)i].prompt;
+    if (!pi.positions.empty() && pi.positions.size() != (size_t)S * prompts[(size_t)i].size()) {
+      *error = "prompt " + std::to_string(i) + ": positions hold " + std::to_string(pi.positions.size()) + " values, expected sections * prompt length = " + std::to_string((size_t)S * prompts[(size_t)i].size());
+      return Status::InvalidArgument;
+    }
+    if (pi.inject.size() != pi.inject_rows.size() * (size_t)C) {
+      *error = "prompt " + std::to_string(i) + ": inject holds " + std::to_string(pi.inject.size()) + " values for " + std::to_string(pi.inject_rows.size()) + " rows";
       return Status::InvalidArgument;
     }
     model.init_cache(&seqs[(size_t)i].cache, (int)prompts[(size_t)i].size() + opts[(size_t)i].max_tokens + 1);
@@ -110,7 +120,13 @@ Status generate_constrained_batch(Decoder& model, const std::vector<std::vector<
     if (need.empty()) break;
     // one forward pass for every sequence that needs the model
     std::vector<SeqInput> inputs;
-    for (int i : need) inputs.push_back(SeqInput{&seqs[(size_t)i].cache, seqs[(size_t)i].pending.data(), (int)seqs[(size_t)i].pending.size(), nullptr, 0, nullptr, nullptr});
+    for (int i : need) {
+      Seq& q = seqs[(size_t)i];
+      const PromptInputs& pi = opts[(size_t)i].prompt;
+      const bool first = q.cache.length == 0;  // the prompt: its positions and injected embeddings
+      inputs.push_back(SeqInput{&q.cache, q.pending.data(), (int)q.pending.size(), first && !pi.positions.empty() ? pi.positions.data() : nullptr, first ? (int)pi.inject_rows.size() : 0,
+                                first ? pi.inject_rows.data() : nullptr, first ? pi.inject.data() : nullptr});
+    }
     std::vector<float> hidden(need.size() * (size_t)C);
     auto t0 = std::chrono::steady_clock::now();
     const Status st = model.infer_hidden_batch(inputs.data(), (int)inputs.size(), hidden.data(), error);

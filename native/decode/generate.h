@@ -16,12 +16,20 @@
 
 namespace vlatext {
 
+// Prompt-only inputs of a multimodal prompt: 3D positions and injected (image) embeddings.
+struct PromptInputs {
+  std::vector<int32_t> positions;    // (S, n_prompt), empty: default positions
+  std::vector<int32_t> inject_rows;  // (M) rows of the prompt
+  std::vector<float> inject;         // (M, C)
+};
+
 struct GenOptions {
   float temperature = 0.0f;  // <= 0: greedy
   uint64_t seed = 0;
   bool jump_forward = true;
   int sparse_max = 64;
   int max_tokens = 512;
+  PromptInputs prompt;
 };
 
 struct GenResult {

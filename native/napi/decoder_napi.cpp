@@ -550,6 +550,10 @@ bool read_gen_options(Napi::Env env, Napi::Value v, vlatext::GenOptions* opt) {
     return false;
   opt->seed = (uint64_t)seed;
   opt->jump_forward = jf != 0;
+  if (!get_i32_array(env, o, "positions", -1, &opt->prompt.positions, false)) return false;
+  if (o.Has("injectRows") && !o.Get("injectRows").IsUndefined()) {
+    if (!get_i32_array(env, o, "injectRows", -1, &opt->prompt.inject_rows, true) || !get_f32_array(env, o, "inject", -1, &opt->prompt.inject)) return false;
+  }
   return true;
 }
 

@@ -116,6 +116,10 @@ export interface NativeAutomaton {
 }
 
 export interface NativeGenOptions {
+  /** The prompt's positions (S, n) and injected embeddings (image features). */
+  positions?: Int32Array;
+  injectRows?: Int32Array;
+  inject?: Float32Array;
   temperature?: number;
   seed?: number;
   jumpForward?: boolean;

@@ -48,6 +48,10 @@ export class ActionAutomaton {
 }
 
 export interface ConstrainedOptions {
+  /** Multimodal prompts: positions (S, prompt length) and embeddings injected at prompt rows. */
+  positions?: Int32Array;
+  injectRows?: Int32Array;
+  inject?: Float32Array;
   temperature?: number;
   seed?: number;
   jumpForward?: boolean;

@@ -1,7 +1,7 @@
 /**
  * The one way a policy's prompt is built, shared by training and serving: template ->
  * chat template -> token ids, with the state written as numbers and (for training) the
- * answer appended. Images are left out until the model has a vision tower.
+ * answer appended. Images appear only when their token counts are given (a VLM).
  */
 import type { ActionSpec } from "../actions/spec.js";
 import { VlaError } from "../errors.js";
@@ -20,6 +20,8 @@ export interface PolicyPromptInput {
   /** The action text, for training. */
   answer?: string;
   addVisionId?: boolean;
+  /** Tokens per image (after the vision tower's merge); omitted: a text-only prompt. */
+  imageTokens?: readonly number[];
 }
 
 /** State numbers as the prompt writes them (4 decimals, spaces). */
@@ -34,9 +36,9 @@ export function encodePolicyPrompt(p: PolicyPromptInput): EncodedPrompt {
     dims: p.spec.dims,
     bins: p.bins,
     instruction: p.instruction,
-    images: 0, // no vision tower yet: the model sees the text only
+    images: p.imageTokens?.length ?? 0,
     ...(p.state !== undefined && p.template.uses.has("state") ? { state: stateText(p.state) } : {}),
   });
   const segs = renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, ...(p.answer !== undefined ? { answer: p.answer } : {}) });
-  return encodeSegments(p.tokenizer, segs);
+  return encodeSegments(p.tokenizer, segs, p.imageTokens ? { imageTokens: p.imageTokens } : {});
 }

@@ -16,6 +16,8 @@ import { parseStats, type ActionStats } from "../actions/stats.js";
 import type { RgbImage } from "../data/episode.js";
 import { ActionAutomaton, generateConstrainedBatch } from "../engine/automaton.js";
 import { DecoderModel } from "../engine/decoder.js";
+import { VlmModel } from "../engine/vlm.js";
+import { tileHorizontal } from "../data/image.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
 import { readSafetensors, safetensorsData } from "../io/safetensors.js";
@@ -64,7 +66,7 @@ export interface ActResult {
   chunk: number[][];
   /** (H, D) normalized to [-1, 1]. */
   normalized: number[][];
-  /** Whether the images reached the model (false while the model has no vision tower). */
+  /** Whether the images reached the model (a vision-language model was given images). */
   imagesUsed: boolean;
   timings: { promptMs: number; generateMs: number; totalMs: number; promptTokens: number; generatedTokens: number; modelCalls: number; forcedTokens: number; maskMs: number; batchSize: number };
 }
@@ -89,9 +91,12 @@ export class Policy {
   readonly automaton: ActionAutomaton;
   readonly ensemble: EnsembleConfig;
   readonly addVisionId: boolean;
+  /** Present for vision-language models: images reach the model. */
+  readonly vlm: VlmModel | undefined;
 
-  private constructor(dir: string, file: z.output<typeof PolicyFileSchema>, model: DecoderModel) {
+  private constructor(dir: string, file: z.output<typeof PolicyFileSchema>, model: DecoderModel, vlm: VlmModel | undefined) {
     this.dir = dir;
+    this.vlm = vlm;
     this.spec = parseActionSpec(file.spec, `policy.json spec in ${dir}`);
     this.stats = file.stats === null ? undefined : parseStats(file.stats, `policy.json stats in ${dir}`, this.spec.dims);
     this.format = file.format === undefined ? getFormat(loadTemplate(file.template).format) : typeof file.format === "string" ? getFormat(file.format) : parseTextFormat(file.format);
@@ -122,7 +127,16 @@ export class Policy {
     const r = PolicyFileSchema.safeParse(json);
     if (!r.success) throw new VlaError("CONFIG_INVALID", `${pf}:\n${formatZodIssues(r.error.issues)}`);
     const rel = (p: string): string => (path.isAbsolute(p) ? p : path.resolve(dir, p));
-    const model = DecoderModel.load(r.data.model ? rel(r.data.model) : dir, options.threads ? { threads: options.threads } : {});
+    const modelDir = r.data.model ? rel(r.data.model) : dir;
+    const modelType = (() => {
+      try {
+        return (JSON.parse(fs.readFileSync(path.join(modelDir, "config.json"), "utf8")) as { model_type?: unknown }).model_type;
+      } catch {
+        return undefined;
+      }
+    })();
+    const vlm = modelType === "qwen2_5_vl" ? VlmModel.load(modelDir, options.threads ? { threads: options.threads } : {}) : undefined;
+    const model = vlm ? vlm.decoder : DecoderModel.load(modelDir, options.threads ? { threads: options.threads } : {});
     try {
       if (r.data.weights) {
         const st = readSafetensors(rel(r.data.weights));
@@ -130,9 +144,10 @@ export class Policy {
       }
       const adapter = options.adapterDir ?? (r.data.adapter ? rel(r.data.adapter) : undefined);
       if (adapter) model.loadAdapter(loadPeftAdapter(adapter));
-      return new Policy(dir, r.data, model);
+      return new Policy(dir, r.data, model, vlm);
     } catch (e) {
-      model.dispose();
+      if (vlm) vlm.dispose();
+      else model.dispose();
       throw e;
     }
   }
@@ -146,11 +161,36 @@ export class Policy {
     return next.text;
   }
 
-  /** Prompt token ids for a request (the answer is generated after them). */
+  /** Prompt token ids for a request, text only (the answer is generated after them). */
   promptIds(req: ActRequest): number[] {
     return Array.from(
       encodePolicyPrompt({ tokenizer: this.tokenizer, template: this.template, spec: this.spec, bins: this.codec.bins, instruction: req.instruction, ...(req.state ? { state: req.state } : {}), addVisionId: this.addVisionId }).ids,
     );
+  }
+
+  /**
+   * The full prompt: for a vision-language model with images, the cameras tiled side by
+   * side into one image (as VLA-0 trains), its features injected at the image pads, and
+   * 3D positions; otherwise the text prompt.
+   */
+  async buildPrompt(req: ActRequest): Promise<{ ids: number[]; positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array; imagesUsed: boolean }> {
+    if (!this.vlm || req.images.length === 0) return { ids: this.promptIds(req), imagesUsed: false };
+    const heights = new Set(req.images.map((i) => i.height));
+    if (heights.size > 1) throw new VlaError("DATA_INVALID", `camera images have different heights (${[...heights].join(", ")})`, "send every camera at the same height; they are tiled side by side");
+    const image = req.images.length === 1 ? (req.images[0] as RgbImage) : tileHorizontal(req.images);
+    const feats = await this.vlm.imageFeatures([image]);
+    const enc = encodePolicyPrompt({
+      tokenizer: this.tokenizer,
+      template: this.template,
+      spec: this.spec,
+      bins: this.codec.bins,
+      instruction: req.instruction,
+      ...(req.state ? { state: req.state } : {}),
+      addVisionId: this.addVisionId,
+      imageTokens: feats.processed.map((p) => p.tokens),
+    });
+    const mm = this.vlm.multimodalInputs(enc.ids.length, enc.imageStarts, feats.processed);
+    return { ids: Array.from(enc.ids), positions: mm.positions, injectRows: mm.injectRows, inject: feats.features, imagesUsed: true };
   }
 
   /**
@@ -165,7 +205,8 @@ export class Policy {
   /** Several requests decoded together (one forward pass per step for all that need the model). */
   async actBatch(items: ReadonlyArray<{ req: ActRequest; options?: ActOptions; onTimestep?: TimestepCallback }>): Promise<ActResult[]> {
     const t0 = performance.now();
-    const prompts = items.map((it) => this.promptIds(it.req));
+    const built = await Promise.all(items.map((it) => this.buildPrompt(it.req)));
+    const prompts = built.map((b) => b.ids);
     const t1 = performance.now();
     const D = this.spec.dims;
     const grammar = this.codec.grammar;
@@ -192,7 +233,16 @@ export class Policy {
         }
       : undefined;
     const maxTokens = 4 * grammar.count * (grammar.maxDigits + 3);
-    const gens = await generateConstrainedBatch(this.model, prompts, this.automaton, items.map((it) => ({ maxTokens, ...it.options })), onTokens);
+    const gens = await generateConstrainedBatch(
+      this.model,
+      prompts,
+      this.automaton,
+      items.map((it, i) => {
+        const b = built[i] as (typeof built)[number];
+        return { maxTokens, ...it.options, ...(b.positions ? { positions: b.positions } : {}), ...(b.injectRows && b.inject ? { injectRows: b.injectRows, inject: b.inject } : {}) };
+      }),
+      onTokens,
+    );
     const t2 = performance.now();
     return gens.map((g, i) => {
       if (streams[i]!.cb) emit(i, this.spec.horizon); // the end of sequence completes the last timestep
@@ -203,7 +253,7 @@ export class Policy {
         text,
         chunk: rows(decoded.raw ?? decoded.normalized, D),
         normalized: rows(decoded.normalized, D),
-        imagesUsed: false,
+        imagesUsed: (built[i] as (typeof built)[number]).imagesUsed,
         timings: {
           promptMs: t1 - t0,
           generateMs: t2 - t1,
@@ -226,6 +276,7 @@ export class Policy {
   }
 
   dispose(): void {
-    this.model.dispose();
+    if (this.vlm) this.vlm.dispose();
+    else this.model.dispose();
   }
 }

@@ -72,3 +72,39 @@ describe("tiny default Qwen2.5-VL model", () => {
     expect(() => VlmModel.load(bad)).toThrow(/quick_gelu/);
   });
 });
+
+describe("a vision-language policy", () => {
+  it("sees the cameras: tiled, encoded, injected, with 3D positions; over HTTP too", async () => {
+    const { Policy } = await import("../../src/serve/policy.js");
+    const { startServer } = await import("../../src/serve/server.js");
+    const { TINY_STATS } = await import("../support/tiny-policy.js");
+    const pdir = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-vlm-policy-"));
+    fs.writeFileSync(path.join(pdir, "policy.json"), JSON.stringify({ model: dir, tokenizer: dir, spec: VLA0_SPEC, stats: TINY_STATS, template: "vla0" }));
+    const policy = Policy.load(pdir);
+    expect(policy.vlm).toBeDefined();
+    const env = new TabletopEnv({ size: 56 });
+    const obs = env.reset(4);
+    const req = { images: [obs.images.top!, obs.images.front!], instruction: obs.instruction, state: Array.from(obs.state) };
+    const built = await policy.buildPrompt(req);
+    expect(built.imagesUsed).toBe(true);
+    expect(built.ids.filter((t) => t === policy.vlm!.imageTokenId)).toHaveLength(8);
+    expect(built.positions!.length).toBe(3 * built.ids.length);
+    const r = await policy.act(req);
+    expect(r.imagesUsed).toBe(true);
+    expect(r.chunk).toHaveLength(8);
+    const srv = await startServer(policy);
+    try {
+      const body = { instruction: obs.instruction, images: [obs.images.top!, obs.images.front!].map((i) => ({ rgb: Buffer.from(i.data).toString("base64"), width: i.width, height: i.height })) };
+      const res = await fetch(`${srv.url}/v1/act`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const json = (await res.json()) as { imagesUsed: boolean; text: string };
+      expect(res.status).toBe(200);
+      expect(json.imagesUsed).toBe(true);
+      const odd = await fetch(`${srv.url}/v1/act`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ instruction: "x", images: [body.images[0], { rgb: Buffer.alloc(30 * 20 * 3).toString("base64"), width: 30, height: 20 }] }) });
+      expect(odd.status).toBe(400);
+      expect(((await odd.json()) as { error: string }).error).toMatch(/different heights \(56, 20\)/);
+    } finally {
+      await srv.close();
+      policy.dispose();
+    }
+  });
+});

@@ -74,7 +74,9 @@ void ThreadPool::worker_loop(int index) {
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn, int parts) {
   std::lock_guard<std::mutex> call(call_mu_);
   if (parts <= 0) parts = n_threads_;
-  if (n_threads_ == 1 || parts == 1) {
+  // one thread, one part, or at most one item of work: run here without waking the workers
+  // (decoding calls kernels on single rows thousands of times per chunk)
+  if (n_threads_ == 1 || parts == 1 || n <= 1) {
     for (int p = 0; p < parts; p++) {
       int64_t b, e;
       split_range(n, parts, p, &b, &e);

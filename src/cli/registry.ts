@@ -1,5 +1,6 @@
 import type { CliCommand } from "./command.js";
 import { datasetCommand } from "./commands/dataset.js";
+import { demoCommand } from "./commands/demo.js";
 import { evalCommand } from "./commands/eval.js";
 import { finetuneCommand } from "./commands/finetune.js";
 import { promptCommand } from "./commands/prompt.js";
@@ -7,4 +8,4 @@ import { serveCommand } from "./commands/serve.js";
 import { simCommand } from "./commands/sim.js";
 
 /** Every CLI verb, in the order --help lists them. Add a command here and nowhere else. */
-export const COMMANDS: ReadonlyArray<CliCommand> = [promptCommand, datasetCommand, simCommand, finetuneCommand, serveCommand, evalCommand];
+export const COMMANDS: ReadonlyArray<CliCommand> = [demoCommand, promptCommand, datasetCommand, simCommand, finetuneCommand, serveCommand, evalCommand];

@@ -28,7 +28,7 @@ export type LoraConfigInput = z.input<typeof LoraConfigSchema>;
 
 export const AdamWSchema = z
   .object({
-    lr: z.number().positive(),
+    lr: z.number().min(0),
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.999),
     eps: z.number().positive().default(1e-8),

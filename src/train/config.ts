@@ -66,6 +66,8 @@ export const FinetuneConfigSchema = z
     /** VLA-0's masked action augmentation (answer tokens replaced by '?'). */
     maskActions: z.object({ enabled: z.boolean().default(true), maxFraction: z.number().min(0).max(1).default(0.4), unmaskedProbability: z.number().min(0).max(1).default(0.1) }).strict().default({ enabled: true, maxFraction: 0.4, unmaskedProbability: 0.1 }),
     seed: z.number().int().min(0).default(0),
+    /** Camera frames are decoded at this size before tiling (vision-language models). */
+    imageSize: z.number().int().min(28).max(1024).default(56),
     logEvery: z.number().int().min(1).default(1),
     evalEvery: z.number().int().min(0).default(0),
     evalSamples: z.number().int().min(1).default(8),

@@ -10,7 +10,10 @@ import { parseActionSpec, type ActionSpec } from "../actions/spec.js";
 import { StatsAccumulator, type ActionStats } from "../actions/stats.js";
 import { LeRobotDataset } from "../data/lerobot/dataset.js";
 import { bindRecipe, loadRecipe, selectDims, splitEpisodes } from "../data/recipe.js";
-import { targetChunk } from "../data/samples.js";
+import { episodeSamples, targetChunk } from "../data/samples.js";
+import { tileHorizontal } from "../data/image.js";
+import type { RgbImage } from "../data/episode.js";
+import type { VlmModel } from "../engine/vlm.js";
 import { VlaError } from "../errors.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
 import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
@@ -27,6 +30,8 @@ export interface TrainExample {
   /** (H, D) normalized target chunk. */
   target: Float32Array;
   encoded: EncodedPrompt;
+  /** Vision-language models: (S, L) positions of the whole sequence, image-pad rows and their features. */
+  image?: { positions: Int32Array; injectRows: Int32Array; inject: Float32Array };
 }
 
 export interface TrainData {
@@ -44,6 +49,8 @@ interface RawEpisode {
   source: number;
   episode: number;
   instruction: string[];
+  /** (T) one tiled camera image per frame (vision-language models only). */
+  images: RgbImage[];
   actions: Float32Array;
   states: Float32Array;
   T: number;
@@ -51,7 +58,7 @@ interface RawEpisode {
   S: number;
 }
 
-export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void): Promise<TrainData> {
+export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void, vlm?: VlmModel): Promise<TrainData> {
   let spec: ActionSpec | undefined;
   const episodes: Array<{ ep: RawEpisode; split: "train" | "val" }> = [];
   for (const [source, entry] of cfg.data.entries()) {
@@ -76,7 +83,13 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
           const task = table.taskIndex[t] as number;
           return recipe.instruction ?? (task >= 0 ? ds.tasks.get(task) : undefined) ?? info.tasks[0] ?? "";
         });
-        episodes.push({ ep: { source, episode: index, instruction, actions, states, T, A: bound.action.end - bound.action.start, S: bound.state ? bound.state.end - bound.state.start : 0 }, split: part });
+        const images: RgbImage[] = [];
+        if (vlm && bound.cameras.length > 0) {
+          for await (const sample of episodeSamples(ds, bound, index, { horizon: 1, width: cfg.imageSize, height: cfg.imageSize })) {
+            images.push(tileHorizontal(bound.cameras.map((c) => (sample.images[c.name] as RgbImage[])[0] as RgbImage)));
+          }
+        }
+        episodes.push({ ep: { source, episode: index, instruction, images, actions, states, T, A: bound.action.end - bound.action.start, S: bound.state ? bound.state.end - bound.state.start : 0 }, split: part });
       }
     }
     log(`data[${source}]: ${entry.dataset} (recipe ${recipe.name}): ${split.train.length} train / ${split.val.length} val episodes`);
@@ -90,17 +103,28 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
   const codec = new ActionCodec(spec, format, stats);
   const train: TrainExample[][] = cfg.data.map(() => []);
   const val: TrainExample[] = [];
+  let featureCount = 0;
   for (const { ep, split } of episodes) {
+    // frozen vision tower: every frame's features are computed once, here
+    const feats = vlm && ep.images.length > 0 ? await vlm.imageFeatures(ep.images) : undefined;
+    const perImage = feats ? (feats.processed[0]?.tokens ?? 0) : 0;
+    const C = vlm ? vlm.decoder.config.native.hiddenSize : 0;
     for (let t = 0; t < ep.T; t++) {
       const chunk = targetChunk(ep.actions, ep.T, ep.A, t, spec.horizon);
       const { text, bins } = codec.encodeRaw(chunk.actions);
       const state = ep.states.slice(t * ep.S, (t + 1) * ep.S);
-      const encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text });
+      const encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(feats ? { imageTokens: [perImage] } : {}) });
       const ex: TrainExample = { source: ep.source, episode: ep.episode, frame: t, instruction: ep.instruction[t] as string, state, target: codec.binsToNormalized(bins), encoded };
+      if (feats && vlm) {
+        const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [feats.processed[t] as (typeof feats.processed)[number]]);
+        ex.image = { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C) };
+        featureCount++;
+      }
       if (split === "train") train[ep.source]?.push(ex);
       else val.push(ex);
     }
   }
+  if (vlm) log(`vision features for ${featureCount} frames (image size ${cfg.imageSize}, frozen tower)`);
   train.forEach((list, i) => {
     if (list.length === 0) throw new VlaError("DATA_INVALID", `data[${i}] has no train frames`, "check its recipe's splits");
   });

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { ActionAutomaton, generateConstrained } from "../engine/automaton.js";
 import { DecoderModel, type TrainBatch } from "../engine/decoder.js";
+import { VlmModel } from "../engine/vlm.js";
 import { VlaError } from "../errors.js";
 import { buildTrainingExample, IGNORE_INDEX } from "../prompts/encode.js";
 import { loadTemplate } from "../prompts/template.js";
@@ -45,7 +46,7 @@ export function learningRate(cfg: FinetuneConfig, step: number): number {
 
 /** One micro-batch: pick examples by dataset weight, mask, pad to the longest (dynamic padding). */
 function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: number, step: number, micro: number): TrainBatch {
-  const rows: Array<{ input: Int32Array; labels: Int32Array }> = [];
+  const rows: Array<{ input: Int32Array; labels: Int32Array; ex: TrainExample }> = [];
   const total = data.weights.reduce((a, b) => a + b, 0);
   for (let slot = 0; slot < cfg.batchSize; slot++) {
     const r = keyedRandom(cfg.seed, step, micro, slot);
@@ -55,7 +56,7 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: 
     const list = data.train[source] as TrainExample[];
     const ex = list[Math.floor(r() * list.length)] as TrainExample;
     const t = buildTrainingExample(ex.encoded, cfg.maskActions.enabled ? { maskTokenId: maskId, augmentation: cfg.maskActions, random: r } : {});
-    rows.push({ input: t.inputIds, labels: t.labels });
+    rows.push({ input: t.inputIds, labels: t.labels, ex });
   }
   const T = Math.max(...rows.map((x) => x.input.length)) - 1;
   const B = rows.length;
@@ -68,7 +69,36 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: 
       targets[b * T + i] = x.labels[i + 1] as number;
     }
   });
-  return { B, T, tokens, targets, dropoutSeed: (keyedRandom(cfg.seed, step, micro, 1 << 20)() * 2 ** 31) >>> 0 };
+  const batch: TrainBatch = { B, T, tokens, targets, dropoutSeed: (keyedRandom(cfg.seed, step, micro, 1 << 20)() * 2 ** 31) >>> 0 };
+  if (rows.some((x) => x.ex.image)) {
+    // vision-language: 3D positions (S, B*T) and the image features at their rows
+    const S = (rows.find((x) => x.ex.image)?.ex.image?.positions.length ?? 0) / ((rows.find((x) => x.ex.image)?.ex.encoded.ids.length ?? 1) as number);
+    const positions = new Int32Array(S * B * T);
+    const injectRows: number[] = [];
+    const inject: Float32Array[] = [];
+    rows.forEach((x, b) => {
+      const img = x.ex.image;
+      const L = x.ex.encoded.ids.length;
+      for (let s = 0; s < S; s++)
+        for (let i = 0; i < T; i++) {
+          // past the sequence (padding) positions just continue; their targets are ignored
+          const p = img ? (i < L ? (img.positions[s * L + i] as number) : (img.positions[s * L + L - 1] as number) + (i - L + 1)) : i;
+          positions[s * B * T + b * T + i] = p;
+        }
+      if (img) {
+        for (const r of img.injectRows) injectRows.push(b * T + r);
+        inject.push(img.inject);
+      }
+    });
+    const flat = new Float32Array(inject.reduce((a, f) => a + f.length, 0));
+    let o = 0;
+    for (const f of inject) {
+      flat.set(f, o);
+      o += f.length;
+    }
+    Object.assign(batch, { positions, injectRows: Int32Array.from(injectRows), inject: flat });
+  }
+  return batch;
 }
 
 async function evaluate(model: DecoderModel, data: TrainData, automaton: ActionAutomaton, tok: TextTokenizer, cfg: FinetuneConfig): Promise<{ valLoss: number; l1: number; parsed: number; samples: number }> {
@@ -81,11 +111,21 @@ async function evaluate(model: DecoderModel, data: TrainData, automaton: ActionA
   for (const ex of picks) {
     const t = buildTrainingExample(ex.encoded);
     const T = t.inputIds.length - 1;
-    const r = model.loss({ B: 1, T, tokens: t.inputIds.slice(0, T), targets: t.labels.slice(1) });
+    const img = ex.image;
+    const L = ex.encoded.ids.length;
+    const S = img ? img.positions.length / L : 0;
+    const cut = (n: number): Int32Array | undefined => {
+      if (!img) return undefined;
+      const out = new Int32Array(S * n);
+      for (let s = 0; s < S; s++) out.set(img.positions.subarray(s * L, s * L + n), s * n);
+      return out;
+    };
+    const extras = (n: number) => (img ? { positions: cut(n) as Int32Array, injectRows: img.injectRows, inject: img.inject } : {});
+    const r = model.loss({ B: 1, T, tokens: t.inputIds.slice(0, T), targets: t.labels.slice(1), ...extras(T) });
     lossSum += r.loss * r.kept;
     kept += r.kept;
     const prompt = Array.from(ex.encoded.ids.slice(0, ex.encoded.answerStart));
-    const g = await generateConstrained(model, prompt, automaton, { maxTokens: 4 * data.codec.grammar.count * (data.codec.grammar.maxDigits + 3) });
+    const g = await generateConstrained(model, prompt, automaton, { maxTokens: 4 * data.codec.grammar.count * (data.codec.grammar.maxDigits + 3), ...extras(prompt.length) });
     const d = data.codec.decode(tok.decode(Array.from(g.tokens)), "strict");
     if (d.ok) {
       parsed++;
@@ -104,12 +144,20 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
   if (existing && !options.resume) throw new VlaError("CONFIG_INVALID", `${runDir} already has checkpoints (${path.basename(existing)})`, "pass --resume to continue it, or choose another --output");
   const template = loadTemplate(cfg.template);
   const tok = cfg.tokenizer ? loadTokenizer(cfg.tokenizer) : loadTokenizerDir(cfg.model);
-  const model = DecoderModel.load(cfg.model, cfg.threads > 0 ? { threads: cfg.threads } : {});
+  const modelType = (() => {
+    try {
+      return (JSON.parse(fs.readFileSync(path.join(cfg.model, "config.json"), "utf8")) as { model_type?: unknown }).model_type;
+    } catch {
+      return undefined;
+    }
+  })();
+  const vlm = modelType === "qwen2_5_vl" ? VlmModel.load(cfg.model, cfg.threads > 0 ? { threads: cfg.threads } : {}) : undefined;
+  const model = vlm ? vlm.decoder : DecoderModel.load(cfg.model, cfg.threads > 0 ? { threads: cfg.threads } : {});
   try {
     if (tok.vocabSize > model.config.native.vocabSize) throw new VlaError("CONFIG_INVALID", `tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.native.vocabSize}`);
     if (cfg.lora.enabled) model.enableLora({ rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets as "all-linear", dropout: cfg.lora.dropout, seed: cfg.seed });
     else model.setTrainBase(true);
-    const data = await buildTrainData(cfg, tok, template, io.log);
+    const data = await buildTrainData(cfg, tok, template, io.log, vlm);
     io.log(`${data.train.reduce((a, l) => a + l.length, 0)} train / ${data.val.length} val examples; ${data.spec.horizon}x${data.spec.dims} actions, ${model.numParams.toLocaleString()} parameters, ${cfg.lora.enabled ? `LoRA r=${cfg.lora.rank}` : "full fine-tuning"}`);
     let start = 0;
     if (existing && options.resume) {
@@ -195,6 +243,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     fs.writeFileSync(path.join(policyDir, "policy.json"), JSON.stringify(policy, null, 2) + "\n");
     return { runDir, steps: last, losses, stopped, policyDir };
   } finally {
-    model.dispose();
+    if (vlm) vlm.dispose();
+    else model.dispose();
   }
 }

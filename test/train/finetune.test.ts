@@ -109,3 +109,22 @@ describe("vlatext finetune", () => {
     expect(Number.isFinite(m[1]!.valLoss)).toBe(true);
   });
 });
+
+describe("vision-language fine-tuning", () => {
+  it("trains the tiny default Qwen2.5-VL on simulator images (features precomputed, 3D positions) and serves the result", async () => {
+    const { createTinyDefaultModel } = await import("../../src/models/tiny-default.js");
+    const vlmDir = createTinyDefaultModel(path.join(tmp, "tiny-vlm"), { seed: 2 });
+    const lines: string[] = [];
+    const r = await finetune(parseFinetuneConfig({ model: vlmDir, output: path.join(tmp, "vlm-run"), data: [{ dataset: simData, recipe: "toy-sim" }], lora: { enabled: false }, optimizer: { lr: 1e-3 }, steps: 3, batchSize: 2, imageSize: 28, evalEvery: 3, evalSamples: 1 }), { log: (l) => lines.push(l), progress: () => undefined });
+    expect(lines.join("\n")).toMatch(/vision features for \d+ frames/);
+    expect(r.losses.every((l) => Number.isFinite(l.loss))).toBe(true);
+    const m = fs.readFileSync(path.join(r.runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
+    expect(m[2]!.parsed).toBe(1);
+    const policy = Policy.load(r.policyDir);
+    expect(policy.vlm).toBeDefined();
+    const img = { width: 16, height: 16, data: new Uint8Array(16 * 16 * 3).fill(90) };
+    const a = await policy.act({ images: [img, img], instruction: "reach the red block", state: [0, 0, 0.1, 0, 1] });
+    expect(a.imagesUsed).toBe(true);
+    policy.dispose();
+  });
+});

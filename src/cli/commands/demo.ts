@@ -13,6 +13,7 @@ import { generateDataset } from "../../sim/generate.js";
 import { parseFinetuneConfig } from "../../train/config.js";
 import { finetune } from "../../train/trainer.js";
 import { intOpt, str, type CliCommand, type CliIO } from "../command.js";
+import { VlaError } from "../../errors.js";
 import { table } from "../table.js";
 
 async function evaluate(policyDir: string, episodes: number, seed: number, io: CliIO, label: string): Promise<SimEvalReport> {
@@ -31,13 +32,15 @@ async function evaluate(policyDir: string, episodes: number, seed: number, io: C
 export const demoCommand: CliCommand = {
   name: "demo",
   summary: "Generate simulator data, create the tiny default model, fine-tune it, and evaluate closed loop (no download)",
-  options: { output: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" }, seed: { type: "string" } },
+  options: { output: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" }, seed: { type: "string" }, hidden: { type: "string" }, layers: { type: "string" } },
   optionHelp: {
     output: { value: "dir", description: "Run directory (default runs/demo)" },
     episodes: { value: "n", description: "Demonstrations to generate (default 160)" },
     steps: { value: "n", description: "Fine-tuning steps (default 400)" },
     "eval-episodes": { value: "n", description: "Closed-loop episodes per task family (default 10)" },
     seed: { value: "n", description: "Seed for data, model and training (default 0)" },
+    hidden: { value: "n", description: "Language model width of the tiny default model (default 64; a multiple of 16)" },
+    layers: { value: "n", description: "Language model layers of the tiny default model (default 2)" },
   },
   async run(args, io) {
     const out = path.resolve(io.cwd, str(args, "output") ?? "runs/demo");
@@ -45,13 +48,16 @@ export const demoCommand: CliCommand = {
     const steps = intOpt(args, "steps", 400, 1);
     const evalEpisodes = intOpt(args, "eval-episodes", 10, 1);
     const seed = intOpt(args, "seed", 0, 0);
+    const hidden = intOpt(args, "hidden", 64, 16);
+    const layers = intOpt(args, "layers", 2, 1);
+    if (hidden % 16 !== 0) throw new VlaError("CLI_USAGE", `--hidden must be a multiple of 16, got ${hidden}`);
     const t0 = performance.now();
     fs.mkdirSync(out, { recursive: true });
     const dataDir = path.join(out, "data");
     io.err(`[1/4] generating ${episodes} demonstrations…\n`);
     if (!fs.existsSync(path.join(dataDir, "meta", "info.json"))) await generateDataset(dataDir, { episodes, seed, size: 56, storage: "png" }, undefined, { overwrite: true });
     io.err(`[2/4] creating the tiny default model…\n`);
-    const modelDir = createTinyDefaultModel(path.join(out, "model"), { seed });
+    const modelDir = createTinyDefaultModel(path.join(out, "model"), { seed, hiddenSize: hidden, layers });
     io.err(`[3/4] fine-tuning (${steps} steps)…\n`);
     const run = path.join(out, "run");
     fs.rmSync(run, { recursive: true, force: true });

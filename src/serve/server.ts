@@ -52,6 +52,8 @@ export interface ServerOptions {
   maxBatch?: number;
   maxBodyBytes?: number;
   sessionTtlMs?: number;
+  /** Sessions kept at once; the least recently used go first (default 1024). */
+  maxSessions?: number;
   /** Instruction used by /predict_base64 when the client sends none. */
   defaultInstruction?: string;
 }
@@ -150,6 +152,7 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
   const sessions = new Map<string, Session>();
   const maxBody = options.maxBodyBytes ?? 32 * 1024 * 1024;
   const ttl = options.sessionTtlMs ?? 10 * 60 * 1000;
+  const maxSessions = options.maxSessions ?? 1024;
   const started = Date.now();
 
   const readJson = (req: http.IncomingMessage): Promise<unknown> =>
@@ -199,11 +202,11 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
     const now = Date.now();
     for (const [k, s] of sessions) if (now - s.lastUsed > ttl) sessions.delete(k);
     let s = sessions.get(id);
-    if (!s) {
-      s = { ensembler: new TemporalEnsembler(policy.ensemble, policy.spec.horizon, policy.spec.dims), lastUsed: now };
-      sessions.set(id, s);
-    }
+    if (!s) s = { ensembler: new TemporalEnsembler(policy.ensemble, policy.spec.horizon, policy.spec.dims), lastUsed: now };
     s.lastUsed = now;
+    sessions.delete(id); // keep the map in least-recently-used order
+    sessions.set(id, s);
+    while (sessions.size > maxSessions) sessions.delete(sessions.keys().next().value as string);
     const e = s.ensembler;
     while (!e.needsPrediction()) e.next(); // the client skipped actions: catch up
     e.push(Float32Array.from(r.normalized.flat()));

@@ -153,6 +153,21 @@ describe("inference server", () => {
     }
   });
 
+  it("keeps at most maxSessions sessions, dropping the least recently used", async () => {
+    const small = await startServer(policy, { maxSessions: 2 });
+    try {
+      const t = async (id: string) => (await post("/v1/act", { instruction: "x", session: id }, {}, small.url)).json.session.time as number;
+      expect(await t("a")).toBe(4);
+      expect(await t("b")).toBe(4);
+      expect(await t("a")).toBe(8); // a is kept and now most recent
+      expect(await t("c")).toBe(4); // evicts b
+      expect(await t("b")).toBe(4); // b starts over
+      expect(await t("a")).toBe(4); // a was evicted by b
+    } finally {
+      await small.close();
+    }
+  });
+
   it("requires the bearer token when one is set", async () => {
     const locked = await startServer(policy, { token: "s3cret" });
     try {

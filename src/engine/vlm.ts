@@ -94,3 +94,23 @@ export class VlmModel {
     this.vision.dispose();
   }
 }
+
+/**
+ * Load the language model of a Hugging Face directory: a Qwen2.5-VL (decoder + vision
+ * tower) when config.json says so, else a decoder-only model. `dispose` frees both.
+ */
+export function loadLanguageModel(dir: string, options: { threads?: number } = {}): { model: DecoderModel; vlm: VlmModel | undefined; dispose: () => void } {
+  let modelType: unknown;
+  try {
+    modelType = (JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as { model_type?: unknown }).model_type;
+  } catch {
+    modelType = undefined; // DecoderModel.load names the problem
+  }
+  const threads = options.threads && options.threads > 0 ? { threads: options.threads } : {};
+  if (modelType === "qwen2_5_vl") {
+    const vlm = VlmModel.load(dir, threads);
+    return { model: vlm.decoder, vlm, dispose: () => vlm.dispose() };
+  }
+  const model = DecoderModel.load(dir, threads);
+  return { model, vlm: undefined, dispose: () => model.dispose() };
+}

@@ -3,11 +3,14 @@
  * chat template -> token ids, with the state written as numbers and (for training) the
  * answer appended. Images appear only when their token counts are given (a VLM).
  */
+import type { ActionGrammar } from "../actions/grammar.js";
 import type { ActionSpec } from "../actions/spec.js";
+import { ActionAutomaton } from "../engine/automaton.js";
 import { VlaError } from "../errors.js";
 import { renderChat } from "./chat.js";
 import { encodeSegments, type EncodedPrompt } from "./encode.js";
 import { renderTemplate, type PromptTemplate } from "./template.js";
+import { grammarVocab } from "./tokencost.js";
 import type { TextTokenizer } from "./tokenizer.js";
 
 export interface PolicyPromptInput {
@@ -41,4 +44,18 @@ export function encodePolicyPrompt(p: PolicyPromptInput): EncodedPrompt {
   });
   const segs = renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, ...(p.answer !== undefined ? { answer: p.answer } : {}) });
   return encodeSegments(p.tokenizer, segs, p.imageTokens ? { imageTokens: p.imageTokens } : {});
+}
+
+/** The control token that closes the assistant's answer in this tokenizer's chat template (where generation stops). */
+export function answerEndToken(tokenizer: TextTokenizer, template: PromptTemplate): string {
+  const segs = renderChat(tokenizer, renderTemplate(template, { horizon: 1, dims: 1, bins: 1, instruction: "x", images: 0, state: "0" }), { answer: "0" });
+  const next = segs[segs.findIndex((s) => s.kind === "answer") + 1];
+  if (!next || next.kind !== "special") throw new VlaError("CHAT_TEMPLATE", `chat template of '${tokenizer.name}' puts no control token after the answer`, "the policy needs one to stop generation");
+  return next.text;
+}
+
+/** The action grammar over this tokenizer's vocabulary, ending at the chat template's end-of-answer token. */
+export function policyAutomaton(tokenizer: TextTokenizer, template: PromptTemplate, grammar: ActionGrammar): ActionAutomaton {
+  const vocab = grammarVocab(tokenizer, grammar);
+  return new ActionAutomaton(grammar, { ids: vocab.ids, texts: vocab.texts, eos: tokenizer.requireId(answerEndToken(tokenizer, template)) });
 }

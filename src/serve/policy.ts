@@ -14,17 +14,15 @@ import { getFormat, parseTextFormat, TextFormatSchema, type TextFormat } from ".
 import { parseActionSpec, type ActionSpec } from "../actions/spec.js";
 import { parseStats, type ActionStats } from "../actions/stats.js";
 import type { RgbImage } from "../data/episode.js";
-import { ActionAutomaton, generateConstrainedBatch } from "../engine/automaton.js";
-import { DecoderModel } from "../engine/decoder.js";
-import { VlmModel } from "../engine/vlm.js";
+import { generateConstrainedBatch, type ActionAutomaton } from "../engine/automaton.js";
+import type { DecoderModel } from "../engine/decoder.js";
+import { loadLanguageModel, type VlmModel } from "../engine/vlm.js";
 import { tileHorizontal } from "../data/image.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
 import { readSafetensors, safetensorsData } from "../io/safetensors.js";
-import { renderChat } from "../prompts/chat.js";
-import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
-import { loadTemplate, renderTemplate, type PromptTemplate } from "../prompts/template.js";
-import { grammarVocab } from "../prompts/tokencost.js";
+import { encodePolicyPrompt, policyAutomaton } from "../prompts/policy-prompt.js";
+import { loadTemplate, type PromptTemplate } from "../prompts/template.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
 
 export const PolicyFileSchema = z
@@ -107,9 +105,7 @@ export class Policy {
     if (this.tokenizer.vocabSize > model.config.native.vocabSize) {
       throw new VlaError("CONFIG_INVALID", `tokenizer '${this.tokenizer.name}' has ${this.tokenizer.vocabSize} tokens but the model's vocab_size is ${model.config.native.vocabSize}`, "use the tokenizer the model was trained with");
     }
-    const vocab = grammarVocab(this.tokenizer, this.codec.grammar);
-    const eosText = this.endToken();
-    this.automaton = new ActionAutomaton(this.codec.grammar, { ids: vocab.ids, texts: vocab.texts, eos: this.tokenizer.requireId(eosText) });
+    this.automaton = policyAutomaton(this.tokenizer, this.template, this.codec.grammar);
     this.ensemble = parseEnsembleConfig({ mode: "vla0-v1", gripperDims: this.spec.isGripper.flatMap((g, i) => (g ? [i] : [])), ...file.ensemble });
     this.addVisionId = file.addVisionId;
   }
@@ -128,15 +124,7 @@ export class Policy {
     if (!r.success) throw new VlaError("CONFIG_INVALID", `${pf}:\n${formatZodIssues(r.error.issues)}`);
     const rel = (p: string): string => (path.isAbsolute(p) ? p : path.resolve(dir, p));
     const modelDir = r.data.model ? rel(r.data.model) : dir;
-    const modelType = (() => {
-      try {
-        return (JSON.parse(fs.readFileSync(path.join(modelDir, "config.json"), "utf8")) as { model_type?: unknown }).model_type;
-      } catch {
-        return undefined;
-      }
-    })();
-    const vlm = modelType === "qwen2_5_vl" ? VlmModel.load(modelDir, options.threads ? { threads: options.threads } : {}) : undefined;
-    const model = vlm ? vlm.decoder : DecoderModel.load(modelDir, options.threads ? { threads: options.threads } : {});
+    const { model, vlm, dispose } = loadLanguageModel(modelDir, options.threads ? { threads: options.threads } : {});
     try {
       if (r.data.weights) {
         const st = readSafetensors(rel(r.data.weights));
@@ -146,19 +134,9 @@ export class Policy {
       if (adapter) model.loadAdapter(loadPeftAdapter(adapter));
       return new Policy(dir, r.data, model, vlm);
     } catch (e) {
-      if (vlm) vlm.dispose();
-      else model.dispose();
+      dispose();
       throw e;
     }
-  }
-
-  /** The end-of-turn token that closes the assistant's answer in this chat template. */
-  private endToken(): string {
-    const segs = renderChat(this.tokenizer, renderTemplate(this.template, { horizon: 1, dims: 1, bins: 1, instruction: "x", images: 0, state: "0" }), { answer: "0" });
-    const i = segs.findIndex((s) => s.kind === "answer");
-    const next = segs[i + 1];
-    if (!next || next.kind !== "special") throw new VlaError("CHAT_TEMPLATE", `chat template of '${this.tokenizer.name}' puts no control token after the answer`, "the policy needs one to stop generation");
-    return next.text;
   }
 
   /** Prompt token ids for a request, text only (the answer is generated after them). */

@@ -5,13 +5,13 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { ActionAutomaton, generateConstrained } from "../engine/automaton.js";
-import { DecoderModel, type TrainBatch } from "../engine/decoder.js";
-import { VlmModel } from "../engine/vlm.js";
+import { generateConstrained, type ActionAutomaton } from "../engine/automaton.js";
+import type { DecoderModel, TrainBatch } from "../engine/decoder.js";
+import { loadLanguageModel } from "../engine/vlm.js";
 import { VlaError } from "../errors.js";
 import { buildTrainingExample, IGNORE_INDEX } from "../prompts/encode.js";
+import { policyAutomaton } from "../prompts/policy-prompt.js";
 import { loadTemplate } from "../prompts/template.js";
-import { grammarVocab } from "../prompts/tokencost.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
 import { actionSpecToJSON } from "../actions/spec.js";
 import { keyedRandom } from "../rng.js";
@@ -144,15 +144,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
   if (existing && !options.resume) throw new VlaError("CONFIG_INVALID", `${runDir} already has checkpoints (${path.basename(existing)})`, "pass --resume to continue it, or choose another --output");
   const template = loadTemplate(cfg.template);
   const tok = cfg.tokenizer ? loadTokenizer(cfg.tokenizer) : loadTokenizerDir(cfg.model);
-  const modelType = (() => {
-    try {
-      return (JSON.parse(fs.readFileSync(path.join(cfg.model, "config.json"), "utf8")) as { model_type?: unknown }).model_type;
-    } catch {
-      return undefined;
-    }
-  })();
-  const vlm = modelType === "qwen2_5_vl" ? VlmModel.load(cfg.model, cfg.threads > 0 ? { threads: cfg.threads } : {}) : undefined;
-  const model = vlm ? vlm.decoder : DecoderModel.load(cfg.model, cfg.threads > 0 ? { threads: cfg.threads } : {});
+  const { model, vlm, dispose } = loadLanguageModel(cfg.model, { threads: cfg.threads });
   try {
     if (tok.vocabSize > model.config.native.vocabSize) throw new VlaError("CONFIG_INVALID", `tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.native.vocabSize}`);
     if (cfg.lora.enabled) model.enableLora({ rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets as "all-linear", dropout: cfg.lora.dropout, seed: cfg.seed });
@@ -179,13 +171,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     } else fs.writeFileSync(metricsFile, "");
     const padId = tok.requireId(tok.eosToken ?? "<|endoftext|>");
     const maskId = tok.singleTokenId("?");
-    const vocab = grammarVocab(tok, data.codec.grammar);
-    const endText = (() => {
-      const e = data.train.flat()[0]!.encoded;
-      return e.endIndex >= 0 ? tok.decodeOne(e.ids[e.endIndex] as number) : undefined;
-    })();
-    if (!endText) throw new VlaError("CONFIG_INVALID", "the chat template puts no control token after the answer", "the policy needs one to stop generating");
-    const automaton = new ActionAutomaton(data.codec.grammar, { ids: vocab.ids, texts: vocab.texts, eos: tok.requireId(endText) });
+    const automaton = policyAutomaton(tok, template, data.codec.grammar);
     const templateText = fs.readFileSync(template.source, "utf8");
     const save = (step: number): string => {
       const dir = saveCheckpoint(runDir, step, model, cfg, data.spec, data.stats, { name: template.name, text: templateText }, data.format);
@@ -243,7 +229,6 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     fs.writeFileSync(path.join(policyDir, "policy.json"), JSON.stringify(policy, null, 2) + "\n");
     return { runDir, steps: last, losses, stopped, policyDir };
   } finally {
-    if (vlm) vlm.dispose();
-    else model.dispose();
+    dispose();
   }
 }

@@ -133,21 +133,8 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
     return true;
   }
 
-  static Napi::Array infos(Napi::Env env, const std::vector<vlatext::TensorInfo>& ts) {
-    Napi::Array a = Napi::Array::New(env, ts.size());
-    for (size_t i = 0; i < ts.size(); i++) {
-      Napi::Object t = Napi::Object::New(env);
-      t.Set("name", ts[i].name);
-      Napi::Array shape = Napi::Array::New(env, ts[i].shape.size());
-      for (size_t d = 0; d < ts[i].shape.size(); d++) shape.Set((uint32_t)d, (double)ts[i].shape[d]);
-      t.Set("shape", shape);
-      a.Set((uint32_t)i, t);
-    }
-    return a;
-  }
-
-  Napi::Value ParamInfo(const Napi::CallbackInfo& info) { return ready(info.Env()) ? (Napi::Value)infos(info.Env(), model_->params()) : info.Env().Undefined(); }
-  Napi::Value LoraInfo(const Napi::CallbackInfo& info) { return ready(info.Env()) ? (Napi::Value)infos(info.Env(), model_->lora_params()) : info.Env().Undefined(); }
+  Napi::Value ParamInfo(const Napi::CallbackInfo& info) { return ready(info.Env()) ? (Napi::Value)tensor_infos(info.Env(), model_->params()) : info.Env().Undefined(); }
+  Napi::Value LoraInfo(const Napi::CallbackInfo& info) { return ready(info.Env()) ? (Napi::Value)tensor_infos(info.Env(), model_->lora_params()) : info.Env().Undefined(); }
 
   // Resolve info[0] as a parameter (lora=false) or LoRA tensor name.
   const vlatext::TensorInfo* tensor(const Napi::CallbackInfo& info, bool lora) {

@@ -68,6 +68,21 @@ inline bool get_f32_array(Napi::Env env, Napi::Object o, const char* key, int64_
   return true;
 }
 
+// [{name, shape}] for a parameter table (Decoder, LoRA, VisionTower).
+template <typename Info>
+Napi::Array tensor_infos(Napi::Env env, const std::vector<Info>& ts) {
+  Napi::Array a = Napi::Array::New(env, ts.size());
+  for (size_t i = 0; i < ts.size(); i++) {
+    Napi::Object t = Napi::Object::New(env);
+    t.Set("name", ts[i].name);
+    Napi::Array shape = Napi::Array::New(env, ts[i].shape.size());
+    for (size_t d = 0; d < ts[i].shape.size(); d++) shape.Set((uint32_t)d, (double)ts[i].shape[d]);
+    t.Set("shape", shape);
+    a.Set((uint32_t)i, t);
+  }
+  return a;
+}
+
 void RegisterDecoder(Napi::Env env, Napi::Object exports);
 void RegisterVision(Napi::Env env, Napi::Object exports);
 

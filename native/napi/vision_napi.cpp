@@ -54,17 +54,7 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
   Napi::Value ParamInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ready(env)) return env.Undefined();
-    const auto& ps = model_->params();
-    Napi::Array a = Napi::Array::New(env, ps.size());
-    for (size_t i = 0; i < ps.size(); i++) {
-      Napi::Object t = Napi::Object::New(env);
-      t.Set("name", ps[i].name);
-      Napi::Array shape = Napi::Array::New(env, ps[i].shape.size());
-      for (size_t d = 0; d < ps[i].shape.size(); d++) shape.Set((uint32_t)d, (double)ps[i].shape[d]);
-      t.Set("shape", shape);
-      a.Set((uint32_t)i, t);
-    }
-    return a;
+    return tensor_infos(env, model_->params());
   }
   Napi::Value SetParam(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -123,6 +123,7 @@ export interface NativeGenOptions {
   temperature?: number;
   seed?: number;
   jumpForward?: boolean;
+  /** Compute the LM head only over the allowed tokens when at most this many are allowed (0: never). */
   sparseMax?: number;
   maxTokens?: number;
 }

@@ -4,7 +4,7 @@
  */
 import type { ActionGrammar } from "../actions/grammar.js";
 import { VlaError } from "../errors.js";
-import { callNative, loadAddon, type NativeAutomaton, type NativeGenResult } from "./addon.js";
+import { callNative, loadAddon, type NativeAutomaton, type NativeGenOptions, type NativeGenResult } from "./addon.js";
 import type { DecoderModel } from "./decoder.js";
 
 export interface GrammarVocabulary {
@@ -47,18 +47,7 @@ export class ActionAutomaton {
   }
 }
 
-export interface ConstrainedOptions {
-  /** Multimodal prompts: positions (S, prompt length) and embeddings injected at prompt rows. */
-  positions?: Int32Array;
-  injectRows?: Int32Array;
-  inject?: Float32Array;
-  temperature?: number;
-  seed?: number;
-  jumpForward?: boolean;
-  /** Compute the LM head only over the allowed tokens when at most this many are allowed (0: never). */
-  sparseMax?: number;
-  maxTokens?: number;
-}
+export type ConstrainedOptions = NativeGenOptions;
 
 /**
  * Generate several action texts together: at every step the sequences that need the

@@ -184,18 +184,23 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
     return r.data;
   };
 
-  const act = async (body: z.infer<typeof ActBodySchema>, onTimestep?: (t: number, raw: number[], normalized: number[]) => void): Promise<ActResult> => {
-    const images = body.images.map(decodeImage);
-    if (body.state && body.state.length === 0) throw new HttpError(422, "state: must not be empty when given");
-    const r = await queue.submit({
-      req: { images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}) },
-      options: { ...(body.temperature !== undefined ? { temperature: body.temperature } : {}), ...(body.seed !== undefined ? { seed: body.seed } : {}) },
-      ...(onTimestep ? { onTimestep } : {}),
-    });
+  /** Every model request goes through here: the queue, then the generation metrics. */
+  const submit = async (item: ActItem): Promise<ActResult> => {
+    const r = await queue.submit(item);
     metrics.tokens += r.timings.generatedTokens;
     metrics.modelCalls += r.timings.modelCalls;
     metrics.forcedTokens += r.timings.forcedTokens;
     return r;
+  };
+
+  const act = async (body: z.infer<typeof ActBodySchema>, onTimestep?: (t: number, raw: number[], normalized: number[]) => void): Promise<ActResult> => {
+    const images = body.images.map(decodeImage);
+    if (body.state && body.state.length === 0) throw new HttpError(422, "state: must not be empty when given");
+    return await submit({
+      req: { images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}) },
+      options: { ...(body.temperature !== undefined ? { temperature: body.temperature } : {}), ...(body.seed !== undefined ? { seed: body.seed } : {}) },
+      ...(onTimestep ? { onTimestep } : {}),
+    });
   };
 
   const sessionActions = (id: string, r: ActResult): { actions: number[][]; time: number } => {
@@ -263,8 +268,7 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
         });
         const instruction = body.instr ?? options.defaultInstruction;
         if (!instruction) throw new HttpError(422, "instr: required (the server has no default instruction; start it with --instruction)");
-        const r = await queue.submit({ req: { images, instruction, state: body.state } });
-        metrics.tokens += r.timings.generatedTokens;
+        const r = await submit({ req: { images, instruction, state: body.state } });
         return send(200, r.chunk);
       }
       if (["/health", "/metrics", "/openapi.json", "/v1/act", "/predict_base64"].includes(url.pathname)) throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`);

@@ -44,14 +44,14 @@ export function randomDecoderWeights(cfg: DecoderConfig, seed: number, scale = 0
   return w;
 }
 
-function get(w: Weights, name: string): Float32Array {
+export function get(w: Weights, name: string): Float32Array {
   const t = w.get(name);
   if (!t) throw new Error(`missing ${name}`);
   return t;
 }
 
 /** y (out) = W (out, inp) x (inp) + b */
-function linear(W: Float32Array, x: Float64Array, out: number, inp: number, b?: Float32Array): Float64Array {
+export function linear(W: Float32Array, x: ArrayLike<number>, out: number, inp: number, b?: Float32Array): Float64Array {
   const y = new Float64Array(out);
   for (let o = 0; o < out; o++) {
     let s = b ? (b[o] as number) : 0;

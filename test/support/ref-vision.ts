@@ -4,23 +4,9 @@
  * independently of the native code: the native tower is checked against it.
  */
 import type { NativeVisionConfig } from "../../src/engine/addon.js";
+import { get, linear } from "./ref-decoder.js";
 
 type W = Map<string, Float32Array>;
-const get = (w: W, n: string): Float32Array => {
-  const t = w.get(n);
-  if (!t) throw new Error(`missing ${n}`);
-  return t;
-};
-
-function linear(W: Float32Array, b: Float32Array | undefined, x: ArrayLike<number>, out: number, inp: number): Float64Array {
-  const y = new Float64Array(out);
-  for (let o = 0; o < out; o++) {
-    let s = b ? (b[o] as number) : 0;
-    for (let i = 0; i < inp; i++) s += (W[o * inp + i] as number) * (x[i] as number);
-    y[o] = s;
-  }
-  return y;
-}
 
 function rms(x: Float64Array, g: Float32Array, eps: number): Float64Array {
   let ss = 0;
@@ -81,7 +67,7 @@ export function referenceVision(cfg: NativeVisionConfig, w: W, pixels: Float32Ar
   const dim = hd / 2;
   const invFreq = Array.from({ length: dim / 2 }, (_, j) => 1 / 10000 ** ((2 * j) / dim));
   const angles = hpos.map((hp, n) => [...invFreq.map((f) => hp * f), ...invFreq.map((f) => (wpos[n] as number) * f)]); // (N, hd/2)
-  let x: Float64Array[] = Array.from({ length: N }, (_, n) => linear(get(w, "visual.patch_embed.proj.weight"), undefined, pixels.subarray(n * P, (n + 1) * P), C, P));
+  let x: Float64Array[] = Array.from({ length: N }, (_, n) => linear(get(w, "visual.patch_embed.proj.weight"), pixels.subarray(n * P, (n + 1) * P), C, P));
   const { index, cu } = windowIndex(grids, m, cfg.windowSize / cfg.patchSize / m);
   const order = index.flatMap((u) => Array.from({ length: m * m }, (_, k) => u * m * m + k));
   x = order.map((i) => x[i] as Float64Array);
@@ -104,7 +90,7 @@ export function referenceVision(cfg: NativeVisionConfig, w: W, pixels: Float32Ar
   for (let b = 0; b < cfg.depth; b++) {
     const pre = `visual.blocks.${b}.`;
     const segs = Array.from(cfg.fullattBlockIndexes).includes(b) ? cuFull : cu;
-    const qkv = x.map((v) => linear(get(w, pre + "attn.qkv.weight"), get(w, pre + "attn.qkv.bias"), rms(v, get(w, pre + "norm1.weight"), 1e-6), 3 * C, C));
+    const qkv = x.map((v) => linear(get(w, pre + "attn.qkv.weight"), rms(v, get(w, pre + "norm1.weight"), 1e-6), 3 * C, C, get(w, pre + "attn.qkv.bias")));
     const q = qkv.map((v, n) => rope(v.subarray(0, C), ang[n] as number[]));
     const k = qkv.map((v, n) => rope(v.subarray(C, 2 * C), ang[n] as number[]));
     const vv = qkv.map((v) => v.subarray(2 * C, 3 * C));
@@ -125,13 +111,13 @@ export function referenceVision(cfg: NativeVisionConfig, w: W, pixels: Float32Ar
             for (let i = 0; i < hd; i++) att[t]![h * hd + i]! += ((e[j - (segs[s] as number)] as number) / z) * (vv[j]![h * hd + i] as number);
         }
     x = x.map((v, n) => {
-      const o = linear(get(w, pre + "attn.proj.weight"), get(w, pre + "attn.proj.bias"), att[n] as Float64Array, C, C);
+      const o = linear(get(w, pre + "attn.proj.weight"), att[n] as Float64Array, C, C, get(w, pre + "attn.proj.bias"));
       const y = v.map((a2, i) => a2 + (o[i] as number));
       const hN = rms(y, get(w, pre + "norm2.weight"), 1e-6);
-      const g = linear(get(w, pre + "mlp.gate_proj.weight"), get(w, pre + "mlp.gate_proj.bias"), hN, cfg.intermediateSize, C);
-      const u = linear(get(w, pre + "mlp.up_proj.weight"), get(w, pre + "mlp.up_proj.bias"), hN, cfg.intermediateSize, C);
+      const g = linear(get(w, pre + "mlp.gate_proj.weight"), hN, cfg.intermediateSize, C, get(w, pre + "mlp.gate_proj.bias"));
+      const u = linear(get(w, pre + "mlp.up_proj.weight"), hN, cfg.intermediateSize, C, get(w, pre + "mlp.up_proj.bias"));
       const a3 = g.map((gv, i) => (gv / (1 + Math.exp(-gv))) * (u[i] as number));
-      const d = linear(get(w, pre + "mlp.down_proj.weight"), get(w, pre + "mlp.down_proj.bias"), a3, C, cfg.intermediateSize);
+      const d = linear(get(w, pre + "mlp.down_proj.weight"), a3, C, cfg.intermediateSize, get(w, pre + "mlp.down_proj.bias"));
       return y.map((a2, i) => a2 + (d[i] as number));
     });
   }
@@ -140,8 +126,8 @@ export function referenceVision(cfg: NativeVisionConfig, w: W, pixels: Float32Ar
   for (let u = 0; u < N / (m * m); u++) {
     const cat = new Float64Array(M);
     for (let k = 0; k < m * m; k++) cat.set(rms(x[u * m * m + k] as Float64Array, get(w, "visual.merger.ln_q.weight"), 1e-6), k * C);
-    const h1 = linear(get(w, "visual.merger.mlp.0.weight"), get(w, "visual.merger.mlp.0.bias"), cat, M, M).map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
-    merged.push(linear(get(w, "visual.merger.mlp.2.weight"), get(w, "visual.merger.mlp.2.bias"), h1, cfg.outHiddenSize, M));
+    const h1 = linear(get(w, "visual.merger.mlp.0.weight"), cat, M, M, get(w, "visual.merger.mlp.0.bias")).map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
+    merged.push(linear(get(w, "visual.merger.mlp.2.weight"), h1, cfg.outHiddenSize, M, get(w, "visual.merger.mlp.2.bias")));
   }
   const out = new Array<Float64Array>(merged.length);
   index.forEach((u, i) => (out[u] = merged[i] as Float64Array));

@@ -33,7 +33,7 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
     int threads = 0;
     if (!get_int(env, o, "depth", 1, &c.depth) || !get_int(env, o, "hiddenSize", 1, &c.C) || !get_int(env, o, "intermediateSize", 1, &c.F) || !get_int(env, o, "numHeads", 1, &c.NH) ||
         !get_int(env, o, "outHiddenSize", 1, &c.Cout) || !get_int(env, o, "patchSize", 1, &c.patch) || !get_int(env, o, "spatialMergeSize", 1, &c.merge) ||
-        !get_int(env, o, "temporalPatchSize", 1, &c.temporal) || !get_int(env, o, "windowSize", 1, &c.window) || !get_float(env, o, "rmsNormEps", &c.eps) || !get_int(env, o, "threads", 0, &threads))
+        !get_int(env, o, "temporalPatchSize", 1, &c.temporal) || !get_int(env, o, "windowSize", 1, &c.window) || !get_float(env, o, "rmsNormEps", &c.eps) || !get_float(env, o, "ropeTheta", &c.theta) || !get_int(env, o, "threads", 0, &threads))
       return;
     std::vector<int32_t> full;
     if (!get_i32_array(env, o, "fullattBlockIndexes", -1, &full, false)) return;

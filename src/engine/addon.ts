@@ -152,6 +152,8 @@ export interface NativeVisionConfig {
   windowSize: number;
   fullattBlockIndexes: Int32Array;
   rmsNormEps?: number;
+  /** Base of the 2D rotary embedding (default 10000). */
+  ropeTheta?: number;
   threads?: number;
 }
 

@@ -16,6 +16,8 @@ export const DECODER_FAMILIES = {
 
 export type DecoderFamily = keyof typeof DECODER_FAMILIES;
 
+const RopeParams = z.object({ type: z.string().optional(), rope_type: z.string().optional(), rope_theta: z.number().positive().optional(), mrope_section: z.array(z.number().int()).optional() }).passthrough();
+
 const HfDecoderConfig = z
   .object({
     model_type: z.string(),
@@ -29,7 +31,9 @@ const HfDecoderConfig = z
     rms_norm_eps: z.number().positive().default(1e-6),
     rope_theta: z.number().positive().default(10000),
     tie_word_embeddings: z.boolean().default(false),
-    rope_scaling: z.union([z.null(), z.object({ type: z.string().optional(), rope_type: z.string().optional(), mrope_section: z.array(z.number().int()).optional() }).passthrough()]).optional(),
+    rope_scaling: z.union([z.null(), RopeParams]).optional(),
+    /** transformers >= 5 writes rope_theta, rope_type and mrope_section here instead. */
+    rope_parameters: z.union([z.null(), RopeParams]).optional(),
     attention_bias: z.boolean().optional(),
     hidden_act: z.string().default("silu"),
   })
@@ -53,9 +57,11 @@ export function parseDecoderConfig(json: unknown, source = "config.json"): Decod
     throw new VlaError("CONFIG_INVALID", `${source}: model_type '${c.model_type}' is not supported`, `supported: ${Object.entries(DECODER_FAMILIES).map(([k, v]) => `${k} (${v.note})`).join(", ")}`);
   }
   if (c.hidden_act !== "silu") throw new VlaError("CONFIG_INVALID", `${source}: hidden_act '${c.hidden_act}' is not supported (only silu / SwiGLU)`);
-  const rs = c.rope_scaling;
-  const ropeType = rs?.rope_type ?? rs?.type;
-  if (rs && ropeType !== "default" && ropeType !== "mrope") throw new VlaError("CONFIG_INVALID", `${source}: rope_scaling type '${ropeType}' is not supported`, "supported: none, default, mrope");
+  const rs = c.rope_parameters ?? c.rope_scaling;
+  const ropeTheta = c.rope_parameters?.rope_theta ?? c.rope_theta;
+  // transformers 5 writes {rope_type: "default", type: "mrope"} for M-RoPE: either name may carry it
+  const ropeType = rs?.type === "mrope" ? "mrope" : (rs?.rope_type ?? rs?.type);
+  if (rs && ropeType !== "default" && ropeType !== "mrope") throw new VlaError("CONFIG_INVALID", `${source}: ${c.rope_parameters ? "rope_parameters" : "rope_scaling"} type '${ropeType}' is not supported`, "supported: none, default, mrope");
   const family = c.model_type;
   const heads = c.num_attention_heads;
   const headDim = c.head_dim ?? c.hidden_size / heads;
@@ -74,7 +80,7 @@ export function parseDecoderConfig(json: unknown, source = "config.json"): Decod
       headDim,
       intermediateSize: c.intermediate_size,
       rmsNormEps: c.rms_norm_eps,
-      ropeTheta: c.rope_theta,
+      ropeTheta,
       tieEmbeddings: c.tie_word_embeddings,
       ...(sections ? { ropeSections: Int32Array.from(sections) } : {}),
     },

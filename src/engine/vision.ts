@@ -21,6 +21,8 @@ const VisionConfigSchema = z
     hidden_act: z.string().default("silu"),
     in_chans: z.number().int().optional(),
     in_channels: z.number().int().optional(),
+    /** transformers >= 5: {rope_type: "axial", rope_theta}. */
+    rope_parameters: z.object({ rope_type: z.string().optional(), rope_theta: z.number().positive().optional() }).passthrough().optional(),
   })
   .passthrough();
 
@@ -32,6 +34,8 @@ export function parseVisionConfig(json: unknown, source = "vision_config"): Nati
   const chans = c.in_chans ?? c.in_channels ?? 3;
   if (chans !== 3) throw new VlaError("CONFIG_INVALID", `${source}: ${chans} input channels are not supported (RGB only)`);
   if (c.hidden_size % c.num_heads !== 0 || (c.hidden_size / c.num_heads) % 4 !== 0) throw new VlaError("CONFIG_INVALID", `${source}: hidden_size / num_heads must be a multiple of 4 (2D rotary embedding)`);
+  const ropeType = c.rope_parameters?.rope_type;
+  if (ropeType !== undefined && ropeType !== "axial" && ropeType !== "default") throw new VlaError("CONFIG_INVALID", `${source}.rope_parameters.rope_type '${ropeType}' is not supported (Qwen2.5-VL's tower uses 2D axial rotary embeddings)`);
   for (const b of c.fullatt_block_indexes) if (b >= c.depth) throw new VlaError("CONFIG_INVALID", `${source}.fullatt_block_indexes names block ${b} but depth is ${c.depth}`);
   return {
     depth: c.depth,
@@ -44,6 +48,7 @@ export function parseVisionConfig(json: unknown, source = "vision_config"): Nati
     temporalPatchSize: c.temporal_patch_size,
     windowSize: c.window_size,
     fullattBlockIndexes: Int32Array.from(c.fullatt_block_indexes),
+    ...(c.rope_parameters?.rope_theta !== undefined ? { ropeTheta: c.rope_parameters.rope_theta } : {}),
   };
 }
 

@@ -7,10 +7,11 @@
  *   -> (t*h*w, C*T*p*p)
  * so that each 2x2 group of patches the merger fuses is contiguous.
  *
- * The resize itself (PIL bicubic in the reference) is a separate, pluggable step.
+ * The resize is Pillow's bicubic, bit for bit (src/data/pil-resize.ts), as the
+ * processor's PIL backend does it; it is a parameter so callers can swap it.
  */
 import type { RgbImage } from "../data/episode.js";
-import { resizeBilinear } from "../data/image.js";
+import { resizeBicubicPil } from "../data/pil-resize.js";
 import { roundHalfEven } from "../actions/normalize.js";
 import { VlaError } from "../errors.js";
 
@@ -65,8 +66,8 @@ export interface ProcessedImage {
 
 export type Resizer = (img: RgbImage, width: number, height: number) => RgbImage;
 
-/** Preprocess one image; `resize` defaults to bilinear (see the module comment). */
-export function preprocessImage(img: RgbImage, cfg: VisionProcessorConfig = QWEN25VL_PROCESSOR, resize: Resizer = resizeBilinear): ProcessedImage {
+/** Preprocess one image; `resize` defaults to Pillow's bicubic (see the module comment). */
+export function preprocessImage(img: RgbImage, cfg: VisionProcessorConfig = QWEN25VL_PROCESSOR, resize: Resizer = resizeBicubicPil): ProcessedImage {
   const p = cfg.patchSize;
   const m = cfg.mergeSize;
   const T = cfg.temporalPatchSize;

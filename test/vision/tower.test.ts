@@ -2,8 +2,8 @@
  * The native vision tower against an independent f64 reference of transformers'
  * Qwen2.5-VL vision forward (window index, 2D rotary embedding, window and full
  * attention, merger), on random weights, with window attention active and with
- * one and two images. HF golden outputs (test/goldens/make_qwen25vl_goldens.py)
- * complete the proof when generated on a machine with torch.
+ * one and two images. test/vision/hf-goldens.test.ts completes the proof against
+ * transformers' own outputs.
  */
 import { describe, expect, it } from "vitest";
 import { VisionModel, parseVisionConfig } from "../../src/engine/vision.js";

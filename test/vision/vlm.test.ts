@@ -70,6 +70,10 @@ describe("tiny default Qwen2.5-VL model", () => {
     expect(() => VlmModel.load(bad)).toThrow(/model_type 'llava' is not a supported vision-language model[\s\S]*qwen2_5_vl/);
     fs.writeFileSync(path.join(bad, "config.json"), JSON.stringify({ ...cfg, vision_config: { ...(cfg.vision_config as object), hidden_act: "quick_gelu" } }));
     expect(() => VlmModel.load(bad)).toThrow(/quick_gelu/);
+    fs.writeFileSync(path.join(bad, "config.json"), JSON.stringify({ ...cfg, vision_config: { ...(cfg.vision_config as object), rope_parameters: { rope_type: "yarn" } } }));
+    expect(() => VlmModel.load(bad)).toThrow(/rope_parameters.rope_type 'yarn' is not supported/);
+    fs.writeFileSync(path.join(bad, "config.json"), JSON.stringify({ ...cfg, rope_scaling: undefined, rope_parameters: { rope_type: "linear", factor: 2 } }));
+    expect(() => VlmModel.load(bad)).toThrow(/rope_parameters type 'linear' is not supported/);
   });
 });
 

@@ -1,0 +1,96 @@
+/**
+ * Fidelity to Hugging Face transformers: golden outputs that transformers' own
+ * Qwen2.5-VL classes computed (test/goldens/make_qwen25vl_goldens.py; versions in
+ * test/goldens/qwen25vl/meta.json) for two tiny random configs — "full" (every vision
+ * layer full attention, tied embeddings) and "window" (windowed layers active with
+ * partial windows, its own lm_head) — with one and with two images, and the PIL
+ * processor on images that need resizing.
+ *
+ * Tolerances:
+ * - processor pixel_values: 1e-5 absolute (the resize is bit-exact: one byte off
+ *   moves a value by 1/255/std ~ 0.015);
+ * - position ids and image_grid_thw: exact;
+ * - vision features and logits: max |ours - HF| <= 1e-4 * max |HF| (f32 both sides).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import type { RgbImage } from "../../src/data/episode.js";
+import { resizeBilinear } from "../../src/data/image.js";
+import { VlmModel } from "../../src/engine/vlm.js";
+import { readSafetensors, safetensorsData, type SafetensorsFile } from "../../src/io/safetensors.js";
+import { preprocessImage, QWEN25VL_PROCESSOR } from "../../src/vision/processor.js";
+
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "goldens", "qwen25vl");
+const meta = JSON.parse(fs.readFileSync(path.join(dir, "meta.json"), "utf8")) as { transformers: string; processor_min_pixels: number; processor_max_pixels: number };
+const IMAGE_TOKEN = 296;
+
+function tensor(f: SafetensorsFile, name: string): { data: Float32Array; shape: number[] } {
+  const e = f.tensors.get(name);
+  if (!e) throw new Error(`${f.file} has no ${name}`);
+  return { data: safetensorsData(f, name), shape: e.shape };
+}
+
+/** An (H, W, 3) image stored as F16 back to 8-bit RGB. */
+function image(f: SafetensorsFile, name: string): RgbImage {
+  const t = tensor(f, name);
+  return { height: t.shape[0]!, width: t.shape[1]!, data: Uint8Array.from(t.data) };
+}
+
+const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
+  return m;
+}
+
+describe(`Qwen2.5-VL against transformers ${meta.transformers} goldens`, () => {
+  it("preprocesses like the PIL processor: bicubic resize up and down, normalization, patch order", () => {
+    const f = readSafetensors(path.join(dir, "processor.safetensors"));
+    const cfg = { ...QWEN25VL_PROCESSOR, minPixels: meta.processor_min_pixels, maxPixels: meta.processor_max_pixels };
+    for (let i = 0; i < 3; i++) {
+      const img = image(f, `image${i}`);
+      const want = tensor(f, `pixel_values${i}`);
+      const grid = Array.from(tensor(f, `image_grid_thw${i}`).data);
+      const ours = preprocessImage(img, cfg);
+      expect([ours.grid.t, ours.grid.h, ours.grid.w]).toEqual(grid);
+      expect(maxDiff(ours.pixels, want.data)).toBeLessThanOrEqual(1e-5);
+      // the check can fail: a bilinear resize (the previous default) is far off
+      expect(maxDiff(preprocessImage(img, cfg, resizeBilinear).pixels, want.data)).toBeGreaterThan(1e-2);
+    }
+  });
+
+  const images = readSafetensors(path.join(dir, "images.safetensors"));
+  for (const config of ["full", "window"]) {
+    for (const n of [1, 2]) {
+      it(`${config} attention, ${n} image${n > 1 ? "s" : ""}: grid, 3D positions, vision features, logits`, async () => {
+        const vlm = VlmModel.load(path.join(dir, config));
+        try {
+          const g = readSafetensors(path.join(dir, config, `${n}img.safetensors`));
+          const ids = Int32Array.from(tensor(g, "input_ids").data);
+          const N = ids.length;
+          const feats = await vlm.imageFeatures(Array.from({ length: n }, (_, i) => image(images, `image${i}`)));
+          expect(feats.processed.flatMap((p) => [p.grid.t, p.grid.h, p.grid.w])).toEqual(Array.from(tensor(g, "image_grid_thw").data));
+
+          const wantFeats = tensor(g, "vision_features").data;
+          const featErr = maxDiff(feats.features, wantFeats) / maxAbs(wantFeats);
+          expect(featErr).toBeLessThanOrEqual(1e-4);
+
+          const starts = Array.from(ids.keys()).filter((i) => ids[i] === IMAGE_TOKEN && ids[i - 1] !== IMAGE_TOKEN);
+          expect(starts).toHaveLength(n);
+          const mm = vlm.multimodalInputs(N, starts, feats.processed);
+          expect(Array.from(mm.positions)).toEqual(Array.from(tensor(g, "position_ids").data));
+
+          const logits = vlm.decoder.logits({ B: 1, T: N, tokens: ids, positions: mm.positions, injectRows: mm.injectRows, inject: feats.features });
+          const wantLogits = tensor(g, "logits").data;
+          const logitErr = maxDiff(logits, wantLogits) / maxAbs(wantLogits);
+          expect(logitErr).toBeLessThanOrEqual(1e-4);
+        } finally {
+          vlm.dispose();
+        }
+      });
+    }
+  }
+});

@@ -36,7 +36,7 @@
   "targets": [
     {
       "target_name": "vlatext",
-      "sources": ["<@(engine_sources)", "native/napi/addon.cpp", "native/napi/decoder_napi.cpp", "native/napi/vision_napi.cpp"],
+      "sources": ["<@(engine_sources)", "native/napi/addon.cpp", "native/napi/decoder_napi.cpp", "native/napi/generate_napi.cpp", "native/napi/vision_napi.cpp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
     },

@@ -288,6 +288,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   exports.Set("Runtime", Runtime::Define(env));
   vlatext_napi::RegisterDecoder(env, exports);
+  vlatext_napi::RegisterGeneration(env, exports);
   vlatext_napi::RegisterVision(env, exports);
   return exports;
 }

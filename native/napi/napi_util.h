@@ -84,6 +84,7 @@ Napi::Array tensor_infos(Napi::Env env, const std::vector<Info>& ts) {
 }
 
 void RegisterDecoder(Napi::Env env, Napi::Object exports);
+void RegisterGeneration(Napi::Env env, Napi::Object exports);
 void RegisterVision(Napi::Env env, Napi::Object exports);
 
 }  // namespace vlatext_napi

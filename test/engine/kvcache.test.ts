@@ -3,6 +3,7 @@
  * prefix again, for every family, in any split of prefill and single-token steps.
  */
 import { describe, expect, it } from "vitest";
+import { loadAddon } from "../../src/engine/addon.js";
 import { DecoderModel } from "../../src/engine/decoder.js";
 import { parseDecoderConfig } from "../../src/engine/config.js";
 import { randomDecoderWeights } from "../support/ref-decoder.js";
@@ -46,4 +47,9 @@ describe("KV cache", () => {
       m.dispose();
     });
   }
+
+  it("is made only for a Decoder", () => {
+    const addon = loadAddon();
+    expect(() => new addon.KvCache({} as never, 8)).toThrow(/expected a Decoder/);
+  });
 });

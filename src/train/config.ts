@@ -32,6 +32,8 @@ export const FinetuneConfigSchema = z
           .strict(),
       )
       .min(1),
+    /** Overrides of every recipe's action spec: bins per dimension and horizon (timesteps per chunk). */
+    action: z.object({ bins: z.number().int().min(1).max(100000).optional(), horizon: z.number().int().min(1).max(1024).optional() }).strict().default({}),
     template: z.string().default("vla0"),
     /** Text format name (default: the template's). */
     format: z.string().optional(),

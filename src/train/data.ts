@@ -65,7 +65,7 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
     const recipe = loadRecipe(entry.recipe);
     const ds = await LeRobotDataset.open(entry.dataset);
     const bound = bindRecipe(recipe, ds);
-    const s = parseActionSpec(recipe.actionSpec, `actionSpec of recipe '${recipe.name}'`);
+    const s = parseActionSpec({ ...recipe.actionSpec, ...cfg.action }, `actionSpec of recipe '${recipe.name}'${Object.keys(cfg.action).length > 0 ? ` with action ${JSON.stringify(cfg.action)}` : ""}`);
     if (spec && (spec.dims !== s.dims || spec.horizon !== s.horizon)) {
       throw new VlaError("CONFIG_INVALID", `data[${source}] (recipe '${recipe.name}') has ${s.horizon}x${s.dims} actions but data[0] has ${spec.horizon}x${spec.dims}`, "mix only datasets with the same action spec");
     }

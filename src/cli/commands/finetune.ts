@@ -2,7 +2,9 @@
 import { VlaError } from "../../errors.js";
 import { applyOverrides, configPaths, deepMerge, parseFinetuneConfig, PRESETS, readConfigFile } from "../../train/config.js";
 import { finetune } from "../../train/trainer.js";
+import { parseSweepSpec, runSweep, sweepTable, sweepVariants } from "../../experiments/sweep.js";
 import { flag, str, type CliCommand, type OptionSpec } from "../command.js";
+import { table } from "../table.js";
 
 const PATHS = configPaths();
 
@@ -10,6 +12,7 @@ const options: OptionSpec = {
   config: { type: "string" },
   preset: { type: "string" },
   resume: { type: "boolean" },
+  sweep: { type: "string" },
   ...Object.fromEntries(PATHS.map((p) => [p.path, { type: "string" as const }])),
 };
 
@@ -20,12 +23,20 @@ export const finetuneCommand: CliCommand = {
 with its dotted path, e.g. --optimizer.lr 1e-4 --lora.rank 8; --data takes JSON:
   --data '[{"dataset":"runs/sim-data","recipe":"toy-sim"}]'
 Unknown keys and wrong types stop the run before any work starts. Ctrl-C saves a checkpoint and exits;
---resume continues the last checkpoint in --output exactly (same data order and optimizer state).`,
+--resume continues the last checkpoint in --output exactly (same data order and optimizer state).
+
+--sweep trains one run per combination of config values under --output and compares them in one
+table (sweep.md, sweep.json): answer tokens per chunk, loss, validation L1 and parse rate, and
+closed-loop success in the simulator for simulator datasets, under each ensembling mode. Give a
+file (JSON/YAML: {axes: {key: [values]}, ensemble: [modes], eval: {episodes, families, seed}}) or inline:
+  --sweep 'format=vla0,terse; action.bins=1000,100; maskActions.enabled=true,false; ensemble=none,vla0-v1; episodes=5'
+A sweep that stops resumes where it was when run again (finished variants are kept).`,
   options,
   optionHelp: {
     config: { value: "file", description: "Config file (JSON or YAML)" },
     preset: { value: "name", description: `Preset defaults: ${Object.keys(PRESETS).join(", ")}` },
     resume: { description: "Continue from the last checkpoint in the output directory" },
+    sweep: { value: "file|spec", description: "Train and compare every combination of config values (see above)" },
     ...Object.fromEntries(PATHS.map((p) => [p.path, { value: p.kind, description: `config key ${p.path}` }])),
   },
   async run(args, io) {
@@ -41,22 +52,33 @@ Unknown keys and wrong types stop the run before any work starts. Ctrl-C saves a
       const v = str(args, p.path);
       return v === undefined ? [] : [[p.path, v] as [string, string]];
     });
-    const cfg = parseFinetuneConfig(applyOverrides(raw, overrides), file ? `config ${file}` : "config");
+    const merged = applyOverrides(raw, overrides);
+    const sweepArg = str(args, "sweep");
+    const sweep = sweepArg !== undefined ? parseSweepSpec(sweepArg, io.cwd) : undefined;
+    if (sweep && flag(args, "resume")) throw new VlaError("CLI_USAGE", "--resume does not apply to --sweep", "run the same sweep again: finished variants are kept and a stopped one resumes");
+    // the run's config, or every variant's, is validated before any work starts
+    const cfg = sweep ? sweepVariants(merged, sweep)[0]?.config : parseFinetuneConfig(merged, file ? `config ${file}` : "config");
+    if (!cfg) throw new VlaError("CONFIG_INVALID", "the sweep has no variants");
     const ac = new AbortController();
     const onSigint = (): void => {
       io.err("\ninterrupted: saving a checkpoint…\n");
       ac.abort();
     };
+    const trainerIO = {
+      log: (l: string) => io.err(`${l}\n`),
+      progress: (l: string) => io.err(io.isTTY ? `\r${l}\x1b[K` : `${l}\n`),
+    };
     process.on("SIGINT", onSigint);
     try {
-      const r = await finetune(
-        cfg,
-        {
-          log: (l) => io.err(`${l}\n`),
-          progress: (l) => io.err(io.isTTY ? `\r${l}\x1b[K` : `${l}\n`),
-        },
-        { resume: flag(args, "resume"), signal: ac.signal },
-      );
+      if (sweep) {
+        const res = await runSweep(merged, sweep, { ...trainerIO, signal: ac.signal });
+        const t = sweepTable(res.rows);
+        io.err("\n");
+        io.out(table(t.headers, t.cells));
+        io.out(`\n${ac.signal.aborted ? "stopped (run the same command again to continue)" : "sweep finished"}: ${res.rows.length} row(s) in ${res.dir}/sweep.md and sweep.json\n`);
+        return ac.signal.aborted ? 130 : 0;
+      }
+      const r = await finetune(cfg, trainerIO, { resume: flag(args, "resume"), signal: ac.signal });
       io.err("\n");
       io.out(`${r.stopped ? "stopped" : "finished"} at step ${r.steps}; run: ${r.runDir}; policy: ${r.policyDir} (serve it with: vlatext serve --model ${r.policyDir})\n`);
       return r.stopped ? 130 : 0;

@@ -198,7 +198,7 @@ void attention_segments_ref(float* out, const float* q, const float* k, const fl
       }
 }
 
-void attention_segments(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
+void attention_segments(ThreadPool& pool, float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
   const int64_t N = cu[n_seg];
   pool.parallel_for(N * NH, [&](int, int64_t a, int64_t e) {
     std::vector<float> scores(kTile);
@@ -207,8 +207,72 @@ void attention_segments(ThreadPool& pool, float* out, const float* q, const floa
       const int64_t t = th / NH;
       const int h = (int)(th % NH);
       while (t >= cu[sg + 1]) sg++;  // rows are visited in order: the segment only moves forward
-      float lse;
-      attend_range(row(out, t, NH, h, hd), &lse, row(q, t, NH, h, hd), k, v, cu[sg], cu[sg + 1], NH, h, hd, scores.data());
+      float l;
+      attend_range(row(out, t, NH, h, hd), &l, row(q, t, NH, h, hd), k, v, cu[sg], cu[sg + 1], NH, h, hd, scores.data());
+      if (lse) lse[th] = l;
+    }
+  });
+}
+
+void attention_segments_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
+  const double scale = 1.0 / std::sqrt((double)hd);
+  for (int sg = 0; sg < n_seg; sg++) {
+    const int64_t j0 = cu[sg], n = cu[sg + 1] - cu[sg];
+    std::vector<double> P((size_t)(n * n)), dP((size_t)(n * n));
+    for (int h = 0; h < NH; h++) {
+      for (int64_t t = 0; t < n; t++) {
+        double m = -INFINITY;
+        for (int64_t j = 0; j < n; j++) {
+          double d = 0;
+          for (int i = 0; i < hd; i++) d += (double)row(q, j0 + t, NH, h, hd)[i] * row(k, j0 + j, NH, h, hd)[i];
+          P[(size_t)(t * n + j)] = d * scale;
+          m = std::max(m, d * scale);
+        }
+        double z = 0;
+        for (int64_t j = 0; j < n; j++) z += (P[(size_t)(t * n + j)] = std::exp(P[(size_t)(t * n + j)] - m));
+        double rowsum = 0;
+        for (int64_t j = 0; j < n; j++) {
+          P[(size_t)(t * n + j)] /= z;
+          double d = 0;
+          for (int i = 0; i < hd; i++) d += (double)row(dout, j0 + t, NH, h, hd)[i] * row(v, j0 + j, NH, h, hd)[i];
+          dP[(size_t)(t * n + j)] = d;
+          rowsum += d * P[(size_t)(t * n + j)];
+        }
+        for (int64_t j = 0; j < n; j++) {
+          const double p = P[(size_t)(t * n + j)];
+          const double ds = p * (dP[(size_t)(t * n + j)] - rowsum) * scale;
+          for (int i = 0; i < hd; i++) {
+            row(dq, j0 + t, NH, h, hd)[i] += (float)(ds * row(k, j0 + j, NH, h, hd)[i]);
+            row(dk, j0 + j, NH, h, hd)[i] += (float)(ds * row(q, j0 + t, NH, h, hd)[i]);
+            row(dv, j0 + j, NH, h, hd)[i] += (float)(p * row(dout, j0 + t, NH, h, hd)[i]);
+          }
+        }
+      }
+    }
+  }
+}
+
+void attention_segments_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
+  // a (segment, head) pair owns its rows of dq, dk and dv for that head: no races
+  const float scale = 1.0f / std::sqrt((float)hd);
+  pool.parallel_for((int64_t)n_seg * NH, [&](int, int64_t a, int64_t e) {
+    for (int64_t sh = a; sh < e; sh++) {
+      const int sg = (int)(sh / NH), h = (int)(sh % NH);
+      for (int64_t t = cu[sg]; t < cu[sg + 1]; t++) {
+        const float* qt = row(q, t, NH, h, hd);
+        const float* dot_ = row(dout, t, NH, h, hd);
+        float* dqt = row(dq, t, NH, h, hd);
+        const float L = lse[t * NH + h];
+        const float D = dot(dot_, row(out, t, NH, h, hd), hd);  // sum_j p_j (dout . v_j)
+        for (int64_t j = cu[sg]; j < cu[sg + 1]; j++) {
+          const float* kj = row(k, j, NH, h, hd);
+          const float p = std::exp(dot(qt, kj, hd) * scale - L);
+          const float ds = p * (dot(dot_, row(v, j, NH, h, hd), hd) - D) * scale;
+          axpy(dqt, kj, ds, hd);
+          axpy(row(dk, j, NH, h, hd), qt, ds, hd);
+          axpy(row(dv, j, NH, h, hd), dot_, p, hd);
+        }
+      }
     }
   });
 }

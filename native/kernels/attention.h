@@ -32,7 +32,13 @@ void attention_forward_cached(ThreadPool& pool, float* out, const float* q, cons
 // Non-causal attention within segments (the vision tower's windows and images): rows
 // [cu[s], cu[s+1]) attend to each other and to nothing else. No grouped heads here.
 //   out, q, k, v (N, NH, hd)   cu_seqlens (n_seg + 1), cu[0] = 0, cu[n_seg] = N
+//   lse (N, NH) or nullptr     log-sum-exp of each row's scaled scores (saved for the backward)
+// The backward (gradients ACCUMULATE into dq, dk, dv) recomputes probabilities from lse;
+// its reference materializes each segment's probability matrix in double.
 void attention_segments_ref(float* out, const float* q, const float* k, const float* v, const int32_t* cu_seqlens, int n_seg, int NH, int hd);
-void attention_segments(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, const int32_t* cu_seqlens, int n_seg, int NH, int hd);
+void attention_segments(ThreadPool& pool, float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* cu_seqlens, int n_seg, int NH, int hd);
+void attention_segments_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v, const int32_t* cu_seqlens, int n_seg, int NH, int hd);
+void attention_segments_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const int32_t* cu_seqlens, int n_seg, int NH,
+                                 int hd);
 
 }  // namespace vlatext

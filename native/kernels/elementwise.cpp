@@ -27,6 +27,27 @@ void swiglu_backward(ThreadPool& pool, float* dgate, float* dup, const float* do
   pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_backward_ref(dgate ? dgate + a : nullptr, dup ? dup + a : nullptr, dout + a, gate + a, up + a, b - a); });
 }
 
+void gelu_forward_ref(float* out, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * (float)M_SQRT1_2));
+}
+
+// d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density
+void gelu_backward_ref(float* dx, const float* dout, const float* x, int64_t n) {
+  const float inv_sqrt_2pi = 0.3989422804014327f;
+  for (int64_t i = 0; i < n; i++) {
+    const float cdf = 0.5f * (1.0f + std::erf(x[i] * (float)M_SQRT1_2));
+    dx[i] += dout[i] * (cdf + x[i] * inv_sqrt_2pi * std::exp(-0.5f * x[i] * x[i]));
+  }
+}
+
+void gelu_forward(ThreadPool& pool, float* out, const float* x, int64_t n) {
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { gelu_forward_ref(out + a, x + a, b - a); });
+}
+
+void gelu_backward(ThreadPool& pool, float* dx, const float* dout, const float* x, int64_t n) {
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { gelu_backward_ref(dx + a, dout + a, x + a, b - a); });
+}
+
 void embedding_forward_ref(float* out, const int32_t* tokens, const float* table, int64_t N, int C) {
   for (int64_t n = 0; n < N; n++)
     for (int c = 0; c < C; c++) out[n * C + c] = table[(int64_t)tokens[n] * C + c];

@@ -409,7 +409,7 @@ Status Decoder::set_optimizer_state(int step, std::vector<float> m, std::vector<
   return Status::Ok;
 }
 
-double Decoder::optimizer_step(const AdamWConfig& opt, float max_norm) {
+double Decoder::optimizer_step(const AdamWConfig& opt, float max_norm, double extra_sq) {
   if (m_.size() != (size_t)trainable_size() || m_for_base_ != train_base_) {
     m_.assign((size_t)trainable_size(), 0.0f);
     v_.assign((size_t)trainable_size(), 0.0f);
@@ -419,7 +419,7 @@ double Decoder::optimizer_step(const AdamWConfig& opt, float max_norm) {
   double sq = 0;
   if (train_base_) sq += grad_sq_norm(*pool_, param_grad_.data(), (int64_t)param_grad_.size());
   sq += grad_sq_norm(*pool_, lora_grad_.data(), (int64_t)lora_grad_.size());
-  const float scale = clip_scale(sq, max_norm);
+  const float scale = clip_scale(sq + extra_sq, max_norm);
   t_++;
   int64_t off = 0;
   if (train_base_) {
@@ -428,7 +428,7 @@ double Decoder::optimizer_step(const AdamWConfig& opt, float max_norm) {
   }
   if (!lora_mem_.empty()) adamw_update(*pool_, lora_mem_.data(), m_.data() + off, v_.data() + off, lora_grad_.data(), (int64_t)lora_mem_.size(), opt, t_, scale);
   zero_grad();
-  return std::sqrt(sq);
+  return std::sqrt(sq + extra_sq);
 }
 
 }  // namespace vlatext

@@ -146,7 +146,9 @@ class Decoder {
   void head_logits(const float* hidden, const int32_t* ids, int n_ids, float* out);
   // Clips trainable gradients to max_norm (<= 0: no clipping), applies AdamW, zeroes gradients.
   // Returns the gradient norm before clipping.
-  double optimizer_step(const AdamWConfig& opt, float max_norm);
+  // extra_sq: squared gradient norm of other trained parts (the vision tower), clipped
+  // together; returns the global norm sqrt(own + extra_sq)
+  double optimizer_step(const AdamWConfig& opt, float max_norm, double extra_sq = 0);
   int step_count() const { return t_; }
 
   // Optimizer state, for checkpoints: (m, v) for trainable tensors, flat.

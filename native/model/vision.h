@@ -1,7 +1,9 @@
-// Qwen2.5-VL's vision tower, forward only (frozen): patch embedding (the 3D convolution
-// as a matmul), 2D rotary embeddings, RMSNorm blocks with window attention (full
-// attention in the layers the config names), SwiGLU MLP with biases, and the 2x2 patch
-// merger (RMSNorm, Linear, GELU, Linear) into the language model's width.
+// Qwen2.5-VL's vision tower: patch embedding (the 3D convolution as a matmul), 2D rotary
+// embeddings, RMSNorm blocks with window attention (full attention in the layers the
+// config names), SwiGLU MLP with biases, and the 2x2 patch merger (RMSNorm, Linear, GELU,
+// Linear) into the language model's width. Forward for inference, or forward saving
+// VisionActs and a backward that ACCUMULATES (+=) parameter gradients until zero_grad(),
+// with its own AdamW state (the tower is trained together with the language model).
 //
 // Shapes: N patches (all images), P = 3*T*p*p pixel values per patch, C hidden, F MLP
 // width, NH heads (hd = C/NH), Cout the language model's width. Parameters carry HF
@@ -15,6 +17,7 @@
 
 #include "../core/status.h"
 #include "../core/threadpool.h"
+#include "../kernels/adamw.h"
 #include "decoder.h"  // TensorInfo
 
 namespace vlatext {
@@ -24,6 +27,17 @@ struct VisionConfig {
   int patch = 14, merge = 2, temporal = 2, window = 112;
   std::vector<int> fullatt;  // block indexes with full (per-image) attention
   float eps = 1e-6f, theta = 10000.0f;
+};
+
+// What a training forward saves for the backward (one call's worth). Per-block tensors
+// are stacked over the depth: x (depth + 1, N, C) holds every block's input and the
+// final stream; the others (depth, N, ...) as named. Rows are in window order.
+struct VisionActs {
+  int64_t N = 0;
+  std::vector<int32_t> grids, widx, cu_win, cu_full, pos;  // pos (2, N) in window order
+  std::vector<float> pixels;                                // (N, P) processor order
+  std::vector<float> x, ln1, rstd1, q, k, v, att, lse, xmid, ln2, rstd2, g, u, h;
+  std::vector<float> lnq, rstdq, pre, hid;  // merger: ln_q (N, C), rstd (N), mlp.0 out before/after GELU (U, M)
 };
 
 class VisionTower {
@@ -37,15 +51,32 @@ class VisionTower {
 
   // pixels (N, P) in the processor's order; grids (n_img, 3) = (t, h, w) patches;
   // out (N / merge^2, Cout), image by image in the processor's (merge-group) order.
-  Status forward(const float* pixels, int64_t N, const int32_t* grids, int n_img, float* out, std::string* error);
+  // acts: nullptr for inference, else filled for backward().
+  Status forward(const float* pixels, int64_t N, const int32_t* grids, int n_img, float* out, std::string* error, VisionActs* acts = nullptr);
+  // dout (N / merge^2, Cout) in the output's order; gradients ACCUMULATE into param_grad().
+  Status backward(const float* dout, const VisionActs& acts, std::string* error);
+
+  float* param_grad() { return grad_.data(); }
+  void zero_grad();
+  // Sum of squared gradients (for one global clipping norm with the language model).
+  double grad_sq_norm() const;
+  // AdamW on every parameter with clipping to max_norm over sqrt(own + extra_sq); zeroes the
+  // gradients; returns the global norm.
+  double optimizer_step(const AdamWConfig& opt, float max_norm, double extra_sq);
+  int optimizer_step_count() const { return t_; }
+  const std::vector<float>& optimizer_m() const { return m_; }
+  const std::vector<float>& optimizer_v() const { return v_; }
+  Status set_optimizer_state(int step, std::vector<float> m, std::vector<float> v, std::string* error);
 
  private:
   VisionTower(const VisionConfig& cfg, std::unique_ptr<ThreadPool> pool) : cfg_(cfg), pool_(std::move(pool)) {}
   float* p(const std::string& name);
+  bool uses_full_attention(int block) const;
   VisionConfig cfg_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<TensorInfo> params_;
-  std::vector<float> mem_;
+  std::vector<float> mem_, grad_, m_, v_;  // parameters, gradients, AdamW moments (all num_params())
+  int t_ = 0;
 };
 
 // Qwen2.5-VL's window order: merged units regrouped window by window (window_index) and

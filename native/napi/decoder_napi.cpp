@@ -298,11 +298,13 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
     if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "optimizerStep(options): options must be an object"), env.Undefined();
     Napi::Object o = info[0].As<Napi::Object>();
     vlatext::AdamWConfig c{};
-    float max_norm = 0;
+    float max_norm = 0, extra = 0;
     if (!get_float(env, o, "lr", &c.lr) || !get_float(env, o, "beta1", &c.beta1) || !get_float(env, o, "beta2", &c.beta2) || !get_float(env, o, "eps", &c.eps) ||
         !get_float(env, o, "weightDecay", &c.weight_decay) || !get_float(env, o, "maxGradNorm", &max_norm))
       return env.Undefined();
-    return Napi::Number::New(env, model_->optimizer_step(c, max_norm));
+    // optional: the squared gradient norm of parts trained alongside (clipped with one global norm)
+    if (!get_float(env, o, "extraSqNorm", &extra)) return env.Undefined();
+    return Napi::Number::New(env, model_->optimizer_step(c, max_norm, extra));
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

@@ -1,7 +1,12 @@
 // N-API wrapper for vlatext::VisionTower (native/model/vision.h).
 //   new VisionTower({depth, hiddenSize, intermediateSize, numHeads, outHiddenSize, patchSize,
 //                    spatialMergeSize, temporalPatchSize, windowSize, fullattBlockIndexes: Int32Array, threads?})
-//   .paramInfo(), .setParam(name, Float32Array), .forwardAsync(pixels: Float32Array, grids: Int32Array) -> Promise<Float32Array>
+//   .paramInfo(), .setParam(name, Float32Array), .getParam(name), .getParamGrad(name)
+//   .forwardAsync(pixels: Float32Array, grids: Int32Array, train = false) -> Promise<Float32Array>
+//       train: keeps this call's activations on the handle for the next backwardAsync
+//   .backwardAsync(dout: Float32Array) -> Promise<void>   gradients accumulate until zeroGrad()
+//   .zeroGrad(), .gradSqNorm(), .optimizerStep({lr, beta1, beta2, eps, weightDecay, maxGradNorm, extraSqNorm}) -> norm
+//   .getOptimizerState() -> {step, m, v}, .setOptimizerState({step, m, v})
 #include <napi.h>
 
 #include <atomic>
@@ -19,7 +24,12 @@ using vlatext::VisionTower;
 class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "VisionTower", {InstanceMethod<&VisionWrap::ParamInfo>("paramInfo"), InstanceMethod<&VisionWrap::SetParam>("setParam"), InstanceMethod<&VisionWrap::ForwardAsync>("forwardAsync"), InstanceMethod<&VisionWrap::Dispose>("dispose")});
+    return DefineClass(env, "VisionTower",
+                       {InstanceMethod<&VisionWrap::ParamInfo>("paramInfo"), InstanceMethod<&VisionWrap::SetParam>("setParam"), InstanceMethod<&VisionWrap::GetParam>("getParam"),
+                        InstanceMethod<&VisionWrap::GetParamGrad>("getParamGrad"), InstanceMethod<&VisionWrap::ForwardAsync>("forwardAsync"),
+                        InstanceMethod<&VisionWrap::BackwardAsync>("backwardAsync"), InstanceMethod<&VisionWrap::ZeroGrad>("zeroGrad"), InstanceMethod<&VisionWrap::GradSqNorm>("gradSqNorm"),
+                        InstanceMethod<&VisionWrap::OptimizerStep>("optimizerStep"), InstanceMethod<&VisionWrap::GetOptimizerState>("getOptimizerState"),
+                        InstanceMethod<&VisionWrap::SetOptimizerState>("setOptimizerState"), InstanceMethod<&VisionWrap::Dispose>("dispose")});
   }
 
   explicit VisionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VisionWrap>(info) {
@@ -43,6 +53,7 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
   }
 
   std::unique_ptr<VisionTower> model_;
+  std::unique_ptr<vlatext::VisionActs> acts_;  // the last training forward's activations
   std::atomic<int> in_flight{0};
 
  private:
@@ -69,7 +80,71 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
     std::memcpy(model_->param_data() + t->offset, a.Data(), sizeof(float) * t->size);
     return env.Undefined();
   }
+  const vlatext::TensorInfo* tensor(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsString()) return type_error(info.Env(), "expected a parameter name"), nullptr;
+    const std::string name = info[0].As<Napi::String>();
+    const vlatext::TensorInfo* t = model_->find_param(name);
+    if (!t) error(info.Env(), "no vision parameter named '" + name + "'");
+    return t;
+  }
+  Napi::Value get(const Napi::CallbackInfo& info, bool grad) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    const vlatext::TensorInfo* t = tensor(info);
+    if (!t) return env.Undefined();
+    auto out = Napi::Float32Array::New(env, (size_t)t->size);
+    std::memcpy(out.Data(), (grad ? model_->param_grad() : model_->param_data()) + t->offset, sizeof(float) * t->size);
+    return out;
+  }
+  Napi::Value GetParam(const Napi::CallbackInfo& info) { return get(info, false); }
+  Napi::Value GetParamGrad(const Napi::CallbackInfo& info) { return get(info, true); }
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    if (ready(info.Env())) model_->zero_grad();
+    return info.Env().Undefined();
+  }
+  Napi::Value GradSqNorm(const Napi::CallbackInfo& info) {
+    if (!ready(info.Env())) return info.Env().Undefined();
+    return Napi::Number::New(info.Env(), model_->grad_sq_norm());
+  }
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "optimizerStep(options): options must be an object"), env.Undefined();
+    Napi::Object o = info[0].As<Napi::Object>();
+    vlatext::AdamWConfig c{};
+    float max_norm = 0, extra = 0;
+    if (!get_float(env, o, "lr", &c.lr) || !get_float(env, o, "beta1", &c.beta1) || !get_float(env, o, "beta2", &c.beta2) || !get_float(env, o, "eps", &c.eps) ||
+        !get_float(env, o, "weightDecay", &c.weight_decay) || !get_float(env, o, "maxGradNorm", &max_norm) || !get_float(env, o, "extraSqNorm", &extra))
+      return env.Undefined();
+    return Napi::Number::New(env, model_->optimizer_step(c, max_norm, extra));
+  }
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("step", model_->optimizer_step_count());
+    auto m = Napi::Float32Array::New(env, model_->optimizer_m().size());
+    auto v = Napi::Float32Array::New(env, model_->optimizer_v().size());
+    std::copy(model_->optimizer_m().begin(), model_->optimizer_m().end(), m.Data());
+    std::copy(model_->optimizer_v().begin(), model_->optimizer_v().end(), v.Data());
+    o.Set("m", m);
+    o.Set("v", v);
+    return o;
+  }
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "setOptimizerState({step, m, v})"), env.Undefined();
+    Napi::Object o = info[0].As<Napi::Object>();
+    int step = 0;
+    std::vector<float> m, v;
+    if (!get_int(env, o, "step", 0, &step) || !get_f32_array(env, o, "m", -1, &m) || !get_f32_array(env, o, "v", -1, &v)) return env.Undefined();
+    std::string err;
+    if (model_->set_optimizer_state(step, std::move(m), std::move(v), &err) != Status::Ok) return error(env, "setOptimizerState: " + err), env.Undefined();
+    return env.Undefined();
+  }
   Napi::Value ForwardAsync(const Napi::CallbackInfo& info);
+  Napi::Value BackwardAsync(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (in_flight.load() > 0) return error(info.Env(), "VisionTower.dispose(): a call is still running"), info.Env().Undefined();
     model_.reset();
@@ -79,23 +154,37 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
 
 class VisionWorker : public Napi::AsyncWorker {
  public:
-  VisionWorker(Napi::Env env, VisionWrap* w, Napi::Object self, std::vector<float> pixels, std::vector<int32_t> grids)
-      : Napi::AsyncWorker(env, "vlatext:vision"), deferred_(Napi::Promise::Deferred::New(env)), w_(w), pixels_(std::move(pixels)), grids_(std::move(grids)) {
+  // forward (train: keep the activations), or backward of dout (pixels_ holds dout, grids_ empty)
+  enum class Mode { Forward, ForwardTrain, Backward };
+  VisionWorker(Napi::Env env, VisionWrap* w, Napi::Object self, Mode mode, std::vector<float> pixels, std::vector<int32_t> grids)
+      : Napi::AsyncWorker(env, "vlatext:vision"), deferred_(Napi::Promise::Deferred::New(env)), w_(w), mode_(mode), pixels_(std::move(pixels)), grids_(std::move(grids)) {
     self_ = Napi::Persistent(self);
     w_->in_flight++;
   }
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
     const auto& c = w_->model_->config();
+    std::string err;
+    if (mode_ == Mode::Backward) {
+      const vlatext::VisionActs* a = w_->acts_.get();
+      if (!a) return SetError("backward: no training forward to go back through; call forwardAsync(pixels, grids, true) first");
+      const int64_t want = a->N / (c.merge * c.merge) * c.Cout;
+      if ((int64_t)pixels_.size() != want) return SetError("backward: dout holds " + std::to_string(pixels_.size()) + " values, the last forward gave " + std::to_string(want));
+      if (w_->model_->backward(pixels_.data(), *a, &err) != Status::Ok) SetError("backward: " + err);
+      return;
+    }
     const int64_t P = 3LL * c.temporal * c.patch * c.patch;
     const int64_t N = (int64_t)pixels_.size() / P;
     out_.assign((size_t)(N / (c.merge * c.merge) * c.Cout), 0.0f);
-    std::string err;
     if ((int64_t)pixels_.size() != N * P) return SetError("forward: pixels hold " + std::to_string(pixels_.size()) + " values, not a multiple of " + std::to_string(P));
-    if (w_->model_->forward(pixels_.data(), N, grids_.data(), (int)grids_.size() / 3, out_.data(), &err) != Status::Ok) SetError("forward: " + err);
+    std::unique_ptr<vlatext::VisionActs> acts;
+    if (mode_ == Mode::ForwardTrain) acts.reset(new vlatext::VisionActs());
+    if (w_->model_->forward(pixels_.data(), N, grids_.data(), (int)grids_.size() / 3, out_.data(), &err, acts.get()) != Status::Ok) return SetError("forward: " + err);
+    if (acts) w_->acts_ = std::move(acts);
   }
   void OnOK() override {
     w_->in_flight--;
+    if (mode_ == Mode::Backward) return deferred_.Resolve(Env().Undefined());
     auto a = Napi::Float32Array::New(Env(), out_.size());
     std::memcpy(a.Data(), out_.data(), sizeof(float) * out_.size());
     deferred_.Resolve(a);
@@ -108,6 +197,7 @@ class VisionWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   VisionWrap* w_;
+  Mode mode_;
   Napi::ObjectReference self_;
   std::vector<float> pixels_;
   std::vector<int32_t> grids_;
@@ -119,10 +209,24 @@ Napi::Value VisionWrap::ForwardAsync(const Napi::CallbackInfo& info) {
   if (!ready(env)) return env.Undefined();
   if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !info[1].IsTypedArray() ||
       info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[1].As<Napi::TypedArray>().ElementLength() % 3 != 0)
-    return type_error(env, "forwardAsync(pixels: Float32Array, grids: Int32Array of (t, h, w) triples)"), env.Undefined();
+    return type_error(env, "forwardAsync(pixels: Float32Array, grids: Int32Array of (t, h, w) triples, train?: boolean)"), env.Undefined();
   auto px = info[0].As<Napi::Float32Array>();
   auto gr = info[1].As<Napi::Int32Array>();
-  auto* w = new VisionWorker(env, this, info.This().As<Napi::Object>(), std::vector<float>(px.Data(), px.Data() + px.ElementLength()), std::vector<int32_t>(gr.Data(), gr.Data() + gr.ElementLength()));
+  const bool train = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  auto* w = new VisionWorker(env, this, info.This().As<Napi::Object>(), train ? VisionWorker::Mode::ForwardTrain : VisionWorker::Mode::Forward,
+                             std::vector<float>(px.Data(), px.Data() + px.ElementLength()), std::vector<int32_t>(gr.Data(), gr.Data() + gr.ElementLength()));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value VisionWrap::BackwardAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ready(env)) return env.Undefined();
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    return type_error(env, "backwardAsync(dout: Float32Array of the last training forward's output size)"), env.Undefined();
+  auto d = info[0].As<Napi::Float32Array>();
+  auto* w = new VisionWorker(env, this, info.This().As<Napi::Object>(), VisionWorker::Mode::Backward, std::vector<float>(d.Data(), d.Data() + d.ElementLength()), {});
   Napi::Promise p = w->promise();
   w->Queue();
   return p;

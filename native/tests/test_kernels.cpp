@@ -209,7 +209,7 @@ void test_vision_attention_and_rope(ThreadPool& pool) {
   auto q = randn((size_t)N * NH * hd), k = randn((size_t)N * NH * hd), v = randn((size_t)N * NH * hd);
   std::vector<float> r((size_t)N * NH * hd), g((size_t)N * NH * hd);
   attention_segments_ref(r.data(), q.data(), k.data(), v.data(), cu.data(), 4, NH, hd);
-  attention_segments(pool, g.data(), q.data(), k.data(), v.data(), cu.data(), 4, NH, hd);
+  attention_segments(pool, g.data(), nullptr, q.data(), k.data(), v.data(), cu.data(), 4, NH, hd);
   compare("attention_segments vs reference", g, r, 1e-5f, 1e-4f);
   // a one-row segment attends only to itself: out = v
   bool self_only = true;
@@ -219,13 +219,35 @@ void test_vision_attention_and_rope(ThreadPool& pool) {
   auto k2 = k;
   for (int64_t i = (int64_t)cu[3] * NH * hd; i < N * NH * hd; i++) k2[(size_t)i] += 1.0f;
   std::vector<float> g2((size_t)N * NH * hd);
-  attention_segments(pool, g2.data(), q.data(), k2.data(), v.data(), cu.data(), 4, NH, hd);
+  attention_segments(pool, g2.data(), nullptr, q.data(), k2.data(), v.data(), cu.data(), 4, NH, hd);
   bool isolated = true, changed = false;
   for (int64_t i = 0; i < N * NH * hd; i++) {
     if (i < (int64_t)cu[3] * NH * hd) isolated = isolated && g2[(size_t)i] == g[(size_t)i];
     else changed = changed || g2[(size_t)i] != g[(size_t)i];
   }
   report(isolated && changed, "attention_segments: segments are isolated", "");
+  // backward: the lse-based threaded version against the materialized reference, and
+  // finite differences at a small shape (segments of 3, 1 and 4 rows)
+  {
+    auto R = randn((size_t)N * NH * hd);
+    std::vector<float> lse((size_t)N * NH), dq_r(q.size(), 0), dk_r(q.size(), 0), dv_r(q.size(), 0), dq_g(q.size(), 0), dk_g(q.size(), 0), dv_g(q.size(), 0);
+    attention_segments(pool, g.data(), lse.data(), q.data(), k.data(), v.data(), cu.data(), 4, NH, hd);
+    attention_segments_backward_ref(dq_r.data(), dk_r.data(), dv_r.data(), R.data(), q.data(), k.data(), v.data(), cu.data(), 4, NH, hd);
+    attention_segments_backward(pool, dq_g.data(), dk_g.data(), dv_g.data(), R.data(), g.data(), lse.data(), q.data(), k.data(), v.data(), cu.data(), 4, NH, hd);
+    compare("attention_segments_backward dq vs reference", dq_g, dq_r, 1e-4f, 1e-3f);
+    compare("attention_segments_backward dk vs reference", dk_g, dk_r, 1e-4f, 1e-3f);
+    compare("attention_segments_backward dv vs reference", dv_g, dv_r, 1e-4f, 1e-3f);
+    const std::vector<int32_t> cs = {0, 3, 4, 8};
+    const size_t ns = (size_t)8 * NH * hd;
+    auto qs = randn(ns), ks = randn(ns), vs = randn(ns), Rs = randn(ns);
+    std::vector<float> os(ns), ls((size_t)8 * NH), dqs(ns, 0), dks(ns, 0), dvs(ns, 0);
+    attention_segments(pool, os.data(), ls.data(), qs.data(), ks.data(), vs.data(), cs.data(), 3, NH, hd);
+    attention_segments_backward(pool, dqs.data(), dks.data(), dvs.data(), Rs.data(), os.data(), ls.data(), qs.data(), ks.data(), vs.data(), cs.data(), 3, NH, hd);
+    auto loss = [&] { attention_segments_ref(os.data(), qs.data(), ks.data(), vs.data(), cs.data(), 3, NH, hd); return weighted_sum(os, Rs); };
+    fd_check("attention_segments fd dq", qs, dqs, loss);
+    fd_check("attention_segments fd dk", ks, dks, loss);
+    fd_check("attention_segments fd dv", vs, dvs, loss);
+  }
   // the vision rotary embedding by hand: hd = 8, sections {2, 2} (rows h, w), frequencies restart:
   // pair (i, i+4): i=0 angle h*1, i=1 angle h*theta^(-1/2), i=2 angle w*1, i=3 angle w*theta^(-1/2)
   const int sec[] = {2, 2};
@@ -255,6 +277,17 @@ void test_elementwise(ThreadPool& pool) {
   auto loss = [&] { swiglu_forward_ref(o_r.data(), g.data(), u.data(), n); return weighted_sum(o_r, R); };
   fd_check("swiglu fd dgate", g, dg, loss);
   fd_check("swiglu fd dup", u, du, loss);
+
+  std::vector<float> gl_r(n), gl_g(n), dgl(n, 0);
+  gelu_forward_ref(gl_r.data(), g.data(), n);
+  gelu_forward(pool, gl_g.data(), g.data(), n);
+  compare("gelu_forward", gl_g, gl_r, 0, 0);
+  std::vector<float> x3 = {-1.0f, 0.0f, 2.0f}, y3(3);
+  gelu_forward_ref(y3.data(), x3.data(), 3);  // x Phi(x): Phi(-1) = 0.158655, Phi(2) = 0.977250
+  compare("gelu by hand (erf form)", y3, {-0.158655254f, 0.0f, 1.954499736f}, 1e-6f, 1e-6f);
+  gelu_backward(pool, dgl.data(), R.data(), g.data(), n);
+  auto gloss = [&] { gelu_forward_ref(gl_r.data(), g.data(), n); return weighted_sum(gl_r, R); };
+  fd_check("gelu fd", g, dgl, gloss);
 
   const int V = 11, C = 5, N = 9;
   std::vector<int32_t> tok = {3, 1, 3, 0, 10, 3, 7, 1, 2};  // repeats must accumulate

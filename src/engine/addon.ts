@@ -85,8 +85,18 @@ export interface NativeDecoder {
   generateConstrainedAsync(prompt: Int32Array, automaton: NativeAutomaton, options?: NativeGenOptions, onTokens?: (tokens: Int32Array) => void): Promise<NativeGenResult>;
   /** A batch: the sequences that need the model share one forward pass per step. */
   generateConstrainedAsync(prompts: Int32Array[], automaton: NativeAutomaton, options?: NativeGenOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]>;
-  optimizerStep(options: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number }): number;
+  /** extraSqNorm: the squared gradient norm of parts trained alongside (the vision tower), clipped with one global norm; returns that norm. */
+  optimizerStep(options: NativeAdamW & { extraSqNorm?: number }): number;
   dispose(): void;
+}
+
+export interface NativeAdamW {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  maxGradNorm: number;
 }
 
 export interface NativeKvCache {
@@ -160,8 +170,21 @@ export interface NativeVisionConfig {
 export interface NativeVisionTower {
   paramInfo(): NativeTensorInfo[];
   setParam(name: string, data: Float32Array): void;
-  /** pixels (N, 3*T*p*p), grids (t, h, w) per image -> (N / merge^2, outHiddenSize). */
-  forwardAsync(pixels: Float32Array, grids: Int32Array): Promise<Float32Array>;
+  getParam(name: string): Float32Array;
+  getParamGrad(name: string): Float32Array;
+  /**
+   * pixels (N, 3*T*p*p), grids (t, h, w) per image -> (N / merge^2, outHiddenSize).
+   * train: keep this call's activations on the handle for the next backwardAsync.
+   */
+  forwardAsync(pixels: Float32Array, grids: Int32Array, train?: boolean): Promise<Float32Array>;
+  /** dout: the gradient of the last training forward's output; parameter gradients accumulate. */
+  backwardAsync(dout: Float32Array): Promise<void>;
+  zeroGrad(): void;
+  gradSqNorm(): number;
+  /** AdamW on every parameter, clipped with sqrt(own + extraSqNorm); zeroes the gradients; returns that norm. */
+  optimizerStep(options: NativeAdamW & { extraSqNorm: number }): number;
+  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array };
+  setOptimizerState(state: { step: number; m: Float32Array; v: Float32Array }): void;
   dispose(): void;
 }
 

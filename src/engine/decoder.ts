@@ -237,11 +237,15 @@ export class DecoderModel {
     return { loss: r.kept > 0 ? r.lossSum / r.kept : 0, kept: r.kept, ...(r.dInject ? { dInject: r.dInject } : {}) };
   }
 
-  /** Clip, apply AdamW to the trainable tensors, zero gradients; returns the gradient norm before clipping. */
-  optimizerStep(input: AdamWInput): number {
+  /**
+   * Clip, apply AdamW to the trainable tensors, zero gradients; returns the gradient norm
+   * before clipping. extraSqNorm: the squared gradient norm of parts trained alongside (the
+   * vision tower), so that one global norm is clipped; the return value includes it.
+   */
+  optimizerStep(input: AdamWInput, extraSqNorm = 0): number {
     const r = AdamWSchema.safeParse(input);
     if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid optimizer config:\n${formatZodIssues(r.error.issues)}`);
-    return this.live().optimizerStep(r.data);
+    return this.live().optimizerStep({ ...r.data, extraSqNorm });
   }
 
   zeroGrad(): void {

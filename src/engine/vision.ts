@@ -1,10 +1,13 @@
 /**
- * Qwen2.5-VL's vision tower in the native engine (forward only, frozen), configured
- * from `vision_config` in config.json. Unsupported settings are named.
+ * Qwen2.5-VL's vision tower in the native engine, configured from `vision_config` in
+ * config.json (unsupported settings are named): a forward for inference, and for
+ * fine-tuning a training forward, a backward from the gradient of its output, and AdamW
+ * on its own parameters (clipped with the language model's gradients as one norm).
  */
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { callNative, callNativeAsync, loadAddon, type NativeTensorInfo, type NativeVisionConfig, type NativeVisionTower } from "./addon.js";
+import { AdamWSchema, type AdamWInput } from "./decoder.js";
 
 const VisionConfigSchema = z
   .object({
@@ -70,9 +73,49 @@ export class VisionModel {
     callNative("setParam", () => this.native.setParam(name, data));
   }
 
-  /** Image features for the language model: (patches / merge^2, outHiddenSize), images in order. */
-  async forward(pixels: Float32Array, grids: ReadonlyArray<{ t: number; h: number; w: number }>): Promise<Float32Array> {
-    return await callNativeAsync("vision forward", () => this.native.forwardAsync(pixels, Int32Array.from(grids.flatMap((g) => [g.t, g.h, g.w]))));
+  getParam(name: string): Float32Array {
+    return callNative("getParam", () => this.native.getParam(name));
+  }
+
+  getParamGrad(name: string): Float32Array {
+    return callNative("getParamGrad", () => this.native.getParamGrad(name));
+  }
+
+  /**
+   * Image features for the language model: (patches / merge^2, outHiddenSize), images in
+   * order. train: keep the activations for the next backward().
+   */
+  async forward(pixels: Float32Array, grids: ReadonlyArray<{ t: number; h: number; w: number }>, options: { train?: boolean } = {}): Promise<Float32Array> {
+    return await callNativeAsync("vision forward", () => this.native.forwardAsync(pixels, Int32Array.from(grids.flatMap((g) => [g.t, g.h, g.w])), options.train ?? false));
+  }
+
+  /** Backward of the last training forward: dout is the gradient of its output; parameter gradients accumulate. */
+  async backward(dout: Float32Array): Promise<void> {
+    await callNativeAsync("vision backward", () => this.native.backwardAsync(dout));
+  }
+
+  zeroGrad(): void {
+    this.native.zeroGrad();
+  }
+
+  /** Sum of the squared parameter gradients. */
+  gradSqNorm(): number {
+    return this.native.gradSqNorm();
+  }
+
+  /** AdamW with clipping over sqrt(own + extraSqNorm); zeroes the gradients; returns that norm. */
+  optimizerStep(input: AdamWInput, extraSqNorm = 0): number {
+    const r = AdamWSchema.safeParse(input);
+    if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid optimizer config:\n${formatZodIssues(r.error.issues)}`);
+    return callNative("optimizerStep", () => this.native.optimizerStep({ ...r.data, extraSqNorm }));
+  }
+
+  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array } {
+    return this.native.getOptimizerState();
+  }
+
+  setOptimizerState(state: { step: number; m: Float32Array; v: Float32Array }): void {
+    callNative("setOptimizerState", () => this.native.setOptimizerState(state));
   }
 
   dispose(): void {

@@ -9,7 +9,7 @@ import path from "node:path";
 import { z } from "zod";
 import type { RgbImage } from "../data/episode.js";
 import { VlaError, formatZodIssues } from "../errors.js";
-import { readSafetensors, safetensorsData } from "../io/safetensors.js";
+import { readSafetensors, safetensorsData, type SafetensorsFile } from "../io/safetensors.js";
 import { preprocessImage, QWEN25VL_PROCESSOR, type ProcessedImage } from "../vision/processor.js";
 import { ropeIndex } from "../vision/rope-index.js";
 import { parseDecoderConfig } from "./config.js";
@@ -51,12 +51,7 @@ export class VlmModel {
     const decoder = DecoderModel.load(dir, { ...options, config: decoderCfg, fileNames: (n) => (n.startsWith("model.") ? [`model.language_model.${n.slice(6)}`, n] : [n]) });
     const vision = new VisionModel({ ...visionCfg, ...(options.threads ? { threads: options.threads } : {}) });
     try {
-      const st = readSafetensors(path.join(dir, "model.safetensors"));
-      for (const p of vision.paramInfo()) {
-        const name = [`model.${p.name}`, p.name].find((c) => st.tensors.has(c));
-        if (!name) throw new VlaError("FILE_INVALID", `${dir}: vision tensor '${p.name}' is missing`);
-        vision.setParam(p.name, safetensorsData(st, name));
-      }
+      loadVisionTensors(vision, readSafetensors(path.join(dir, "model.safetensors")), dir);
     } catch (e) {
       decoder.dispose();
       vision.dispose();
@@ -65,8 +60,11 @@ export class VlmModel {
     return new VlmModel(decoder, vision, r.data.image_token_id);
   }
 
-  /** Preprocess and encode images: the features the prompt's image pads receive. */
-  async imageFeatures(images: readonly RgbImage[]): Promise<ImageFeatures> {
+  /**
+   * Preprocess and encode images: the features the prompt's image pads receive.
+   * train: the tower keeps its activations, so that backwardImages() can follow.
+   */
+  async imageFeatures(images: readonly RgbImage[], options: { train?: boolean } = {}): Promise<ImageFeatures> {
     const processed = images.map((img) => preprocessImage(img, QWEN25VL_PROCESSOR));
     const pixels = new Float32Array(processed.reduce((a, p) => a + p.pixels.length, 0));
     let o = 0;
@@ -74,8 +72,23 @@ export class VlmModel {
       pixels.set(p.pixels, o);
       o += p.pixels.length;
     }
-    const features = await this.vision.forward(pixels, processed.map((p) => p.grid));
+    const features = await this.vision.forward(pixels, processed.map((p) => p.grid), options);
     return { features, processed };
+  }
+
+  /** The gradient of the last training imageFeatures() call's features: the tower's parameter gradients accumulate. */
+  async backwardImages(dFeatures: Float32Array): Promise<void> {
+    await this.vision.backward(dFeatures);
+  }
+
+  /** The tower's tensors under the names config.json's checkpoints use ("visual.*"). */
+  visionTensors(): Array<{ name: string; shape: number[]; data: Float32Array }> {
+    return this.vision.paramInfo().map((p) => ({ name: p.name, shape: p.shape, data: this.vision.getParam(p.name) }));
+  }
+
+  /** Replace the tower's weights from a safetensors file holding "visual.*" (or "model.visual.*") tensors. */
+  loadVisionWeights(file: string): void {
+    loadVisionTensors(this.vision, readSafetensors(file), file);
   }
 
   /** 3D positions (3, N) and the rows of the image pads, for a prompt encoded with imageTokens = per-image token counts. */
@@ -92,6 +105,15 @@ export class VlmModel {
   dispose(): void {
     this.decoder.dispose();
     this.vision.dispose();
+  }
+}
+
+/** Every tower tensor from a safetensors file, under its HF name with or without the "model." prefix. */
+function loadVisionTensors(vision: VisionModel, st: SafetensorsFile, where: string): void {
+  for (const p of vision.paramInfo()) {
+    const name = [`model.${p.name}`, p.name].find((c) => st.tensors.has(c));
+    if (!name) throw new VlaError("FILE_INVALID", `${where}: vision tensor '${p.name}' is missing`);
+    vision.setParam(p.name, safetensorsData(st, name));
   }
 }
 

@@ -33,6 +33,8 @@ export const PolicyFileSchema = z
     adapter: z.string().optional(),
     /** Fully fine-tuned weights (safetensors) replacing the base model's. */
     weights: z.string().optional(),
+    /** A fine-tuned vision tower ("visual.*" tensors) replacing the base model's. */
+    visionWeights: z.string().optional(),
     spec: z.record(z.string(), z.unknown()),
     stats: z.unknown().nullable().default(null),
     template: z.string().default("vla0"),
@@ -129,6 +131,10 @@ export class Policy {
       if (r.data.weights) {
         const st = readSafetensors(rel(r.data.weights));
         for (const p of model.paramInfo()) model.setParam(p.name, safetensorsData(st, p.name));
+      }
+      if (r.data.visionWeights) {
+        if (!vlm) throw new VlaError("CONFIG_INVALID", `${pf} names visionWeights but ${modelDir} has no vision tower`, "remove visionWeights, or point model at the vision-language model it was trained from");
+        vlm.loadVisionWeights(rel(r.data.visionWeights));
       }
       const adapter = options.adapterDir ?? (r.data.adapter ? rel(r.data.adapter) : undefined);
       if (adapter) model.loadAdapter(loadPeftAdapter(adapter));

@@ -70,6 +70,12 @@ export const FinetuneConfigSchema = z
     seed: z.number().int().min(0).default(0),
     /** Camera frames are decoded at this size before tiling (vision-language models). */
     imageSize: z.number().int().min(28).max(1024).default(56),
+    /**
+     * Vision-language models: train the vision tower with the language model (same optimizer
+     * and schedule, one clipping norm), as VLA-0 fine-tunes the whole model. Off: the tower is
+     * frozen and its features are computed once per frame.
+     */
+    vision: z.object({ train: z.boolean().default(false) }).strict().default({ train: false }),
     logEvery: z.number().int().min(1).default(1),
     evalEvery: z.number().int().min(0).default(0),
     evalSamples: z.number().int().min(1).default(8),

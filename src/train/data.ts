@@ -14,6 +14,7 @@ import { episodeSamples, targetChunk } from "../data/samples.js";
 import { tileHorizontal } from "../data/image.js";
 import type { RgbImage } from "../data/episode.js";
 import type { VlmModel } from "../engine/vlm.js";
+import { preprocessImage, QWEN25VL_PROCESSOR } from "../vision/processor.js";
 import { VlaError } from "../errors.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
 import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
@@ -30,8 +31,12 @@ export interface TrainExample {
   /** (H, D) normalized target chunk. */
   target: Float32Array;
   encoded: EncodedPrompt;
-  /** Vision-language models: (S, L) positions of the whole sequence, image-pad rows and their features. */
-  image?: { positions: Int32Array; injectRows: Int32Array; inject: Float32Array };
+  /**
+   * Vision-language models: (S, L) positions of the whole sequence, image-pad rows, and
+   * either their features (frozen tower: computed once) or the tiled camera image (the
+   * tower is trained: features are computed every step).
+   */
+  image?: { positions: Int32Array; injectRows: Int32Array } & ({ inject: Float32Array; rgb?: undefined } | { rgb: RgbImage; inject?: undefined });
 }
 
 export interface TrainData {
@@ -105,8 +110,10 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
   const val: TrainExample[] = [];
   let featureCount = 0;
   for (const { ep, split } of episodes) {
-    // frozen vision tower: every frame's features are computed once, here
-    const feats = vlm && ep.images.length > 0 ? await vlm.imageFeatures(ep.images) : undefined;
+    // frozen vision tower: every frame's features are computed once, here; a trained one
+    // needs only the grids now (features come every step from the current weights)
+    const trainTower = cfg.vision.train;
+    const feats = vlm && ep.images.length > 0 ? (trainTower ? { features: new Float32Array(0), processed: ep.images.map((img) => preprocessImage(img, QWEN25VL_PROCESSOR)) } : await vlm.imageFeatures(ep.images)) : undefined;
     const perImage = feats ? (feats.processed[0]?.tokens ?? 0) : 0;
     const C = vlm ? vlm.decoder.config.native.hiddenSize : 0;
     for (let t = 0; t < ep.T; t++) {
@@ -117,14 +124,16 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
       const ex: TrainExample = { source: ep.source, episode: ep.episode, frame: t, instruction: ep.instruction[t] as string, state, target: codec.binsToNormalized(bins), encoded };
       if (feats && vlm) {
         const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [feats.processed[t] as (typeof feats.processed)[number]]);
-        ex.image = { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C) };
+        ex.image = trainTower
+          ? { positions: mm.positions, injectRows: mm.injectRows, rgb: ep.images[t] as RgbImage }
+          : { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C) };
         featureCount++;
       }
       if (split === "train") train[ep.source]?.push(ex);
       else val.push(ex);
     }
   }
-  if (vlm) log(`vision features for ${featureCount} frames (image size ${cfg.imageSize}, frozen tower)`);
+  if (vlm) log(cfg.vision.train ? `${featureCount} camera frames (image size ${cfg.imageSize}); the vision tower is trained` : `vision features for ${featureCount} frames (image size ${cfg.imageSize}, frozen tower)`);
   train.forEach((list, i) => {
     if (list.length === 0) throw new VlaError("DATA_INVALID", `data[${i}] has no train frames`, "check its recipe's splits");
   });

@@ -7,7 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { generateConstrained, type ActionAutomaton } from "../engine/automaton.js";
 import type { DecoderModel, TrainBatch } from "../engine/decoder.js";
-import { loadLanguageModel } from "../engine/vlm.js";
+import { loadLanguageModel, type VlmModel } from "../engine/vlm.js";
+import type { RgbImage } from "../data/episode.js";
 import { VlaError } from "../errors.js";
 import { buildTrainingExample, IGNORE_INDEX } from "../prompts/encode.js";
 import { policyAutomaton } from "../prompts/policy-prompt.js";
@@ -15,7 +16,7 @@ import { loadTemplate } from "../prompts/template.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
 import { actionSpecToJSON } from "../actions/spec.js";
 import { keyedRandom } from "../rng.js";
-import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, VISION_WEIGHTS } from "./checkpoint.js";
 import type { FinetuneConfig } from "./config.js";
 import { buildTrainData, type TrainData, type TrainExample } from "./data.js";
 import { lossCurvePng } from "./plot.js";
@@ -44,8 +45,12 @@ export function learningRate(cfg: FinetuneConfig, step: number): number {
   return base;
 }
 
-/** One micro-batch: pick examples by dataset weight, mask, pad to the longest (dynamic padding). */
-function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: number, step: number, micro: number): TrainBatch {
+/**
+ * One micro-batch: pick examples by dataset weight, mask, pad to the longest (dynamic
+ * padding). When the vision tower is trained, `images` holds each row's camera image
+ * and the batch's `inject` is left for the trainer to fill with fresh features.
+ */
+function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: number, step: number, micro: number): { batch: TrainBatch; images: RgbImage[] } {
   const rows: Array<{ input: Int32Array; labels: Int32Array; ex: TrainExample }> = [];
   const total = data.weights.reduce((a, b) => a + b, 0);
   for (let slot = 0; slot < cfg.batchSize; slot++) {
@@ -76,6 +81,7 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: 
     const positions = new Int32Array(S * B * T);
     const injectRows: number[] = [];
     const inject: Float32Array[] = [];
+    const images: RgbImage[] = [];
     rows.forEach((x, b) => {
       const img = x.ex.image;
       const L = x.ex.encoded.ids.length;
@@ -87,21 +93,36 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: 
         }
       if (img) {
         for (const r of img.injectRows) injectRows.push(b * T + r);
-        inject.push(img.inject);
+        if (img.rgb) images.push(img.rgb);
+        else inject.push(img.inject);
       }
     });
-    const flat = new Float32Array(inject.reduce((a, f) => a + f.length, 0));
-    let o = 0;
-    for (const f of inject) {
-      flat.set(f, o);
-      o += f.length;
-    }
-    Object.assign(batch, { positions, injectRows: Int32Array.from(injectRows), inject: flat });
+    Object.assign(batch, { positions, injectRows: Int32Array.from(injectRows), inject: concat(inject) });
+    return { batch, images };
   }
-  return batch;
+  return { batch, images: [] };
 }
 
-async function evaluate(model: DecoderModel, data: TrainData, automaton: ActionAutomaton, tok: TextTokenizer, cfg: FinetuneConfig): Promise<{ valLoss: number; l1: number; parsed: number; samples: number }> {
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, f) => a + f.length, 0));
+  let o = 0;
+  for (const f of parts) {
+    out.set(f, o);
+    o += f.length;
+  }
+  return out;
+}
+
+/** An example's image features: precomputed (frozen tower) or from the tower's current weights. */
+async function exampleFeatures(ex: TrainExample, vlm: VlmModel | undefined): Promise<Float32Array | undefined> {
+  const img = ex.image;
+  if (!img) return undefined;
+  if (img.inject) return img.inject;
+  if (!vlm) throw new VlaError("CONFIG_INVALID", "examples carry camera images but the model has no vision tower");
+  return (await vlm.imageFeatures([img.rgb])).features;
+}
+
+async function evaluate(model: DecoderModel, vlm: VlmModel | undefined, data: TrainData, automaton: ActionAutomaton, tok: TextTokenizer, cfg: FinetuneConfig): Promise<{ valLoss: number; l1: number; parsed: number; samples: number }> {
   const val = data.val.length > 0 ? data.val : data.train.flat();
   const picks = Array.from({ length: Math.min(cfg.evalSamples, val.length) }, (_, i) => val[Math.floor((i * val.length) / Math.min(cfg.evalSamples, val.length))] as TrainExample);
   let lossSum = 0;
@@ -120,7 +141,8 @@ async function evaluate(model: DecoderModel, data: TrainData, automaton: ActionA
       for (let s = 0; s < S; s++) out.set(img.positions.subarray(s * L, s * L + n), s * n);
       return out;
     };
-    const extras = (n: number) => (img ? { positions: cut(n) as Int32Array, injectRows: img.injectRows, inject: img.inject } : {});
+    const inject = await exampleFeatures(ex, vlm);
+    const extras = (n: number) => (img && inject ? { positions: cut(n) as Int32Array, injectRows: img.injectRows, inject } : {});
     const r = model.loss({ B: 1, T, tokens: t.inputIds.slice(0, T), targets: t.labels.slice(1), ...extras(T) });
     lossSum += r.loss * r.kept;
     kept += r.kept;
@@ -147,13 +169,15 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
   const { model, vlm, dispose } = loadLanguageModel(cfg.model, { threads: cfg.threads });
   try {
     if (tok.vocabSize > model.config.native.vocabSize) throw new VlaError("CONFIG_INVALID", `tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.native.vocabSize}`);
+    if (cfg.vision.train && !vlm) throw new VlaError("CONFIG_INVALID", `vision.train is set but ${cfg.model} has no vision tower`, "train a vision-language model (Qwen2.5-VL), or set vision.train to false");
+    const tower = cfg.vision.train ? vlm : undefined;
     if (cfg.lora.enabled) model.enableLora({ rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets as "all-linear", dropout: cfg.lora.dropout, seed: cfg.seed });
     else model.setTrainBase(true);
     const data = await buildTrainData(cfg, tok, template, io.log, vlm);
     io.log(`${data.train.reduce((a, l) => a + l.length, 0)} train / ${data.val.length} val examples; ${data.spec.horizon}x${data.spec.dims} actions, ${model.numParams.toLocaleString()} parameters, ${cfg.lora.enabled ? `LoRA r=${cfg.lora.rank}` : "full fine-tuning"}`);
     let start = 0;
     if (existing && options.resume) {
-      const st = restoreCheckpoint(existing, model);
+      const st = restoreCheckpoint(existing, model, tower);
       start = st.step;
       io.log(`resumed from ${existing} at step ${start}`);
     }
@@ -174,7 +198,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     const automaton = policyAutomaton(tok, template, data.codec.grammar);
     const templateText = fs.readFileSync(template.source, "utf8");
     const save = (step: number): string => {
-      const dir = saveCheckpoint(runDir, step, model, cfg, data.spec, data.stats, { name: template.name, text: templateText }, data.format);
+      const dir = saveCheckpoint(runDir, step, model, cfg, data.spec, data.stats, { name: template.name, text: templateText }, data.format, tower);
       fs.writeFileSync(path.join(runDir, "loss.png"), lossCurvePng(losses));
       return dir;
     };
@@ -189,10 +213,17 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
         break;
       }
       const micro = Array.from({ length: cfg.gradAccum }, (_, k) => makeBatch(cfg, data, padId, maskId, step, k));
-      const kept = micro.reduce((a, b) => a + b.targets.filter((x) => x >= 0).length, 0);
+      const kept = micro.reduce((a, m) => a + m.batch.targets.filter((x) => x >= 0).length, 0);
       let lossSum = 0;
-      for (const b of micro) {
-        const r = await model.forwardBackward(b, { lossScale: 1 / Math.max(1, kept) });
+      for (const { batch: b, images } of micro) {
+        // a trained tower: features from its current weights, and the gradient back into it
+        const tower = images.length > 0 ? vlm : undefined;
+        if (tower) b.inject = (await tower.imageFeatures(images, { train: true })).features;
+        const r = await model.forwardBackward(b, { lossScale: 1 / Math.max(1, kept), injectGrad: tower !== undefined });
+        if (tower) {
+          if (!r.dInject) throw new VlaError("TRAIN_DIVERGED", "the language model returned no gradient for the image features", "this is a bug: please report it");
+          await tower.backwardImages(r.dInject);
+        }
         lossSum += r.loss * r.kept;
         tokens += b.B * b.T;
       }
@@ -201,11 +232,14 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
         throw new VlaError("TRAIN_DIVERGED", `loss became ${loss} at step ${step}`, `lower the learning rate (optimizer.lr = ${cfg.optimizer.lr}) or resume from the last checkpoint with a smaller one`);
       }
       const lr = learningRate(cfg, step);
-      const gradNorm = model.optimizerStep({ ...cfg.optimizer, lr });
+      // one clipping norm over everything trained: the language model and (if trained) the tower
+      const towerSq = tower ? tower.vision.gradSqNorm() : 0;
+      const gradNorm = model.optimizerStep({ ...cfg.optimizer, lr }, towerSq);
+      if (tower) tower.vision.optimizerStep({ ...cfg.optimizer, lr }, Math.max(0, gradNorm * gradNorm - towerSq));
       losses.push({ step, loss });
       const elapsed = (performance.now() - t0) / 1000;
       const line: Record<string, number> = { step, loss, lr, gradNorm, tokens, tokensPerSec: tokens / elapsed, elapsedSec: elapsed };
-      if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) Object.assign(line, await evaluate(model, data, automaton, tok, cfg));
+      if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) Object.assign(line, await evaluate(model, vlm, data, automaton, tok, cfg));
       fs.appendFileSync(metricsFile, JSON.stringify(line) + "\n");
       const eta = ((cfg.steps - step) * elapsed) / Math.max(1, step - start);
       if (step % cfg.logEvery === 0 || step === cfg.steps) io.progress(`step ${step}/${cfg.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${(tokens / elapsed).toFixed(0)} tok/s  ETA ${eta.toFixed(0)}s${line.l1 !== undefined ? `  val L1 ${Number(line.l1).toFixed(4)}` : ""}`);
@@ -220,6 +254,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     const policy = {
       model: path.resolve(cfg.model),
       ...(model.lora ? { adapter: path.join(ckpt, "adapter") } : { weights: path.join(ckpt, "model.safetensors") }),
+      ...(tower ? { visionWeights: path.join(ckpt, VISION_WEIGHTS) } : {}),
       spec: actionSpecToJSON(data.spec),
       stats: data.stats,
       template: cfg.template,

@@ -127,4 +127,46 @@ describe("vision-language fine-tuning", () => {
     expect(a.imagesUsed).toBe(true);
     policy.dispose();
   });
+
+  it("trains the vision tower too (vision.train): the tower changes, is saved and served, and --resume continues exactly", async () => {
+    const { createTinyDefaultModel } = await import("../../src/models/tiny-default.js");
+    const { VlmModel } = await import("../../src/engine/vlm.js");
+    const { readSafetensors, safetensorsData } = await import("../../src/io/safetensors.js");
+    const vlmDir = createTinyDefaultModel(path.join(tmp, "tiny-vlm-t"), { seed: 4 });
+    const base = { model: vlmDir, data: [{ dataset: simData, recipe: "toy-sim" }], lora: { enabled: false }, vision: { train: true }, optimizer: { lr: 1e-3 }, batchSize: 2, gradAccum: 2, imageSize: 28, seed: 1 };
+    const lines: string[] = [];
+    const full = await finetune(parseFinetuneConfig({ ...base, output: path.join(tmp, "vt-full"), steps: 4, evalEvery: 4, evalSamples: 1 }), { log: (l) => lines.push(l), progress: () => undefined });
+    expect(lines.join("\n")).toMatch(/the vision tower is trained/);
+    const ckpt = path.join(full.runDir, "checkpoints", "step-0000004");
+    for (const f of ["vision.safetensors", "vision-optimizer.safetensors", "model.safetensors"]) expect(fs.existsSync(path.join(ckpt, f)), f).toBe(true);
+    // the tower's weights moved away from the base model's
+    const before = safetensorsData(readSafetensors(path.join(vlmDir, "model.safetensors")), "model.visual.patch_embed.proj.weight");
+    const after = safetensorsData(readSafetensors(path.join(ckpt, "vision.safetensors")), "visual.patch_embed.proj.weight");
+    expect(after.some((v, i) => Math.abs(v - before[i]!) > 1e-5)).toBe(true);
+    // resumed after step 2: the same losses as the uninterrupted run
+    const split = parseFinetuneConfig({ ...base, output: path.join(tmp, "vt-split"), steps: 4, checkpointEvery: 2, evalEvery: 4, evalSamples: 1 });
+    const ac = new AbortController();
+    const watcher = setInterval(() => {
+      if (fs.existsSync(path.join(split.output, "checkpoints", "step-0000002"))) ac.abort();
+    }, 5);
+    await finetune(split, quiet, { signal: ac.signal });
+    clearInterval(watcher);
+    const second = await finetune(split, quiet, { resume: true });
+    expect(second.steps).toBe(4);
+    expect(losses(second.runDir)).toEqual(losses(full.runDir));
+    // the policy serves the trained tower: its features are the checkpoint's, not the base model's
+    const policy = Policy.load(full.policyDir);
+    const img = { width: 28, height: 28, data: Uint8Array.from({ length: 28 * 28 * 3 }, (_, i) => (i * 37) % 256) };
+    const served = (await policy.vlm!.imageFeatures([img])).features;
+    const baseVlm = VlmModel.load(vlmDir);
+    const baseFeats = (await baseVlm.imageFeatures([img])).features;
+    baseVlm.loadVisionWeights(path.join(ckpt, "vision.safetensors"));
+    const trainedFeats = (await baseVlm.imageFeatures([img])).features;
+    baseVlm.dispose();
+    expect(Array.from(served)).toEqual(Array.from(trainedFeats));
+    expect(served.some((v, i) => v !== baseFeats[i])).toBe(true);
+    policy.dispose();
+    // a text-only model has no tower to train: said before any work
+    await expect(finetune(parseFinetuneConfig({ ...base, model: modelDir, tokenizer: "qwen", output: path.join(tmp, "vt-text") }), quiet)).rejects.toThrow(/vision.train is set but .* has no vision tower/);
+  });
 });

@@ -63,6 +63,60 @@ describe("tiny default Qwen2.5-VL model", () => {
     vlm.dispose();
   });
 
+  it("trains the vision tower through the language model's loss: finite differences of the whole pipeline", async () => {
+    // loss(tower weights) = the LM's mean answer loss with the tower's features injected;
+    // analytic: tower forward (train) -> LM forward/backward (dInject) -> tower backward.
+    // f32 central differences with e = 1e-2: the loss (~7) rounds at ~1e-6, so fd carries up to
+    // ~1e-6 / e of noise on gradients of 1e-5..1e-3; tolerance 3e-2 * max|grad of the tensor| + 2e-6.
+    const tok = loadTokenizerDir(dir, "tiny");
+    const vlm = VlmModel.load(dir);
+    try {
+      const obs = new TabletopEnv({ size: 28 }).reset(3);
+      const image = tileHorizontal([obs.images.top!, obs.images.front!]); // 56 x 28 -> (1, 2, 4): 2 merged tokens
+      const proc = await vlm.imageFeatures([image]);
+      const codec = new ActionCodec(parseActionSpec({ ...VLA0_SPEC, horizon: 1 }), getFormat("vla0"));
+      const answer = codec.encodeNormalized(Float32Array.from({ length: 7 }, (_, i) => Math.cos(i))).text;
+      const segs = renderChat(tok, renderTemplate(loadTemplate("terse"), { horizon: 1, dims: 7, bins: 1000, instruction: obs.instruction, images: 1 }), { answer, addVisionId: true });
+      const enc = encodeSegments(tok, segs, { imageTokens: [proc.processed[0]!.tokens] });
+      const ex = buildTrainingExample(enc);
+      const T = ex.inputIds.length - 1;
+      const mm = vlm.multimodalInputs(T, enc.imageStarts, proc.processed);
+      const batch = { B: 1, T, tokens: ex.inputIds.slice(0, T), targets: ex.labels.slice(1), positions: mm.positions, injectRows: mm.injectRows };
+      // larger weights than the default init, so that every tensor carries a visible gradient
+      const r = (() => { let x = 7; return () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1; })();
+      for (const p of vlm.vision.paramInfo()) if (!/norm|ln_q/.test(p.name)) vlm.vision.setParam(p.name, Float32Array.from(vlm.vision.getParam(p.name), () => r() * 0.2));
+      const loss = async () => vlm.decoder.loss({ ...batch, inject: (await vlm.imageFeatures([image])).features }).loss;
+      const feats = await vlm.imageFeatures([image], { train: true });
+      const res = await vlm.decoder.forwardBackward({ ...batch, inject: feats.features }, { injectGrad: true });
+      expect(Math.abs(res.loss - (await loss()))).toBeLessThan(1e-6);
+      await vlm.backwardImages(res.dInject!);
+      const e = 1e-2;
+      const bad: string[] = [];
+      for (const name of ["visual.patch_embed.proj.weight", "visual.blocks.0.attn.qkv.weight", "visual.blocks.1.mlp.up_proj.bias", "visual.merger.ln_q.weight", "visual.merger.mlp.0.weight", "visual.merger.mlp.2.bias"]) {
+        const w = vlm.vision.getParam(name);
+        const g = vlm.vision.getParamGrad(name);
+        const scale = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expect(scale, name).toBeGreaterThan(0);
+        for (const i of [0, Math.floor(w.length / 3), w.length - 1]) {
+          const keep = w[i]!;
+          w[i] = keep + e;
+          vlm.vision.setParam(name, w);
+          const lp = await loss();
+          w[i] = keep - e;
+          vlm.vision.setParam(name, w);
+          const lm = await loss();
+          w[i] = keep;
+          vlm.vision.setParam(name, w);
+          const fd = (lp - lm) / (2 * e);
+          if (Math.abs(fd - g[i]!) > 3e-2 * scale + 2e-6) bad.push(`${name}[${i}]: fd ${fd} vs ${g[i]}`);
+        }
+      }
+      expect(bad).toEqual([]);
+    } finally {
+      vlm.dispose();
+    }
+  });
+
   it("names what is unsupported", () => {
     const bad = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-bad-"));
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;

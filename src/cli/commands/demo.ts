@@ -81,6 +81,7 @@ export const demoCommand: CliCommand = {
     const policyJson = JSON.parse(fs.readFileSync(path.join(trained.policyDir, "policy.json"), "utf8")) as Record<string, unknown>;
     delete policyJson.weights;
     delete policyJson.adapter;
+    delete policyJson.visionWeights;
     fs.writeFileSync(path.join(untrainedDir, "policy.json"), JSON.stringify(policyJson, null, 2));
     const before = await evaluate(untrainedDir, evalEpisodes, 5000, io, "untrained");
     const after = await evaluate(trained.policyDir, evalEpisodes, 5000, io, "trained");

@@ -217,12 +217,12 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
       let lossSum = 0;
       for (const { batch: b, images } of micro) {
         // a trained tower: features from its current weights, and the gradient back into it
-        const tower = images.length > 0 ? vlm : undefined;
-        if (tower) b.inject = (await tower.imageFeatures(images, { train: true })).features;
-        const r = await model.forwardBackward(b, { lossScale: 1 / Math.max(1, kept), injectGrad: tower !== undefined });
-        if (tower) {
+        const through = tower && images.length > 0 ? tower : undefined;
+        if (through) b.inject = (await through.imageFeatures(images, { train: true })).features;
+        const r = await model.forwardBackward(b, { lossScale: 1 / Math.max(1, kept), injectGrad: through !== undefined });
+        if (through) {
           if (!r.dInject) throw new VlaError("TRAIN_DIVERGED", "the language model returned no gradient for the image features", "this is a bug: please report it");
-          await tower.backwardImages(r.dInject);
+          await through.backwardImages(r.dInject);
         }
         lossSum += r.loss * r.kept;
         tokens += b.B * b.T;

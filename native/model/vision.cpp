@@ -215,7 +215,7 @@ Status VisionTower::forward(const float* pixels, int64_t N, const int32_t* grids
     for (int64_t i = 0; i < N * C; i++) k.x_out[i] = k.xmid[i] + o[(size_t)i];
   }
   // merger: RMSNorm per patch, then each group of merge^2 consecutive patches is one row
-  const float* xf = acts ? a.x.data() + (int64_t)c.depth * N * C : block_bufs(nullptr, &scratch, 0, N, C, F, c.NH).x_in;
+  const float* xf = acts ? a.x.data() + (int64_t)c.depth * N * C : x0;  // inference: the blocks ran in place on x0
   const int64_t U = N / m2, M = C * m2;
   a.lnq.assign((size_t)(N * C), 0.0f);
   a.rstdq.assign((size_t)N, 0.0f);

@@ -262,26 +262,15 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ready(env)) return env.Undefined();
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("step", model_->step_count());
-    auto m = Napi::Float32Array::New(env, model_->adam_m().size());
-    auto v = Napi::Float32Array::New(env, model_->adam_v().size());
-    std::copy(model_->adam_m().begin(), model_->adam_m().end(), m.Data());
-    std::copy(model_->adam_v().begin(), model_->adam_v().end(), v.Data());
-    o.Set("m", m);
-    o.Set("v", v);
-    return o;
+    return optimizer_state(env, model_->step_count(), model_->adam_m(), model_->adam_v());
   }
 
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ready(env)) return env.Undefined();
-    if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "setOptimizerState({step, m, v})"), env.Undefined();
-    Napi::Object o = info[0].As<Napi::Object>();
     int step = 0;
     std::vector<float> m, v;
-    if (!get_int(env, o, "step", 0, &step) || !get_f32_array(env, o, "m", -1, &m) || !get_f32_array(env, o, "v", -1, &v)) return env.Undefined();
-    if (m.size() != v.size()) return range_error(env, "setOptimizerState: m and v differ in length"), env.Undefined();
+    if (!get_optimizer_state(env, info, &step, &m, &v)) return env.Undefined();
     std::string err;
     if (model_->set_optimizer_state(step, std::move(m), std::move(v), &err) != Status::Ok) return error(env, "setOptimizerState: " + err), env.Undefined();
     return env.Undefined();
@@ -295,15 +284,9 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ready(env)) return env.Undefined();
-    if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "optimizerStep(options): options must be an object"), env.Undefined();
-    Napi::Object o = info[0].As<Napi::Object>();
     vlatext::AdamWConfig c{};
-    float max_norm = 0, extra = 0;
-    if (!get_float(env, o, "lr", &c.lr) || !get_float(env, o, "beta1", &c.beta1) || !get_float(env, o, "beta2", &c.beta2) || !get_float(env, o, "eps", &c.eps) ||
-        !get_float(env, o, "weightDecay", &c.weight_decay) || !get_float(env, o, "maxGradNorm", &max_norm))
-      return env.Undefined();
-    // optional: the squared gradient norm of parts trained alongside (clipped with one global norm)
-    if (!get_float(env, o, "extraSqNorm", &extra)) return env.Undefined();
+    float max_norm = 0, extra = 0;  // extraSqNorm: the squared gradient norm of parts trained alongside, clipped with one global norm
+    if (!get_adamw(env, info, &c, &max_norm, &extra)) return env.Undefined();
     return Napi::Number::New(env, model_->optimizer_step(c, max_norm, extra));
   }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "../kernels/adamw.h"
+
 namespace vlatext_napi {
 
 inline bool type_error(Napi::Env env, const std::string& m) {
@@ -86,5 +88,35 @@ Napi::Array tensor_infos(Napi::Env env, const std::vector<Info>& ts) {
 void RegisterDecoder(Napi::Env env, Napi::Object exports);
 void RegisterGeneration(Napi::Env env, Napi::Object exports);
 void RegisterVision(Napi::Env env, Napi::Object exports);
+
+// optimizerStep({lr, beta1, beta2, eps, weightDecay, maxGradNorm, extraSqNorm?}) options.
+inline bool get_adamw(Napi::Env env, const Napi::CallbackInfo& info, vlatext::AdamWConfig* c, float* max_norm, float* extra_sq) {
+  if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "optimizerStep(options): options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  return get_float(env, o, "lr", &c->lr) && get_float(env, o, "beta1", &c->beta1) && get_float(env, o, "beta2", &c->beta2) && get_float(env, o, "eps", &c->eps) &&
+         get_float(env, o, "weightDecay", &c->weight_decay) && get_float(env, o, "maxGradNorm", max_norm) && get_float(env, o, "extraSqNorm", extra_sq);
+}
+
+// AdamW's state as JavaScript sees it: {step, m: Float32Array, v: Float32Array}.
+inline Napi::Object optimizer_state(Napi::Env env, int step, const std::vector<float>& m, const std::vector<float>& v) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("step", step);
+  auto jm = Napi::Float32Array::New(env, m.size());
+  auto jv = Napi::Float32Array::New(env, v.size());
+  std::copy(m.begin(), m.end(), jm.Data());
+  std::copy(v.begin(), v.end(), jv.Data());
+  o.Set("m", jm);
+  o.Set("v", jv);
+  return o;
+}
+
+// setOptimizerState({step, m, v}) argument.
+inline bool get_optimizer_state(Napi::Env env, const Napi::CallbackInfo& info, int* step, std::vector<float>* m, std::vector<float>* v) {
+  if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "setOptimizerState({step, m, v})");
+  Napi::Object o = info[0].As<Napi::Object>();
+  if (!get_int(env, o, "step", 0, step) || !get_f32_array(env, o, "m", -1, m) || !get_f32_array(env, o, "v", -1, v)) return false;
+  if (m->size() != v->size()) return range_error(env, "setOptimizerState: m and v differ in length");
+  return true;
+}
 
 }  // namespace vlatext_napi

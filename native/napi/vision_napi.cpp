@@ -109,36 +109,22 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ready(env)) return env.Undefined();
-    if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "optimizerStep(options): options must be an object"), env.Undefined();
-    Napi::Object o = info[0].As<Napi::Object>();
     vlatext::AdamWConfig c{};
     float max_norm = 0, extra = 0;
-    if (!get_float(env, o, "lr", &c.lr) || !get_float(env, o, "beta1", &c.beta1) || !get_float(env, o, "beta2", &c.beta2) || !get_float(env, o, "eps", &c.eps) ||
-        !get_float(env, o, "weightDecay", &c.weight_decay) || !get_float(env, o, "maxGradNorm", &max_norm) || !get_float(env, o, "extraSqNorm", &extra))
-      return env.Undefined();
+    if (!get_adamw(env, info, &c, &max_norm, &extra)) return env.Undefined();
     return Napi::Number::New(env, model_->optimizer_step(c, max_norm, extra));
   }
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ready(env)) return env.Undefined();
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("step", model_->optimizer_step_count());
-    auto m = Napi::Float32Array::New(env, model_->optimizer_m().size());
-    auto v = Napi::Float32Array::New(env, model_->optimizer_v().size());
-    std::copy(model_->optimizer_m().begin(), model_->optimizer_m().end(), m.Data());
-    std::copy(model_->optimizer_v().begin(), model_->optimizer_v().end(), v.Data());
-    o.Set("m", m);
-    o.Set("v", v);
-    return o;
+    return optimizer_state(env, model_->optimizer_step_count(), model_->optimizer_m(), model_->optimizer_v());
   }
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ready(env)) return env.Undefined();
-    if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "setOptimizerState({step, m, v})"), env.Undefined();
-    Napi::Object o = info[0].As<Napi::Object>();
     int step = 0;
     std::vector<float> m, v;
-    if (!get_int(env, o, "step", 0, &step) || !get_f32_array(env, o, "m", -1, &m) || !get_f32_array(env, o, "v", -1, &v)) return env.Undefined();
+    if (!get_optimizer_state(env, info, &step, &m, &v)) return env.Undefined();
     std::string err;
     if (model_->set_optimizer_state(step, std::move(m), std::move(v), &err) != Status::Ok) return error(env, "setOptimizerState: " + err), env.Undefined();
     return env.Undefined();

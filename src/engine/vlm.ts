@@ -10,7 +10,7 @@ import { z } from "zod";
 import type { RgbImage } from "../data/episode.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { readSafetensors, safetensorsData, type SafetensorsFile } from "../io/safetensors.js";
-import { preprocessImage, QWEN25VL_PROCESSOR, type ProcessedImage } from "../vision/processor.js";
+import { preprocessImage, QWEN25VL_PROCESSOR, type ImageLayout, type ProcessedImage } from "../vision/processor.js";
 import { ropeIndex } from "../vision/rope-index.js";
 import { parseDecoderConfig } from "./config.js";
 import { DecoderModel } from "./decoder.js";
@@ -92,12 +92,12 @@ export class VlmModel {
   }
 
   /** 3D positions (3, N) and the rows of the image pads, for a prompt encoded with imageTokens = per-image token counts. */
-  multimodalInputs(length: number, imageStarts: readonly number[], processed: readonly ProcessedImage[]): { positions: Int32Array; injectRows: Int32Array } {
+  multimodalInputs(length: number, imageStarts: readonly number[], processed: readonly ImageLayout[]): { positions: Int32Array; injectRows: Int32Array } {
     if (imageStarts.length !== processed.length) throw new VlaError("DATA_INVALID", `the prompt has ${imageStarts.length} image slots for ${processed.length} images`);
-    const positions = ropeIndex(length, imageStarts.map((start, i) => ({ start, grid: (processed[i] as ProcessedImage).grid })), QWEN25VL_PROCESSOR.mergeSize);
+    const positions = ropeIndex(length, imageStarts.map((start, i) => ({ start, grid: (processed[i] as ImageLayout).grid })), QWEN25VL_PROCESSOR.mergeSize);
     const rows: number[] = [];
     imageStarts.forEach((s, i) => {
-      for (let k = 0; k < (processed[i] as ProcessedImage).tokens; k++) rows.push(s + k);
+      for (let k = 0; k < (processed[i] as ImageLayout).tokens; k++) rows.push(s + k);
     });
     return { positions, injectRows: Int32Array.from(rows) };
   }

@@ -14,7 +14,7 @@ import { episodeSamples, targetChunk } from "../data/samples.js";
 import { tileHorizontal } from "../data/image.js";
 import type { RgbImage } from "../data/episode.js";
 import type { VlmModel } from "../engine/vlm.js";
-import { preprocessImage, QWEN25VL_PROCESSOR } from "../vision/processor.js";
+import { imageLayout, type ImageLayout } from "../vision/processor.js";
 import { VlaError } from "../errors.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
 import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
@@ -111,22 +111,24 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
   let featureCount = 0;
   for (const { ep, split } of episodes) {
     // frozen vision tower: every frame's features are computed once, here; a trained one
-    // needs only the grids now (features come every step from the current weights)
+    // needs only where the image tokens go (features come every step from its current weights)
     const trainTower = cfg.vision.train;
-    const feats = vlm && ep.images.length > 0 ? (trainTower ? { features: new Float32Array(0), processed: ep.images.map((img) => preprocessImage(img, QWEN25VL_PROCESSOR)) } : await vlm.imageFeatures(ep.images)) : undefined;
-    const perImage = feats ? (feats.processed[0]?.tokens ?? 0) : 0;
+    const hasImages = vlm !== undefined && ep.images.length > 0;
+    const feats = hasImages && !trainTower ? await vlm.imageFeatures(ep.images) : undefined;
+    const layouts = hasImages ? (feats?.processed ?? ep.images.map((img) => imageLayout(img.height, img.width))) : undefined;
+    const perImage = layouts?.[0]?.tokens ?? 0;
     const C = vlm ? vlm.decoder.config.native.hiddenSize : 0;
     for (let t = 0; t < ep.T; t++) {
       const chunk = targetChunk(ep.actions, ep.T, ep.A, t, spec.horizon);
       const { text, bins } = codec.encodeRaw(chunk.actions);
       const state = ep.states.slice(t * ep.S, (t + 1) * ep.S);
-      const encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(feats ? { imageTokens: [perImage] } : {}) });
+      const encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(layouts ? { imageTokens: [perImage] } : {}) });
       const ex: TrainExample = { source: ep.source, episode: ep.episode, frame: t, instruction: ep.instruction[t] as string, state, target: codec.binsToNormalized(bins), encoded };
-      if (feats && vlm) {
-        const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [feats.processed[t] as (typeof feats.processed)[number]]);
-        ex.image = trainTower
-          ? { positions: mm.positions, injectRows: mm.injectRows, rgb: ep.images[t] as RgbImage }
-          : { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C) };
+      if (layouts && vlm) {
+        const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [layouts[t] as ImageLayout]);
+        ex.image = feats
+          ? { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C) }
+          : { positions: mm.positions, injectRows: mm.injectRows, rgb: ep.images[t] as RgbImage };
         featureCount++;
       }
       if (split === "train") train[ep.source]?.push(ex);

@@ -66,17 +66,27 @@ export interface ProcessedImage {
 
 export type Resizer = (img: RgbImage, width: number, height: number) => RgbImage;
 
+/** Where an image's tokens go, without its pixels: the patch grid after the smart resize and the merged token count. */
+export type ImageLayout = Pick<ProcessedImage, "grid" | "tokens">;
+
+export function imageLayout(height: number, width: number, cfg: VisionProcessorConfig = QWEN25VL_PROCESSOR): ImageLayout & { height: number; width: number } {
+  const size = smartResize(height, width, cfg.patchSize * cfg.mergeSize, cfg.minPixels, cfg.maxPixels);
+  const gh = size.height / cfg.patchSize;
+  const gw = size.width / cfg.patchSize;
+  return { grid: { t: 1, h: gh, w: gw }, tokens: (gh * gw) / (cfg.mergeSize * cfg.mergeSize), height: size.height, width: size.width };
+}
+
 /** Preprocess one image; `resize` defaults to Pillow's bicubic (see the module comment). */
 export function preprocessImage(img: RgbImage, cfg: VisionProcessorConfig = QWEN25VL_PROCESSOR, resize: Resizer = resizeBicubicPil): ProcessedImage {
   const p = cfg.patchSize;
   const m = cfg.mergeSize;
   const T = cfg.temporalPatchSize;
-  const size = smartResize(img.height, img.width, p * m, cfg.minPixels, cfg.maxPixels);
-  const r = size.width === img.width && size.height === img.height ? img : resize(img, size.width, size.height);
-  const H = size.height;
-  const W = size.width;
-  const gh = H / p;
-  const gw = W / p;
+  const layout = imageLayout(img.height, img.width, cfg);
+  const H = layout.height;
+  const W = layout.width;
+  const r = W === img.width && H === img.height ? img : resize(img, W, H);
+  const gh = layout.grid.h;
+  const gw = layout.grid.w;
   const C = 3;
   const patchDim = C * T * p * p;
   const pixels = new Float32Array(gh * gw * patchDim);
@@ -91,5 +101,5 @@ export function preprocessImage(img: RgbImage, cfg: VisionProcessorConfig = QWEN
             for (let t = 0; t < T; t++) // the single frame, repeated T times
               for (let py = 0; py < p; py++)
                 for (let px = 0; px < p; px++) pixels[o++] = value(c, (bh * m + mh) * p + py, (bw * m + mw) * p + px);
-  return { pixels, grid: { t: 1, h: gh, w: gw }, tokens: (gh * gw) / (m * m), patchDim };
+  return { pixels, grid: layout.grid, tokens: layout.tokens, patchDim };
 }

@@ -10,7 +10,7 @@ import { z } from "zod";
 import type { RgbImage } from "../data/episode.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { readSafetensors, safetensorsData, type SafetensorsFile } from "../io/safetensors.js";
-import { preprocessImage, QWEN25VL_PROCESSOR, type ImageLayout, type ProcessedImage } from "../vision/processor.js";
+import { imageLayout, preprocessImage, processorConfigFor, type ImageLayout, type ProcessedImage, type VisionProcessorConfig } from "../vision/processor.js";
 import { ropeIndex } from "../vision/rope-index.js";
 import { parseDecoderConfig } from "./config.js";
 import { DecoderModel } from "./decoder.js";
@@ -28,11 +28,14 @@ export class VlmModel {
   readonly decoder: DecoderModel;
   readonly vision: VisionModel;
   readonly imageTokenId: number | undefined;
+  /** How images become patches: the directory's preprocessor_config.json over its vision config. */
+  readonly processor: VisionProcessorConfig;
 
-  private constructor(decoder: DecoderModel, vision: VisionModel, imageTokenId: number | undefined) {
+  private constructor(decoder: DecoderModel, vision: VisionModel, imageTokenId: number | undefined, processor: VisionProcessorConfig) {
     this.decoder = decoder;
     this.vision = vision;
     this.imageTokenId = imageTokenId;
+    this.processor = processor;
   }
 
   static load(dir: string, options: { threads?: number } = {}): VlmModel {
@@ -47,6 +50,8 @@ export class VlmModel {
     const text = (json.text_config as Record<string, unknown> | undefined) ?? json;
     const decoderCfg = parseDecoderConfig({ ...text, model_type: "qwen2" }, `${file} (language model)`);
     const visionCfg = parseVisionConfig(r.data.vision_config, `${file} vision_config`);
+    const ppFile = path.join(dir, "preprocessor_config.json");
+    const processor = processorConfigFor({ patchSize: visionCfg.patchSize, temporalPatchSize: visionCfg.temporalPatchSize, mergeSize: visionCfg.spatialMergeSize }, fs.existsSync(ppFile) ? (JSON.parse(fs.readFileSync(ppFile, "utf8")) as unknown) : undefined, ppFile);
     if (visionCfg.outHiddenSize !== decoderCfg.native.hiddenSize) throw new VlaError("CONFIG_INVALID", `${file}: vision_config.out_hidden_size ${visionCfg.outHiddenSize} differs from hidden_size ${decoderCfg.native.hiddenSize}`);
     const decoder = DecoderModel.load(dir, { ...options, config: decoderCfg, fileNames: (n) => (n.startsWith("model.") ? [`model.language_model.${n.slice(6)}`, n] : [n]) });
     const vision = new VisionModel({ ...visionCfg, ...(options.threads ? { threads: options.threads } : {}) });
@@ -57,7 +62,7 @@ export class VlmModel {
       vision.dispose();
       throw e;
     }
-    return new VlmModel(decoder, vision, r.data.image_token_id);
+    return new VlmModel(decoder, vision, r.data.image_token_id, processor);
   }
 
   /**
@@ -65,7 +70,7 @@ export class VlmModel {
    * train: the tower keeps its activations, so that backwardImages() can follow.
    */
   async imageFeatures(images: readonly RgbImage[], options: { train?: boolean } = {}): Promise<ImageFeatures> {
-    const processed = images.map((img) => preprocessImage(img, QWEN25VL_PROCESSOR));
+    const processed = images.map((img) => preprocessImage(img, this.processor));
     const pixels = new Float32Array(processed.reduce((a, p) => a + p.pixels.length, 0));
     let o = 0;
     for (const p of processed) {
@@ -74,6 +79,11 @@ export class VlmModel {
     }
     const features = await this.vision.forward(pixels, processed.map((p) => p.grid), options);
     return { features, processed };
+  }
+
+  /** Where an image of this size goes: its patch grid and token count (no pixels needed). */
+  imageLayout(height: number, width: number): ImageLayout {
+    return imageLayout(height, width, this.processor);
   }
 
   /** The gradient of the last training imageFeatures() call's features: the tower's parameter gradients accumulate. */
@@ -94,7 +104,7 @@ export class VlmModel {
   /** 3D positions (3, N) and the rows of the image pads, for a prompt encoded with imageTokens = per-image token counts. */
   multimodalInputs(length: number, imageStarts: readonly number[], processed: readonly ImageLayout[]): { positions: Int32Array; injectRows: Int32Array } {
     if (imageStarts.length !== processed.length) throw new VlaError("DATA_INVALID", `the prompt has ${imageStarts.length} image slots for ${processed.length} images`);
-    const positions = ropeIndex(length, imageStarts.map((start, i) => ({ start, grid: (processed[i] as ImageLayout).grid })), QWEN25VL_PROCESSOR.mergeSize);
+    const positions = ropeIndex(length, imageStarts.map((start, i) => ({ start, grid: (processed[i] as ImageLayout).grid })), this.processor.mergeSize);
     const rows: number[] = [];
     imageStarts.forEach((s, i) => {
       for (let k = 0; k < (processed[i] as ImageLayout).tokens; k++) rows.push(s + k);

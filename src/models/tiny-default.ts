@@ -11,6 +11,9 @@ import path from "node:path";
 import { writeSafetensors } from "../io/safetensors.js";
 import { promptsDir, listTemplates } from "../prompts/template.js";
 import { Rng } from "../rng.js";
+import { VlaError } from "../errors.js";
+import { QWEN25VL_PROCESSOR, preprocessImage } from "../vision/processor.js";
+import type { RgbImage } from "../data/episode.js";
 import { QWEN_VL_SPECIALS, saveBpeTokenizer, trainBpe } from "./bpe.js";
 
 export interface TinyDefaultOptions {
@@ -20,6 +23,26 @@ export interface TinyDefaultOptions {
   layers?: number;
   visionHidden?: number;
   visionDepth?: number;
+  /** Vision patch size in pixels (14 as in Qwen2.5-VL; 28 makes a 56x56 image one merged token). */
+  patchSize?: number;
+  /**
+   * How the vision tower starts: "random" (Gaussian, like the language model), or
+   * "moments": a linear image sensor. The first 9 patch-embedding channels are, per
+   * colour channel, the patch's mean and its first spatial moments along x and y
+   * (where in the patch the colour sits); the merger starts as the identity in
+   * GELU's near-linear range. A randomly initialised tower has no way to say where
+   * things are (Qwen2.5-VL has no absolute position embedding, and a random patch
+   * embedding mixes the pixels beyond recovery for a model this small); this start
+   * makes object positions a nearly linear function of the image tokens, which is
+   * what a pretrained tower gives a real model.
+   */
+  sensor?: "random" | "moments";
+  /**
+   * Images the moments sensor is standardized on (data-dependent initialization, as in
+   * LSUV): every merger input gets zero mean and unit variance over them. Without
+   * images the sensor's raw scale is used. Ignored by the random start.
+   */
+  calibration?: readonly RgbImage[];
 }
 
 /** Text the tokenizer is trained on: every prompt template and the simulator's instruction phrasings. */
@@ -73,7 +96,7 @@ export function qwen25vlConfig(o: Required<TinyDefaultOptions>, vocab: number): 
       intermediate_size: o.visionHidden * 2,
       num_heads: 2,
       out_hidden_size: o.hiddenSize,
-      patch_size: 14,
+      patch_size: o.patchSize,
       spatial_merge_size: 2,
       temporal_patch_size: 2,
       window_size: 112,
@@ -85,15 +108,104 @@ export function qwen25vlConfig(o: Required<TinyDefaultOptions>, vocab: number): 
   };
 }
 
+/** Channels of the moments sensor: (mean, x moment, y moment) per colour channel. */
+const MOMENT_CHANNELS = 9;
+/** The moments sensor's spatial moments are scaled up by this (an object covers a small part of a patch). */
+const MOMENT_GAIN = 24;
+/** The moments sensor's merger input shift: GELU(x + 3) is within a few percent of x + 3 for x > -1.5. */
+const MERGER_SHIFT = 3;
+/** The moments sensor's constant channel (see createTinyDefaultModel): far above the moments' own RMS (a few units). */
+const SENSOR_BIAS = 50;
+/** Calibration never divides by less than this (a sensor input that does not vary stays near its own scale). */
+const MIN_SENSOR_STD = 0.01;
+
+/**
+ * Patch embedding (Cv, 3, 2, P, P) of the moments sensor: channel 3c is the mean of
+ * colour channel c over the patch (both temporal frames), 3c+1 and 3c+2 its first
+ * moments along x and y (pixel centres at -0.5..0.5 of the patch, times MOMENT_GAIN);
+ * the other channels start at zero (random ones would mix the moments away in the merger).
+ */
+export function momentPatchEmbedding(Cv: number, P: number): Float32Array {
+  const T = 2;
+  const per = 3 * T * P * P;
+  const w = new Float32Array(Cv * per);
+  const n = T * P * P;
+  for (let c = 0; c < 3; c++) {
+    for (let t = 0; t < T; t++) {
+      for (let y = 0; y < P; y++) {
+        for (let x = 0; x < P; x++) {
+          const i = ((c * T + t) * P + y) * P + x;
+          w[3 * c * per + i] = 1 / n;
+          w[(3 * c + 1) * per + i] = (MOMENT_GAIN * ((x + 0.5) / P - 0.5)) / n;
+          w[(3 * c + 2) * per + i] = (MOMENT_GAIN * ((y + 0.5) / P - 0.5)) / n;
+        }
+      }
+    }
+  }
+  return w;
+}
+
+/**
+ * Mean and std of every merger input (slot k of the 2x2 merge times Cv channels) of
+ * the moments sensor over the calibration images' patches; mean 0 and std 1 when
+ * there are none. The tower up to the merger is the patch embedding here (zero
+ * residual branches, RMSNorm a fixed scale), so the inputs are the moments themselves.
+ */
+function sensorStatistics(images: readonly RgbImage[], Cv: number, P: number): { mean: Float64Array; std: Float64Array } {
+  const M = 4 * Cv;
+  const mean = new Float64Array(M);
+  const std = new Float64Array(M).fill(1);
+  if (images.length === 0) return { mean, std };
+  const w = momentPatchEmbedding(Cv, P);
+  const cfg = { ...QWEN25VL_PROCESSOR, patchSize: P };
+  const sum = new Float64Array(M);
+  const sq = new Float64Array(M);
+  let n = 0;
+  for (const img of images) {
+    const pr = preprocessImage(img, cfg);
+    const D = pr.patchDim;
+    const patches = pr.pixels.length / D;
+    for (let p = 0; p < patches; p++) {
+      const k = p % 4; // patches come merge group by merge group
+      for (let ch = 0; ch < MOMENT_CHANNELS; ch++) {
+        let v = 0;
+        for (let d = 0; d < D; d++) v += (w[ch * D + d] as number) * (pr.pixels[p * D + d] as number);
+        sum[k * Cv + ch] = (sum[k * Cv + ch] as number) + v;
+        sq[k * Cv + ch] = (sq[k * Cv + ch] as number) + v * v;
+      }
+      if (k === 3) n++;
+    }
+  }
+  for (let i = 0; i < M; i++) {
+    mean[i] = (sum[i] as number) / n;
+    std[i] = Math.max(MIN_SENSOR_STD, Math.sqrt(Math.max(0, (sq[i] as number) / n - (mean[i] as number) ** 2)));
+  }
+  return { mean, std };
+}
+
 /** Create the tiny default model directory (idempotent for a seed). */
 export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions = {}): string {
-  const o: Required<TinyDefaultOptions> = { seed: 0, vocabSize: 1024, hiddenSize: 64, layers: 2, visionHidden: 32, visionDepth: 2, ...options };
+  const o: Required<TinyDefaultOptions> = { seed: 0, vocabSize: 1024, hiddenSize: 64, layers: 2, visionHidden: 32, visionDepth: 2, patchSize: 14, sensor: "random", calibration: [], ...options };
+  if (o.sensor === "moments" && o.visionHidden < MOMENT_CHANNELS) throw new VlaError("CONFIG_INVALID", `the moments sensor needs visionHidden >= ${MOMENT_CHANNELS}, got ${o.visionHidden}`, `pass visionHidden of at least ${MOMENT_CHANNELS}`);
   fs.mkdirSync(dir, { recursive: true });
   const corpus = tokenizerCorpus();
   const bpe = trainBpe([...corpus, ...corpus], o.vocabSize);
   saveBpeTokenizer(dir, bpe, fs.readFileSync(path.join(promptsDir(), "chat-templates", "qwen2-vl.jinja"), "utf8"));
   const config = qwen25vlConfig(o, bpe.vocab.size);
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  const pp = { ...QWEN25VL_PROCESSOR, patchSize: o.patchSize };
+  const preprocessor = {
+    image_processor_type: "Qwen2VLImageProcessor",
+    processor_class: "Qwen2_5_VLProcessor",
+    patch_size: pp.patchSize,
+    temporal_patch_size: pp.temporalPatchSize,
+    merge_size: pp.mergeSize,
+    min_pixels: Math.max(pp.minPixels, (pp.patchSize * pp.mergeSize) ** 2),
+    max_pixels: pp.maxPixels,
+    image_mean: pp.mean,
+    image_std: pp.std,
+  };
+  fs.writeFileSync(path.join(dir, "preprocessor_config.json"), JSON.stringify(preprocessor, null, 2) + "\n");
   const V = config.vocab_size as number;
   const C = o.hiddenSize;
   const F = C * 2;
@@ -124,27 +236,66 @@ export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions 
   const vc = config.vision_config as { hidden_size: number; intermediate_size: number; depth: number };
   const Cv = vc.hidden_size;
   const Fv = vc.intermediate_size;
-  mat("model.visual.patch_embed.proj.weight", [Cv, 3, 2, 14, 14], std);
+  const P = o.patchSize;
+  if (o.sensor === "moments") tensors.push({ name: "model.visual.patch_embed.proj.weight", shape: [Cv, 3, 2, P, P], data: momentPatchEmbedding(Cv, P) });
+  else mat("model.visual.patch_embed.proj.weight", [Cv, 3, 2, P, P], std);
   for (let b = 0; b < vc.depth; b++) {
     const p = `model.visual.blocks.${b}.`;
     ones(p + "norm1.weight", Cv);
     mat(p + "attn.qkv.weight", [3 * Cv, Cv], std);
     zeros(p + "attn.qkv.bias", 3 * Cv);
-    mat(p + "attn.proj.weight", [Cv, Cv], std);
+    // the moments sensor's residual branches start at zero (as in ReZero / Fixup): the blocks pass the moments through
+    mat(p + "attn.proj.weight", [Cv, Cv], o.sensor === "moments" ? 0 : std);
     zeros(p + "attn.proj.bias", Cv);
     ones(p + "norm2.weight", Cv);
     mat(p + "mlp.gate_proj.weight", [Fv, Cv], std);
     zeros(p + "mlp.gate_proj.bias", Fv);
     mat(p + "mlp.up_proj.weight", [Fv, Cv], std);
     zeros(p + "mlp.up_proj.bias", Fv);
-    mat(p + "mlp.down_proj.weight", [Cv, Fv], std);
-    zeros(p + "mlp.down_proj.bias", Cv);
+    mat(p + "mlp.down_proj.weight", [Cv, Fv], o.sensor === "moments" ? 0 : std);
+    if (o.sensor === "moments" && b === vc.depth - 1) {
+      // a constant last channel that dominates every patch's RMS, so that the merger's RMSNorm is a fixed scale
+      const bias = new Float32Array(Cv);
+      bias[Cv - 1] = SENSOR_BIAS;
+      tensors.push({ name: p + "mlp.down_proj.bias", shape: [Cv], data: bias });
+    } else zeros(p + "mlp.down_proj.bias", Cv);
   }
-  ones("model.visual.merger.ln_q.weight", Cv);
-  mat("model.visual.merger.mlp.0.weight", [4 * Cv, 4 * Cv], std);
-  zeros("model.visual.merger.mlp.0.bias", 4 * Cv);
-  mat("model.visual.merger.mlp.2.weight", [C, 4 * Cv], std);
-  zeros("model.visual.merger.mlp.2.bias", C);
+  if (o.sensor === "moments") {
+    // undo that fixed scale on the sensor channels; the constant channel stops here
+    const w = new Float32Array(Cv).fill(SENSOR_BIAS / Math.sqrt(Cv));
+    w[Cv - 1] = 0;
+    tensors.push({ name: "model.visual.merger.ln_q.weight", shape: [Cv], data: w });
+  } else ones("model.visual.merger.ln_q.weight", Cv);
+  if (o.sensor === "moments") {
+    // each sensor input standardized (on the calibration images, when given) into GELU at
+    // +MERGER_SHIFT, where it is near-linear; a random projection out; the shift taken back off
+    const M = 4 * Cv;
+    const { mean, std: sd } = sensorStatistics(o.calibration, Cv, P);
+    const w0 = new Float32Array(M * M);
+    const b0 = new Float32Array(M);
+    const used: number[] = [];
+    for (let k = 0; k < 4; k++) {
+      for (let ch = 0; ch < MOMENT_CHANNELS; ch++) {
+        const i = k * Cv + ch;
+        const g = 1 / (sd[i] as number);
+        w0[i * M + i] = g;
+        b0[i] = MERGER_SHIFT - (mean[i] as number) * g;
+        used.push(i);
+      }
+    }
+    tensors.push({ name: "model.visual.merger.mlp.0.weight", shape: [M, M], data: w0 });
+    tensors.push({ name: "model.visual.merger.mlp.0.bias", shape: [M], data: b0 });
+    const w2 = Float32Array.from({ length: C * M }, () => r.gaussian(1 / Math.sqrt(used.length)));
+    const b2 = new Float32Array(C);
+    for (let j = 0; j < C; j++) for (const i of used) b2[j] = (b2[j] as number) - (w2[j * M + i] as number) * MERGER_SHIFT;
+    tensors.push({ name: "model.visual.merger.mlp.2.weight", shape: [C, M], data: w2 });
+    tensors.push({ name: "model.visual.merger.mlp.2.bias", shape: [C], data: b2 });
+  } else {
+    mat("model.visual.merger.mlp.0.weight", [4 * Cv, 4 * Cv], std);
+    zeros("model.visual.merger.mlp.0.bias", 4 * Cv);
+    mat("model.visual.merger.mlp.2.weight", [C, 4 * Cv], std);
+    zeros("model.visual.merger.mlp.2.bias", C);
+  }
   writeSafetensors(path.join(dir, "model.safetensors"), tensors);
   return dir;
 }

@@ -7,6 +7,7 @@
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
 import { TabletopEnv } from "../sim/env.js";
 import { CAMERA_NAMES } from "../sim/camera.js";
+import type { SceneOptions } from "../sim/scene.js";
 import { VlaError } from "../errors.js";
 
 export interface SimEvalOptions {
@@ -18,6 +19,8 @@ export interface SimEvalOptions {
   /** Seeds start here (episode e of family f uses seed + e). */
   seed?: number;
   size?: number;
+  /** Scene options (block and zone counts), as the training data was generated with. */
+  scene?: SceneOptions;
   temperature?: number;
   /** Called after every episode. */
   onEpisode?: (family: TaskFamilyName, episode: number, success: boolean, steps: number) => void;
@@ -44,7 +47,7 @@ interface ActResponse {
 }
 
 export async function evaluateInSim(o: SimEvalOptions): Promise<SimEvalReport> {
-  const env = new TabletopEnv({ size: o.size ?? 64 });
+  const env = new TabletopEnv({ size: o.size ?? 64, ...(o.scene ? { scene: o.scene } : {}) });
   const families = o.families ?? [...TASK_FAMILIES];
   const t0 = performance.now();
   let requests = 0;

@@ -17,6 +17,7 @@ import { CAMERA_NAMES } from "./camera.js";
 import { STATE_NAMES, TabletopEnv } from "./env.js";
 import { ExpertOptionsSchema, ScriptedExpert } from "./expert.js";
 import { mixSeed } from "./rng.js";
+import { SceneOptionsSchema } from "./scene.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "./tasks.js";
 
 export const ROBOT_TYPE = "vlatext-tabletop";
@@ -35,6 +36,8 @@ export const GenerateOptionsSchema = z
     /** Keep episodes the expert failed (recorded with success: false) instead of retrying. */
     keepFailures: z.boolean().default(false),
     expert: ExpertOptionsSchema.prefault({}),
+    /** Scene options (block and zone counts); the simulator's defaults when absent. */
+    scene: SceneOptionsSchema.optional(),
   })
   .strict();
 export type GenerateOptions = z.input<typeof GenerateOptionsSchema>;
@@ -103,7 +106,7 @@ export function generateEpisode(env: TabletopEnv, opts: ResolvedGenerateOptions,
 
 /** Episodes [from, to) in order. */
 export function* generateEpisodes(opts: ResolvedGenerateOptions, from = 0, to = opts.episodes): Generator<GeneratedEpisode> {
-  const env = new TabletopEnv({ size: opts.size, tasks: opts.tasks });
+  const env = new TabletopEnv({ size: opts.size, tasks: opts.tasks, ...(opts.scene ? { scene: opts.scene } : {}) });
   for (let i = from; i < to; i++) yield generateEpisode(env, opts, i);
 }
 

@@ -9,6 +9,7 @@ import path from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
+import { NORMALIZATIONS } from "../actions/spec.js";
 
 export const FinetuneConfigSchema = z
   .object({
@@ -32,8 +33,8 @@ export const FinetuneConfigSchema = z
           .strict(),
       )
       .min(1),
-    /** Overrides of every recipe's action spec: bins per dimension and horizon (timesteps per chunk). */
-    action: z.object({ bins: z.number().int().min(1).max(100000).optional(), horizon: z.number().int().min(1).max(1024).optional() }).strict().default({}),
+    /** Overrides of every recipe's action spec: bins per dimension, horizon (timesteps per chunk), normalization (all dimensions). */
+    action: z.object({ bins: z.number().int().min(1).max(100000).optional(), horizon: z.number().int().min(1).max(1024).optional(), normalization: z.enum(NORMALIZATIONS).optional() }).strict().default({}),
     template: z.string().default("vla0"),
     /** Text format name (default: the template's). */
     format: z.string().optional(),

@@ -14,7 +14,7 @@ import { episodeSamples, targetChunk } from "../data/samples.js";
 import { tileHorizontal } from "../data/image.js";
 import type { RgbImage } from "../data/episode.js";
 import type { VlmModel } from "../engine/vlm.js";
-import { imageLayout, type ImageLayout } from "../vision/processor.js";
+import type { ImageLayout } from "../vision/processor.js";
 import { VlaError } from "../errors.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
 import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
@@ -115,7 +115,7 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
     const trainTower = cfg.vision.train;
     const hasImages = vlm !== undefined && ep.images.length > 0;
     const feats = hasImages && !trainTower ? await vlm.imageFeatures(ep.images) : undefined;
-    const layouts = hasImages ? (feats?.processed ?? ep.images.map((img) => imageLayout(img.height, img.width))) : undefined;
+    const layouts = hasImages ? (feats?.processed ?? ep.images.map((img) => vlm.imageLayout(img.height, img.width))) : undefined;
     const perImage = layouts?.[0]?.tokens ?? 0;
     const C = vlm ? vlm.decoder.config.native.hiddenSize : 0;
     for (let t = 0; t < ep.T; t++) {

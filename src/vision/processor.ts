@@ -13,6 +13,7 @@
 import type { RgbImage } from "../data/episode.js";
 import { resizeBicubicPil } from "../data/pil-resize.js";
 import { roundHalfEven } from "../actions/normalize.js";
+import { z } from "zod";
 import { VlaError } from "../errors.js";
 
 export interface VisionProcessorConfig {
@@ -35,6 +36,44 @@ export const QWEN25VL_PROCESSOR: VisionProcessorConfig = {
   mean: [0.48145466, 0.4578275, 0.40821073],
   std: [0.26862954, 0.26130258, 0.27577711],
 };
+
+const PreprocessorJson = z
+  .object({
+    patch_size: z.number().int().min(1).optional(),
+    temporal_patch_size: z.number().int().min(1).optional(),
+    merge_size: z.number().int().min(1).optional(),
+    min_pixels: z.number().int().min(1).optional(),
+    max_pixels: z.number().int().min(1).optional(),
+    /** transformers 5.x writes the pixel bounds here */
+    size: z.object({ shortest_edge: z.number().int().min(1).optional(), longest_edge: z.number().int().min(1).optional() }).passthrough().optional(),
+    image_mean: z.tuple([z.number(), z.number(), z.number()]).optional(),
+    image_std: z.tuple([z.number(), z.number(), z.number()]).optional(),
+  })
+  .passthrough();
+
+/**
+ * The processor of a model directory: its preprocessor_config.json (transformers 4.x
+ * or 5.x keys) when given, over the vision config's patch, temporal patch and merge
+ * sizes, over Qwen2.5-VL's defaults. A preprocessor whose patch or merge size differs
+ * from the vision config's is an error (the tower would get the wrong patches).
+ */
+export function processorConfigFor(vision: { patchSize: number; temporalPatchSize: number; mergeSize: number }, preprocessorJson?: unknown, where = "preprocessor_config.json"): VisionProcessorConfig {
+  const cfg: VisionProcessorConfig = { ...QWEN25VL_PROCESSOR, patchSize: vision.patchSize, temporalPatchSize: vision.temporalPatchSize, mergeSize: vision.mergeSize };
+  if (preprocessorJson === undefined) return cfg;
+  const r = PreprocessorJson.safeParse(preprocessorJson);
+  if (!r.success) throw new VlaError("CONFIG_INVALID", `${where}: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`, "fix or remove the named keys");
+  const j = r.data;
+  const check = (key: string, got: number | undefined, want: number) => {
+    if (got !== undefined && got !== want) throw new VlaError("CONFIG_INVALID", `${where}: ${key} is ${got} but the vision config says ${want}`, "make the preprocessor and the model's vision_config agree");
+  };
+  check("patch_size", j.patch_size, vision.patchSize);
+  check("temporal_patch_size", j.temporal_patch_size, vision.temporalPatchSize);
+  check("merge_size", j.merge_size, vision.mergeSize);
+  const minPixels = j.min_pixels ?? j.size?.shortest_edge ?? cfg.minPixels;
+  const maxPixels = j.max_pixels ?? j.size?.longest_edge ?? cfg.maxPixels;
+  if (minPixels > maxPixels) throw new VlaError("CONFIG_INVALID", `${where}: min_pixels ${minPixels} is above max_pixels ${maxPixels}`);
+  return { ...cfg, minPixels, maxPixels, mean: j.image_mean ?? cfg.mean, std: j.image_std ?? cfg.std };
+}
 
 /** transformers' smart_resize: dimensions divisible by `factor`, area within [minPixels, maxPixels], aspect kept. */
 export function smartResize(height: number, width: number, factor: number, minPixels: number, maxPixels: number): { height: number; width: number } {

@@ -9,19 +9,34 @@ import { createTinyDefaultModel } from "../../models/tiny-default.js";
 import { evaluateInSim, type SimEvalReport } from "../../serve/eval.js";
 import { Policy } from "../../serve/policy.js";
 import { startServer } from "../../serve/server.js";
-import { generateDataset } from "../../sim/generate.js";
+import { generateDataset, recordEpisode } from "../../sim/generate.js";
+import { TabletopEnv } from "../../sim/env.js";
+import { CAMERA_NAMES } from "../../sim/camera.js";
+import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
+import type { SceneOptions } from "../../sim/scene.js";
+import type { RgbImage } from "../../data/episode.js";
 import { parseFinetuneConfig } from "../../train/config.js";
 import { finetune } from "../../train/trainer.js";
 import { intOpt, str, type CliCommand, type CliIO } from "../command.js";
 import { VlaError } from "../../errors.js";
 import { table } from "../table.js";
 
-async function evaluate(policyDir: string, episodes: number, seed: number, io: CliIO, label: string): Promise<SimEvalReport> {
+/** Frames the tiny model's vision sensor is calibrated on: every third frame of this many expert episodes. */
+const CALIBRATION_EPISODES = 30;
+const IMAGE_SIZE = 56;
+
+interface DemoWorld {
+  tasks: TaskFamilyName[];
+  scene: SceneOptions | undefined;
+}
+
+async function evaluate(policyDir: string, world: DemoWorld, episodes: number, seed: number, io: CliIO, label: string): Promise<SimEvalReport> {
   const policy = Policy.load(policyDir);
   const srv = await startServer(policy, { maxQueue: 4 });
   try {
     let n = 0;
-    return await evaluateInSim({ url: srv.url, episodes, seed, size: 56, onEpisode: () => io.err(`\r${label}: episode ${++n}   `) });
+    const total = episodes * world.tasks.length;
+    return await evaluateInSim({ url: srv.url, episodes, seed, size: IMAGE_SIZE, families: world.tasks, ...(world.scene ? { scene: world.scene } : {}), onEpisode: () => io.err(`\r${label}: episode ${++n}/${total}   `) });
   } finally {
     io.err("\n");
     await srv.close();
@@ -29,24 +44,41 @@ async function evaluate(policyDir: string, episodes: number, seed: number, io: C
   }
 }
 
+/** Camera frames for the sensor's calibration: expert episodes of the demo's world with seeds the dataset does not use. */
+function calibrationImages(world: DemoWorld, seed: number): RgbImage[] {
+  const env = new TabletopEnv({ size: IMAGE_SIZE, tasks: world.tasks, ...(world.scene ? { scene: world.scene } : {}) });
+  const out: RgbImage[] = [];
+  for (let e = 0; e < CALIBRATION_EPISODES; e++) {
+    const ep = recordEpisode(env, 1_000_000 + seed * 1000 + e, world.tasks[e % world.tasks.length] as TaskFamilyName);
+    for (let t = 0; t < ep.length; t += 3) for (const cam of CAMERA_NAMES) out.push((ep.images[cam] as RgbImage[])[t] as RgbImage);
+  }
+  return out;
+}
+
 export const demoCommand: CliCommand = {
   name: "demo",
   summary: "Generate simulator data, create the tiny default model, fine-tune it, and evaluate closed loop (no download)",
-  options: { output: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" }, seed: { type: "string" }, hidden: { type: "string" }, layers: { type: "string" } },
+  options: { output: { type: "string" }, tasks: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" }, seed: { type: "string" }, hidden: { type: "string" }, layers: { type: "string" } },
   optionHelp: {
     output: { value: "dir", description: "Run directory (default runs/demo)" },
-    episodes: { value: "n", description: "Demonstrations to generate (default 160)" },
-    steps: { value: "n", description: "Fine-tuning steps (default 400)" },
-    "eval-episodes": { value: "n", description: "Closed-loop episodes per task family (default 10)" },
+    tasks: { value: "list", description: `Task families, comma-separated, from ${TASK_FAMILIES.join(", ")} (default reach; reach and pick use one-block scenes)` },
+    episodes: { value: "n", description: "Demonstrations to generate (default 2000)" },
+    steps: { value: "n", description: "Fine-tuning steps (default 4000)" },
+    "eval-episodes": { value: "n", description: "Closed-loop episodes per task family (default 20)" },
     seed: { value: "n", description: "Seed for data, model and training (default 0)" },
     hidden: { value: "n", description: "Language model width of the tiny default model (default 64; a multiple of 16)" },
     layers: { value: "n", description: "Language model layers of the tiny default model (default 2)" },
   },
   async run(args, io) {
     const out = path.resolve(io.cwd, str(args, "output") ?? "runs/demo");
-    const episodes = intOpt(args, "episodes", 160, 1);
-    const steps = intOpt(args, "steps", 400, 1);
-    const evalEpisodes = intOpt(args, "eval-episodes", 10, 1);
+    const tasks = (str(args, "tasks") ?? "reach").split(",").map((t) => t.trim());
+    for (const t of tasks) if (!(TASK_FAMILIES as readonly string[]).includes(t)) throw new VlaError("CLI_USAGE", `--tasks names '${t}', which is not a task family`, `use a comma-separated list of: ${TASK_FAMILIES.join(", ")}`);
+    const families = [...new Set(tasks)] as TaskFamilyName[];
+    // reach and pick need one block and no zone: the simplest scenes; place and push need the defaults
+    const world: DemoWorld = { tasks: families, scene: families.every((f) => f === "reach" || f === "pick") ? { blocks: [1, 1], zones: [0, 0] } : undefined };
+    const episodes = intOpt(args, "episodes", 2000, 1);
+    const steps = intOpt(args, "steps", 4000, 1);
+    const evalEpisodes = intOpt(args, "eval-episodes", 20, 1);
     const seed = intOpt(args, "seed", 0, 0);
     const hidden = intOpt(args, "hidden", 64, 16);
     const layers = intOpt(args, "layers", 2, 1);
@@ -54,10 +86,18 @@ export const demoCommand: CliCommand = {
     const t0 = performance.now();
     fs.mkdirSync(out, { recursive: true });
     const dataDir = path.join(out, "data");
-    io.err(`[1/4] generating ${episodes} demonstrations…\n`);
-    if (!fs.existsSync(path.join(dataDir, "meta", "info.json"))) await generateDataset(dataDir, { episodes, seed, size: 56, storage: "png" }, undefined, { overwrite: true });
-    io.err(`[2/4] creating the tiny default model…\n`);
-    const modelDir = createTinyDefaultModel(path.join(out, "model"), { seed, hiddenSize: hidden, layers });
+    const genOptions = { episodes, seed, size: IMAGE_SIZE, storage: "png" as const, tasks: families, ...(world.scene ? { scene: world.scene } : {}) };
+    io.err(`[1/4] generating ${episodes} demonstrations (${families.join(", ")})…\n`);
+    // the data is reused only when it was made with the same options
+    const genFile = path.join(dataDir, "demo-options.json");
+    if (!fs.existsSync(path.join(dataDir, "meta", "info.json")) || !fs.existsSync(genFile) || fs.readFileSync(genFile, "utf8") !== JSON.stringify(genOptions)) {
+      await generateDataset(dataDir, genOptions, (p) => io.err(`\r  episode ${p.done}/${p.total} (${p.frames} frames, ${p.seconds.toFixed(0)} s)`), { overwrite: true });
+      io.err("\n");
+      fs.writeFileSync(genFile, JSON.stringify(genOptions));
+    }
+    io.err(`[2/4] creating the tiny default model (vision sensor calibrated on ${CALIBRATION_EPISODES} expert episodes)…\n`);
+    const calibration = calibrationImages(world, seed);
+    const modelDir = createTinyDefaultModel(path.join(out, "model"), { seed, hiddenSize: hidden, layers, patchSize: 28, sensor: "moments", calibration });
     io.err(`[3/4] fine-tuning (${steps} steps)…\n`);
     const run = path.join(out, "run");
     fs.rmSync(run, { recursive: true, force: true });
@@ -65,13 +105,17 @@ export const demoCommand: CliCommand = {
       model: modelDir,
       output: run,
       data: [{ dataset: dataDir, recipe: "toy-sim" }],
+      // one number per dimension and step, 0..8 (one digit; 4 is the middle: standing still)
+      template: "terse",
+      action: { bins: 8, horizon: 1, normalization: "quantile" },
+      maskActions: { enabled: false },
       lora: { enabled: false },
-      optimizer: { lr: 1e-3, weightDecay: 0, maxGradNorm: 1 },
+      optimizer: { lr: 3e-3, weightDecay: 0, maxGradNorm: 1 },
       schedule: { type: "cosine", warmupSteps: 20 },
       batchSize: 8,
       steps,
       seed,
-      imageSize: 56,
+      imageSize: IMAGE_SIZE,
       logEvery: 10,
     });
     const trained = await finetune(cfg, { log: (l) => io.err(`${l}\n`), progress: (l) => io.err(io.isTTY ? `\r${l}\x1b[K` : `${l}\n`) });
@@ -83,8 +127,8 @@ export const demoCommand: CliCommand = {
     delete policyJson.adapter;
     delete policyJson.visionWeights;
     fs.writeFileSync(path.join(untrainedDir, "policy.json"), JSON.stringify(policyJson, null, 2));
-    const before = await evaluate(untrainedDir, evalEpisodes, 5000, io, "untrained");
-    const after = await evaluate(trained.policyDir, evalEpisodes, 5000, io, "trained");
+    const before = await evaluate(untrainedDir, world, evalEpisodes, 5000, io, "untrained");
+    const after = await evaluate(trained.policyDir, world, evalEpisodes, 5000, io, "trained");
     const lastLoss = trained.losses[trained.losses.length - 1]?.loss ?? NaN;
     io.out(
       table(

@@ -7,6 +7,26 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
+// An addon newer than every native source and binding.gyp is kept (npx, for one, runs this
+// install script again in place); `--force` (npm run build) always rebuilds.
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const addon = path.join(root, "build", "Release", "vlatext.node");
+function newestSource(dir) {
+  let t = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newestSource(p) : fs.statSync(p).mtimeMs);
+  }
+  return t;
+}
+if (!process.argv.includes("--force") && fs.existsSync(addon)) {
+  const sources = Math.max(newestSource(path.join(root, "native")), fs.statSync(path.join(root, "binding.gyp")).mtimeMs);
+  if (fs.statSync(addon).mtimeMs > sources) {
+    console.log("vlatext: the native addon is up to date (npm run build rebuilds it)");
+    process.exit(0);
+  }
+}
+
 const env = { ...process.env };
 const configured = env.npm_config_nodedir || env.NODEDIR;
 if (!configured) {

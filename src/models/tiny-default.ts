@@ -12,7 +12,7 @@ import { writeSafetensors } from "../io/safetensors.js";
 import { promptsDir, listTemplates } from "../prompts/template.js";
 import { Rng } from "../rng.js";
 import { VlaError } from "../errors.js";
-import { QWEN25VL_PROCESSOR, preprocessImage } from "../vision/processor.js";
+import { QWEN25VL_PROCESSOR, preprocessImage, type VisionProcessorConfig } from "../vision/processor.js";
 import type { RgbImage } from "../data/episode.js";
 import { QWEN_VL_SPECIALS, saveBpeTokenizer, trainBpe } from "./bpe.js";
 
@@ -43,6 +43,8 @@ export interface TinyDefaultOptions {
    * images the sensor's raw scale is used. Ignored by the random start.
    */
   calibration?: readonly RgbImage[];
+  /** Std of the language model's Gaussian weights (embedding and projections); 0.02 as in Qwen2's config. */
+  initStd?: number;
 }
 
 /** Text the tokenizer is trained on: every prompt template and the simulator's instruction phrasings. */
@@ -108,6 +110,8 @@ export function qwen25vlConfig(o: Required<TinyDefaultOptions>, vocab: number): 
   };
 }
 
+/** Std of the vision tower's Gaussian weights (the random start). */
+const VISION_STD = 0.02;
 /** Channels of the moments sensor: (mean, x moment, y moment) per colour channel. */
 const MOMENT_CHANNELS = 9;
 /** The moments sensor's spatial moments are scaled up by this (an object covers a small part of a patch). */
@@ -151,13 +155,12 @@ export function momentPatchEmbedding(Cv: number, P: number): Float32Array {
  * there are none. The tower up to the merger is the patch embedding here (zero
  * residual branches, RMSNorm a fixed scale), so the inputs are the moments themselves.
  */
-function sensorStatistics(images: readonly RgbImage[], Cv: number, P: number): { mean: Float64Array; std: Float64Array } {
+function sensorStatistics(images: readonly RgbImage[], Cv: number, cfg: VisionProcessorConfig): { mean: Float64Array; std: Float64Array } {
   const M = 4 * Cv;
   const mean = new Float64Array(M);
   const std = new Float64Array(M).fill(1);
   if (images.length === 0) return { mean, std };
-  const w = momentPatchEmbedding(Cv, P);
-  const cfg = { ...QWEN25VL_PROCESSOR, patchSize: P };
+  const w = momentPatchEmbedding(Cv, cfg.patchSize);
   const sum = new Float64Array(M);
   const sq = new Float64Array(M);
   let n = 0;
@@ -185,22 +188,23 @@ function sensorStatistics(images: readonly RgbImage[], Cv: number, P: number): {
 
 /** Create the tiny default model directory (idempotent for a seed). */
 export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions = {}): string {
-  const o: Required<TinyDefaultOptions> = { seed: 0, vocabSize: 1024, hiddenSize: 64, layers: 2, visionHidden: 32, visionDepth: 2, patchSize: 14, sensor: "random", calibration: [], ...options };
-  if (o.sensor === "moments" && o.visionHidden < MOMENT_CHANNELS) throw new VlaError("CONFIG_INVALID", `the moments sensor needs visionHidden >= ${MOMENT_CHANNELS}, got ${o.visionHidden}`, `pass visionHidden of at least ${MOMENT_CHANNELS}`);
+  const o: Required<TinyDefaultOptions> = { seed: 0, vocabSize: 1024, hiddenSize: 64, layers: 2, visionHidden: 32, visionDepth: 2, patchSize: 14, sensor: "random", calibration: [], initStd: 0.02, ...options };
+  // the moments and one constant channel (see SENSOR_BIAS)
+  if (o.sensor === "moments" && o.visionHidden < MOMENT_CHANNELS + 1) throw new VlaError("CONFIG_INVALID", `the moments sensor needs visionHidden >= ${MOMENT_CHANNELS + 1}, got ${o.visionHidden}`, `pass visionHidden of at least ${MOMENT_CHANNELS + 1}`);
   fs.mkdirSync(dir, { recursive: true });
   const corpus = tokenizerCorpus();
   const bpe = trainBpe([...corpus, ...corpus], o.vocabSize);
   saveBpeTokenizer(dir, bpe, fs.readFileSync(path.join(promptsDir(), "chat-templates", "qwen2-vl.jinja"), "utf8"));
   const config = qwen25vlConfig(o, bpe.vocab.size);
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
-  const pp = { ...QWEN25VL_PROCESSOR, patchSize: o.patchSize };
+  const pp: VisionProcessorConfig = { ...QWEN25VL_PROCESSOR, patchSize: o.patchSize, minPixels: Math.max(QWEN25VL_PROCESSOR.minPixels, (o.patchSize * QWEN25VL_PROCESSOR.mergeSize) ** 2) };
   const preprocessor = {
     image_processor_type: "Qwen2VLImageProcessor",
     processor_class: "Qwen2_5_VLProcessor",
     patch_size: pp.patchSize,
     temporal_patch_size: pp.temporalPatchSize,
     merge_size: pp.mergeSize,
-    min_pixels: Math.max(pp.minPixels, (pp.patchSize * pp.mergeSize) ** 2),
+    min_pixels: pp.minPixels,
     max_pixels: pp.maxPixels,
     image_mean: pp.mean,
     image_std: pp.std,
@@ -215,7 +219,7 @@ export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions 
   const mat = (name: string, shape: number[], std: number) => tensors.push({ name, shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r.gaussian(std)) });
   const ones = (name: string, n: number) => tensors.push({ name, shape: [n], data: new Float32Array(n).fill(1) });
   const zeros = (name: string, n: number) => tensors.push({ name, shape: [n], data: new Float32Array(n) });
-  const std = 0.02;
+  const std = o.initStd;
   mat("model.language_model.embed_tokens.weight", [V, C], std);
   for (let l = 0; l < o.layers; l++) {
     const p = `model.language_model.layers.${l}.`;
@@ -238,21 +242,21 @@ export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions 
   const Fv = vc.intermediate_size;
   const P = o.patchSize;
   if (o.sensor === "moments") tensors.push({ name: "model.visual.patch_embed.proj.weight", shape: [Cv, 3, 2, P, P], data: momentPatchEmbedding(Cv, P) });
-  else mat("model.visual.patch_embed.proj.weight", [Cv, 3, 2, P, P], std);
+  else mat("model.visual.patch_embed.proj.weight", [Cv, 3, 2, P, P], VISION_STD);
   for (let b = 0; b < vc.depth; b++) {
     const p = `model.visual.blocks.${b}.`;
     ones(p + "norm1.weight", Cv);
-    mat(p + "attn.qkv.weight", [3 * Cv, Cv], std);
+    mat(p + "attn.qkv.weight", [3 * Cv, Cv], VISION_STD);
     zeros(p + "attn.qkv.bias", 3 * Cv);
     // the moments sensor's residual branches start at zero (as in ReZero / Fixup): the blocks pass the moments through
-    mat(p + "attn.proj.weight", [Cv, Cv], o.sensor === "moments" ? 0 : std);
+    mat(p + "attn.proj.weight", [Cv, Cv], o.sensor === "moments" ? 0 : VISION_STD);
     zeros(p + "attn.proj.bias", Cv);
     ones(p + "norm2.weight", Cv);
-    mat(p + "mlp.gate_proj.weight", [Fv, Cv], std);
+    mat(p + "mlp.gate_proj.weight", [Fv, Cv], VISION_STD);
     zeros(p + "mlp.gate_proj.bias", Fv);
-    mat(p + "mlp.up_proj.weight", [Fv, Cv], std);
+    mat(p + "mlp.up_proj.weight", [Fv, Cv], VISION_STD);
     zeros(p + "mlp.up_proj.bias", Fv);
-    mat(p + "mlp.down_proj.weight", [Cv, Fv], o.sensor === "moments" ? 0 : std);
+    mat(p + "mlp.down_proj.weight", [Cv, Fv], o.sensor === "moments" ? 0 : VISION_STD);
     if (o.sensor === "moments" && b === vc.depth - 1) {
       // a constant last channel that dominates every patch's RMS, so that the merger's RMSNorm is a fixed scale
       const bias = new Float32Array(Cv);
@@ -270,7 +274,7 @@ export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions 
     // each sensor input standardized (on the calibration images, when given) into GELU at
     // +MERGER_SHIFT, where it is near-linear; a random projection out; the shift taken back off
     const M = 4 * Cv;
-    const { mean, std: sd } = sensorStatistics(o.calibration, Cv, P);
+    const { mean, std: sd } = sensorStatistics(o.calibration, Cv, pp);
     const w0 = new Float32Array(M * M);
     const b0 = new Float32Array(M);
     const used: number[] = [];
@@ -291,9 +295,9 @@ export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions 
     tensors.push({ name: "model.visual.merger.mlp.2.weight", shape: [C, M], data: w2 });
     tensors.push({ name: "model.visual.merger.mlp.2.bias", shape: [C], data: b2 });
   } else {
-    mat("model.visual.merger.mlp.0.weight", [4 * Cv, 4 * Cv], std);
+    mat("model.visual.merger.mlp.0.weight", [4 * Cv, 4 * Cv], VISION_STD);
     zeros("model.visual.merger.mlp.0.bias", 4 * Cv);
-    mat("model.visual.merger.mlp.2.weight", [C, 4 * Cv], std);
+    mat("model.visual.merger.mlp.2.weight", [C, 4 * Cv], VISION_STD);
     zeros("model.visual.merger.mlp.2.bias", C);
   }
   writeSafetensors(path.join(dir, "model.safetensors"), tensors);

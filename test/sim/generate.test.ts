@@ -106,6 +106,13 @@ describe("generateEpisodes", () => {
     expect(gs.every((g) => g.attempts === 1)).toBe(true);
   });
 
+  it("passes scene options to the world: one block and no zone cannot host 'place'", () => {
+    const one = parseGenerateOptions({ episodes: 2, tasks: ["reach"], size: 8, scene: { blocks: [1, 1], zones: [0, 0] } });
+    expect([...generateEpisodes(one)].every((g) => g.episode.success)).toBe(true);
+    expect(() => [...generateEpisodes(parseGenerateOptions({ ...one, tasks: ["place"] }))]).toThrow(/can host a 'place' task/);
+    expect(() => parseGenerateOptions({ episodes: 1, scene: { blocks: [0, 1] } })).toThrow(/scene\.blocks/);
+  });
+
   it("gives up with SIM_INVALID when the expert cannot solve an episode in 20 attempts", () => {
     const hopeless = parseGenerateOptions({ ...sloppy, episodes: 1, expert: { noise: 0.02, pauseProb: 0.5, maxPause: 10 } });
     expect(() => [...generateEpisodes(hopeless)]).toThrow(/the expert failed episode 0 \('place'\) 20 times/);

@@ -96,7 +96,7 @@ describe("moments vision sensor", () => {
   });
 
   it("rejects a sensor too narrow for its channels", () => {
-    expect(() => createTinyDefaultModel(path.join(tmp, "narrow"), { visionHidden: 8, sensor: "moments" })).toThrow(/visionHidden >= 9/);
+    expect(() => createTinyDefaultModel(path.join(tmp, "narrow"), { visionHidden: 8, sensor: "moments" })).toThrow(/visionHidden >= 10/);
   });
 });
 

@@ -97,7 +97,9 @@ export const demoCommand: CliCommand = {
     }
     io.err(`[2/4] creating the tiny default model (vision sensor calibrated on ${CALIBRATION_EPISODES} expert episodes)…\n`);
     const calibration = calibrationImages(world, seed);
-    const modelDir = createTinyDefaultModel(path.join(out, "model"), { seed, hiddenSize: hidden, layers, patchSize: 28, sensor: "moments", calibration });
+    // weights at 1/sqrt(width): Qwen2's 0.02 is that for a width of ~2500; at width 64 it starves the
+    // attention of signal and the run can sit on the average action for thousands of steps
+    const modelDir = createTinyDefaultModel(path.join(out, "model"), { seed, hiddenSize: hidden, layers, patchSize: 28, sensor: "moments", calibration, initStd: 1 / Math.sqrt(hidden) });
     io.err(`[3/4] fine-tuning (${steps} steps)…\n`);
     const run = path.join(out, "run");
     fs.rmSync(run, { recursive: true, force: true });

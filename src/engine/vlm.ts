@@ -51,7 +51,15 @@ export class VlmModel {
     const decoderCfg = parseDecoderConfig({ ...text, model_type: "qwen2" }, `${file} (language model)`);
     const visionCfg = parseVisionConfig(r.data.vision_config, `${file} vision_config`);
     const ppFile = path.join(dir, "preprocessor_config.json");
-    const processor = processorConfigFor({ patchSize: visionCfg.patchSize, temporalPatchSize: visionCfg.temporalPatchSize, mergeSize: visionCfg.spatialMergeSize }, fs.existsSync(ppFile) ? (JSON.parse(fs.readFileSync(ppFile, "utf8")) as unknown) : undefined, ppFile);
+    let ppJson: unknown;
+    if (fs.existsSync(ppFile)) {
+      try {
+        ppJson = JSON.parse(fs.readFileSync(ppFile, "utf8")) as unknown;
+      } catch (e) {
+        throw new VlaError("CONFIG_INVALID", `${ppFile} is not valid JSON: ${(e as Error).message}`, "fix the file, or remove it to use the vision config's sizes with Qwen2.5-VL's defaults");
+      }
+    }
+    const processor = processorConfigFor({ patchSize: visionCfg.patchSize, temporalPatchSize: visionCfg.temporalPatchSize, mergeSize: visionCfg.spatialMergeSize }, ppJson, ppFile);
     if (visionCfg.outHiddenSize !== decoderCfg.native.hiddenSize) throw new VlaError("CONFIG_INVALID", `${file}: vision_config.out_hidden_size ${visionCfg.outHiddenSize} differs from hidden_size ${decoderCfg.native.hiddenSize}`);
     const decoder = DecoderModel.load(dir, { ...options, config: decoderCfg, fileNames: (n) => (n.startsWith("model.") ? [`model.language_model.${n.slice(6)}`, n] : [n]) });
     const vision = new VisionModel({ ...visionCfg, ...(options.threads ? { threads: options.threads } : {}) });

@@ -112,4 +112,13 @@ describe("preprocessor_config.json", () => {
     expect(() => processorConfigFor(vision, { min_pixels: "many" })).toThrow(/min_pixels/);
     expect(() => processorConfigFor(vision, { min_pixels: 9000, max_pixels: 100 })).toThrow(/min_pixels 9000 is above max_pixels 100/);
   });
+  it("is read from the model directory; a broken file is named", () => {
+    const dir = createTinyDefaultModel(path.join(tmp, "broken-pp"), { seed: 3 });
+    const file = path.join(dir, "preprocessor_config.json");
+    expect(JSON.parse(fs.readFileSync(file, "utf8"))).toMatchObject({ patch_size: 14, merge_size: 2, min_pixels: 3136 });
+    fs.writeFileSync(file, "{ not json");
+    expect(() => VlmModel.load(dir)).toThrow(/preprocessor_config\.json is not valid JSON/);
+    fs.writeFileSync(file, JSON.stringify({ patch_size: 28 }));
+    expect(() => VlmModel.load(dir)).toThrow(/patch_size is 28 but the vision config says 14/);
+  });
 });

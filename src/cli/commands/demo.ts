@@ -44,7 +44,7 @@ async function evaluate(policyDir: string, world: DemoWorld, episodes: number, s
   }
 }
 
-/** Camera frames for the sensor's calibration: expert episodes of the demo's world with seeds the dataset does not use. */
+/** Camera frames for the sensor's calibration: expert episodes of the demo's world, on seeds of their own. */
 function calibrationImages(world: DemoWorld, seed: number): RgbImage[] {
   const env = new TabletopEnv({ size: IMAGE_SIZE, tasks: world.tasks, ...(world.scene ? { scene: world.scene } : {}) });
   const out: RgbImage[] = [];

@@ -269,8 +269,6 @@ export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions 
     const w = new Float32Array(Cv).fill(SENSOR_BIAS / Math.sqrt(Cv));
     w[Cv - 1] = 0;
     tensors.push({ name: "model.visual.merger.ln_q.weight", shape: [Cv], data: w });
-  } else ones("model.visual.merger.ln_q.weight", Cv);
-  if (o.sensor === "moments") {
     // each sensor input standardized (on the calibration images, when given) into GELU at
     // +MERGER_SHIFT, where it is near-linear; a random projection out; the shift taken back off
     const M = 4 * Cv;
@@ -295,6 +293,7 @@ export function createTinyDefaultModel(dir: string, options: TinyDefaultOptions 
     tensors.push({ name: "model.visual.merger.mlp.2.weight", shape: [C, M], data: w2 });
     tensors.push({ name: "model.visual.merger.mlp.2.bias", shape: [C], data: b2 });
   } else {
+    ones("model.visual.merger.ln_q.weight", Cv);
     mat("model.visual.merger.mlp.0.weight", [4 * Cv, 4 * Cv], VISION_STD);
     zeros("model.visual.merger.mlp.0.bias", 4 * Cv);
     mat("model.visual.merger.mlp.2.weight", [C, 4 * Cv], VISION_STD);

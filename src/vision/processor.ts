@@ -14,7 +14,7 @@ import type { RgbImage } from "../data/episode.js";
 import { resizeBicubicPil } from "../data/pil-resize.js";
 import { roundHalfEven } from "../actions/normalize.js";
 import { z } from "zod";
-import { VlaError } from "../errors.js";
+import { VlaError, formatZodIssues } from "../errors.js";
 
 export interface VisionProcessorConfig {
   patchSize: number;
@@ -61,7 +61,7 @@ export function processorConfigFor(vision: { patchSize: number; temporalPatchSiz
   const cfg: VisionProcessorConfig = { ...QWEN25VL_PROCESSOR, patchSize: vision.patchSize, temporalPatchSize: vision.temporalPatchSize, mergeSize: vision.mergeSize };
   if (preprocessorJson === undefined) return cfg;
   const r = PreprocessorJson.safeParse(preprocessorJson);
-  if (!r.success) throw new VlaError("CONFIG_INVALID", `${where}: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`, "fix or remove the named keys");
+  if (!r.success) throw new VlaError("CONFIG_INVALID", `${where}:\n${formatZodIssues(r.error.issues)}`, "fix or remove the named keys");
   const j = r.data;
   const check = (key: string, got: number | undefined, want: number) => {
     if (got !== undefined && got !== want) throw new VlaError("CONFIG_INVALID", `${where}: ${key} is ${got} but the vision config says ${want}`, "make the preprocessor and the model's vision_config agree");

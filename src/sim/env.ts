@@ -102,6 +102,17 @@ export class TabletopEnv {
     return { obs: this.observe(), success, done: cur.done, steps: cur.steps };
   }
 
+  /**
+   * Move the world on by one action after the episode has ended (a recording's settle
+   * frames): no success check, no step count; the observation after it.
+   */
+  stepAfterEnd(action: ArrayLike<number>): Observation {
+    const cur = this.episode();
+    if (!cur.done) throw new VlaError("SIM_INVALID", "stepAfterEnd() before the episode ended", "use step() while the episode runs");
+    cur.world.step(parseAction(action));
+    return this.observe();
+  }
+
   /** The live world (read it, do not edit it): scripted experts and tests look inside. */
   get world(): World {
     return this.episode().world;

@@ -21,8 +21,14 @@ export const ExpertOptionsSchema = z
   .object({
     /** Largest fingertip move per step (metres). */
     speed: z.number().positive().max(0.05).default(0.02),
-    /** Std of the Gaussian noise added to dx, dy, dz (metres). */
+    /** Std of the Gaussian noise added to dx, dy, dz (metres); recorded and executed. */
     noise: z.number().min(0).max(0.02).default(0.003),
+    /**
+     * Std of Gaussian noise added to dx, dy, dz of the executed action only (metres; see execute()).
+     * DART-style data: the recording visits states off the expert's path, labelled with the action
+     * that recovers from them.
+     */
+    executionNoise: z.number().min(0).max(0.02).default(0),
     /** Chance per step of starting a pause (no motion, gripper unchanged). */
     pauseProb: z.number().min(0).max(0.5).default(0.03),
     /** A pause lasts 1..maxPause steps. */
@@ -209,6 +215,17 @@ export class ScriptedExpert {
     out[2] = dz + this.rng.gaussian(this.opts.noise);
     out[6] = cmd.close ? GRIPPER_CLOSE : GRIPPER_OPEN;
     this.lastClose = cmd.close;
+    return out;
+  }
+
+  /**
+   * The action to execute for the recorded action `label` (from act()): `label` itself, or a copy
+   * with executionNoise added to dx, dy, dz. The gripper command is never perturbed.
+   */
+  execute(label: Float32Array): Float32Array {
+    if (this.opts.executionNoise === 0) return label;
+    const out = Float32Array.from(label);
+    for (let d = 0; d < 3; d++) out[d] = (out[d] as number) + this.rng.gaussian(this.opts.executionNoise);
     return out;
   }
 

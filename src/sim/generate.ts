@@ -6,7 +6,9 @@
  * function of its options.
  *
  * Frame t holds the observation before action t (LeRobot's convention); the
- * episode ends with the action that reached success.
+ * episode ends with the action that reached success, or settleSteps expert
+ * steps after it. With the expert's executionNoise, action t is what the
+ * expert asked for and the world moved by a perturbed copy of it (DART).
  */
 import { z } from "zod";
 import type { DatasetLayout, EpisodeData, RgbImage } from "../data/episode.js";
@@ -36,6 +38,11 @@ export const GenerateOptionsSchema = z
     /** Keep episodes the expert failed (recorded with success: false) instead of retrying. */
     keepFailures: z.boolean().default(false),
     expert: ExpertOptionsSchema.prefault({}),
+    /**
+     * Expert steps recorded after a success (the episode still counts as a success): frames
+     * at and around the goal, which a policy must learn to stay at rather than move past.
+     */
+    settleSteps: z.number().int().min(0).max(100).default(0),
     /** Scene options (block and zone counts); the simulator's defaults when absent. */
     scene: SceneOptionsSchema.optional(),
   })
@@ -63,22 +70,31 @@ export function simLayout(opts: Pick<ResolvedGenerateOptions, "size" | "storage"
 }
 
 /** Run the expert on one seeded episode of `family` and record every frame. */
-export function recordEpisode(env: TabletopEnv, seed: number, family: TaskFamilyName, expert: ResolvedGenerateOptions["expert"] = ExpertOptionsSchema.parse({})): EpisodeData & { success: boolean } {
+export function recordEpisode(env: TabletopEnv, seed: number, family: TaskFamilyName, expert: ResolvedGenerateOptions["expert"] = ExpertOptionsSchema.parse({}), settleSteps = 0): EpisodeData & { success: boolean } {
   let obs = env.reset(seed, family);
   const policy = new ScriptedExpert(env.task, env.world, mixSeed(seed, 0x5eed), expert);
   const actions: number[] = [];
   const states: number[] = [];
   const images: Record<string, RgbImage[]> = Object.fromEntries(env.options.cameras.map((n) => [n, []]));
   let success = false;
-  for (let done = false; !done; ) {
-    const a = policy.act(env.world);
+  // frame t: the observation before action t, and the action the expert asked for
+  const record = (a: Float32Array): void => {
     for (const v of obs.state) states.push(v);
     for (const v of a) actions.push(v);
     for (const n of env.options.cameras) (images[n] as RgbImage[]).push(obs.images[n] as RgbImage);
-    const r = env.step(a);
+  };
+  for (let done = false; !done; ) {
+    const a = policy.act(env.world);
+    record(a);
+    const r = env.step(policy.execute(a));
     obs = r.obs;
     success = r.success;
     done = r.done;
+  }
+  for (let t = 0; success && t < settleSteps; t++) {
+    const a = policy.act(env.world);
+    record(a);
+    obs = env.stepAfterEnd(policy.execute(a));
   }
   const length = actions.length / ACTION_DIMS;
   return { task: env.instruction, actions: Float32Array.from(actions), states: Float32Array.from(states), images, length, success };
@@ -98,7 +114,7 @@ export function generateEpisode(env: TabletopEnv, opts: ResolvedGenerateOptions,
   const family = opts.tasks[index % opts.tasks.length] as TaskFamilyName;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const seed = mixSeed(opts.seed, index, attempt);
-    const episode = recordEpisode(env, seed, family, opts.expert);
+    const episode = recordEpisode(env, seed, family, opts.expert, opts.settleSteps);
     if (episode.success || opts.keepFailures) return { index, seed, family, attempts: attempt + 1, episode };
   }
   throw new VlaError("SIM_INVALID", `the expert failed episode ${index} ('${family}') ${MAX_ATTEMPTS} times`, "lower the expert noise, or pass keepFailures to record failures");

@@ -28,7 +28,7 @@ describe("prompt templates", () => {
 
   it("ships at least three templates that all render", () => {
     const names = listTemplates();
-    expect(names).toEqual(expect.arrayContaining(["vla0", "vla0-state", "terse", "steps"]));
+    expect(names).toEqual(expect.arrayContaining(["vla0", "vla0-state", "terse", "terse-state", "steps"]));
     for (const n of names) {
       const t = loadTemplate(n);
       const r = renderTemplate(t, { ...values, images: 2, state: "1 2 3" });

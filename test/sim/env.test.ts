@@ -41,6 +41,11 @@ describe("action validation", () => {
     expect(r.success).toBe(false);
     expect(r.steps).toBe(env.maxSteps("reach"));
     expect(simError(() => env.step([0, 0, 0, 0, 0, 0, -1])).message).toMatch(/after the episode ended/);
+    // stepAfterEnd (a recording's settle frames) moves the world on only after the end
+    const z = env.world.gripper.z;
+    expect(env.stepAfterEnd([0, 0, 0.01, 0, 0, 0, -1]).state[2]).toBeCloseTo(z + 0.01, 5);
+    env.reset(3, "reach");
+    expect(simError(() => env.stepAfterEnd([0, 0, 0, 0, 0, 0, -1])).message).toMatch(/before the episode ended/);
   });
 
   it("rejects bad options", () => {

@@ -83,7 +83,7 @@ describe("vlatext sim generate", () => {
   it("--help lists the options", async () => {
     const r = await run(["generate", "--help"]);
     expect(r.code).toBe(0);
-    for (const f of ["--out", "--episodes", "--seed", "--tasks", "--size", "--storage"]) expect(r.out).toContain(f);
+    for (const f of ["--out", "--episodes", "--seed", "--tasks", "--size", "--storage", "--settle-steps"]) expect(r.out).toContain(f);
   });
 });
 
@@ -111,6 +111,30 @@ describe("generateEpisodes", () => {
     expect([...generateEpisodes(one)].every((g) => g.episode.success)).toBe(true);
     expect(() => [...generateEpisodes(parseGenerateOptions({ ...one, tasks: ["place"] }))]).toThrow(/can host a 'place' task/);
     expect(() => parseGenerateOptions({ episodes: 1, scene: { blocks: [0, 1] } })).toThrow(/scene\.blocks/);
+  });
+
+  it("settleSteps records that many expert frames after the success, at the goal", () => {
+    const base = { episodes: 3, tasks: ["reach" as const], size: 8, scene: { blocks: [1, 1] as [number, number], zones: [0, 0] as [number, number] } };
+    const plain = [...generateEpisodes(parseGenerateOptions(base))];
+    const settled = [...generateEpisodes(parseGenerateOptions({ ...base, settleSteps: 5 }))];
+    const env = new TabletopEnv({ size: 8, cameras: [], scene: base.scene });
+    for (const [i, g] of settled.entries()) {
+      const p = plain[i];
+      expect(g.episode.success).toBe(true);
+      expect(g.seed).toBe(p?.seed);
+      expect(g.episode.length).toBe((p?.episode.length ?? 0) + 5);
+      // the frames up to the success are the same recording
+      expect(Array.from(g.episode.states.slice(0, (p?.episode.length ?? 0) * 5))).toEqual(Array.from(p?.episode.states ?? []));
+      // the settle frames stay at the goal: the fingertips over the block, no higher than at the success
+      env.reset(g.seed, "reach");
+      const b = env.world.block(0);
+      for (let t = p?.episode.length ?? 0; t < g.episode.length; t++) {
+        const [x, y] = [g.episode.states[t * 5] as number, g.episode.states[t * 5 + 1] as number];
+        expect(Math.hypot(x - b.x, y - b.y)).toBeLessThan(0.025);
+      }
+      expect(g.episode.images.top?.length).toBe(g.episode.length);
+    }
+    expect(() => parseGenerateOptions({ ...base, settleSteps: -1 })).toThrow(/settleSteps/);
   });
 
   it("gives up with SIM_INVALID when the expert cannot solve an episode in 20 attempts", () => {

@@ -24,6 +24,13 @@ import { table } from "../table.js";
 /** Frames the tiny model's vision sensor is calibrated on: every third frame of this many expert episodes. */
 const CALIBRATION_EPISODES = 30;
 const IMAGE_SIZE = 56;
+/**
+ * The demonstrator: labels without noise and without pauses (a pause shows the policy the same
+ * frame with a "stand still" label, and a policy that copies it stalls for good), the world
+ * moved by a perturbed copy of each action (DART), so the data holds states off the expert's
+ * path labelled with the way back.
+ */
+const DEMO_EXPERT = { noise: 0, executionNoise: 0.006, pauseProb: 0 };
 
 interface DemoWorld {
   tasks: TaskFamilyName[];
@@ -63,8 +70,8 @@ export const demoCommand: CliCommand = {
     output: { value: "dir", description: "Run directory (default runs/demo)" },
     tasks: { value: "list", description: `Task families, comma-separated, from ${TASK_FAMILIES.join(", ")} (default reach; reach and pick use one-block scenes)` },
     episodes: { value: "n", description: "Demonstrations to generate (default 2000)" },
-    steps: { value: "n", description: "Fine-tuning steps (default 4000)" },
-    "eval-episodes": { value: "n", description: "Closed-loop episodes per task family (default 20)" },
+    steps: { value: "n", description: "Fine-tuning steps (default 6000)" },
+    "eval-episodes": { value: "n", description: "Closed-loop episodes per task family (default 50)" },
     seed: { value: "n", description: "Seed for data, model and training (default 0)" },
     hidden: { value: "n", description: "Language model width of the tiny default model (default 64; a multiple of 16)" },
     layers: { value: "n", description: "Language model layers of the tiny default model (default 2)" },
@@ -77,8 +84,10 @@ export const demoCommand: CliCommand = {
     // reach and pick need one block and no zone: the simplest scenes; place and push need the defaults
     const world: DemoWorld = { tasks: families, scene: families.every((f) => f === "reach" || f === "pick") ? { blocks: [1, 1], zones: [0, 0] } : undefined };
     const episodes = intOpt(args, "episodes", 2000, 1);
-    const steps = intOpt(args, "steps", 4000, 1);
-    const evalEpisodes = intOpt(args, "eval-episodes", 20, 1);
+    // the loss still falls at 4000 steps (30/100 closed-loop successes) and 8000 give 48/100, but 8000 make
+    // the whole demo about 10.5 minutes on 2 cores (12k tok/s); 6000 keep it inside 10
+    const steps = intOpt(args, "steps", 6000, 1);
+    const evalEpisodes = intOpt(args, "eval-episodes", 50, 1);
     const seed = intOpt(args, "seed", 0, 0);
     const hidden = intOpt(args, "hidden", 64, 16);
     const layers = intOpt(args, "layers", 2, 1);
@@ -86,7 +95,7 @@ export const demoCommand: CliCommand = {
     const t0 = performance.now();
     fs.mkdirSync(out, { recursive: true });
     const dataDir = path.join(out, "data");
-    const genOptions = { episodes, seed, size: IMAGE_SIZE, storage: "png" as const, tasks: families, ...(world.scene ? { scene: world.scene } : {}) };
+    const genOptions = { episodes, seed, size: IMAGE_SIZE, storage: "png" as const, tasks: families, expert: DEMO_EXPERT, ...(world.scene ? { scene: world.scene } : {}) };
     io.err(`[1/4] generating ${episodes} demonstrations (${families.join(", ")})…\n`);
     // the data is reused only when it was made with the same options
     const genFile = path.join(dataDir, "demo-options.json");
@@ -107,9 +116,10 @@ export const demoCommand: CliCommand = {
       model: modelDir,
       output: run,
       data: [{ dataset: dataDir, recipe: "toy-sim" }],
-      // one number per dimension and step, 0..8 (one digit; 4 is the middle: standing still)
+      // one number per dimension and step, 0..4 (one digit; 2 is the middle: standing still). Five levels
+      // per axis, at 4000 steps: 30/100 closed-loop successes, against 19/100 with nine and 20/100 with three
       template: "terse",
-      action: { bins: 8, horizon: 1, normalization: "quantile" },
+      action: { bins: 4, horizon: 1, normalization: "quantile" },
       maskActions: { enabled: false },
       lora: { enabled: false },
       optimizer: { lr: 3e-3, weightDecay: 0, maxGradNorm: 1 },

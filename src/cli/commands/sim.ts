@@ -44,6 +44,7 @@ const FROM_FLAGS: { [K in keyof ResolvedGenerateOptions]: (args: ParsedArgs) => 
   storage: parseStorage,
   fps: (a) => intOpt(a, "fps", 10, 1),
   keepFailures: (a) => flag(a, "keep-failures"),
+  settleSteps: (a) => intOpt(a, "settle-steps", 0, 0),
   expert: () => undefined, // the expert's noise settings are library options only
 };
 
@@ -139,6 +140,7 @@ const generateCommand: CliCommand = {
     storage: { type: "string" },
     fps: { type: "string" },
     "keep-failures": { type: "boolean" },
+    "settle-steps": { type: "string" },
     overwrite: { type: "boolean" },
   },
   optionHelp: {
@@ -150,6 +152,7 @@ const generateCommand: CliCommand = {
     storage: { value: "png|mp4", description: "Frames as PNG in parquet (default) or mp4 videos" },
     fps: { value: "n", description: "Frame rate written to the dataset (default 10)" },
     "keep-failures": { description: "Keep episodes the expert failed (success: false) instead of retrying" },
+    "settle-steps": { value: "n", description: "Expert steps recorded after each success (frames at the goal; default 0)" },
     overwrite: { description: "Replace --out when it exists" },
   },
   run: generate,

@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { TabletopEnv } from "../../src/sim/env.js";
-import { ScriptedExpert } from "../../src/sim/expert.js";
+import { ExpertOptionsSchema, ScriptedExpert } from "../../src/sim/expert.js";
 import { recordEpisode } from "../../src/sim/generate.js";
-import { ExpertOptionsSchema } from "../../src/sim/expert.js";
 import { mixSeed } from "../../src/sim/rng.js";
 import { TASK_FAMILIES, taskSuccess, type TaskFamilyName } from "../../src/sim/tasks.js";
 

@@ -125,7 +125,7 @@ describe("generateEpisodes", () => {
       expect(g.episode.length).toBe((p?.episode.length ?? 0) + 5);
       // the frames up to the success are the same recording
       expect(Array.from(g.episode.states.slice(0, (p?.episode.length ?? 0) * 5))).toEqual(Array.from(p?.episode.states ?? []));
-      // the settle frames stay at the goal: the fingertips over the block, no higher than at the success
+      // the settle frames stay at the goal: the fingertips within reach distance of the block in plan
       env.reset(g.seed, "reach");
       const b = env.world.block(0);
       for (let t = p?.episode.length ?? 0; t < g.episode.length; t++) {

@@ -1,5 +1,6 @@
 #include "threadpool.h"
 
+#include <algorithm>
 #include <new>
 #include <system_error>
 
@@ -71,9 +72,10 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn, int parts) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn, int parts, int64_t grain) {
   std::lock_guard<std::mutex> call(call_mu_);
   if (parts <= 0) parts = n_threads_;
+  if (grain > 1) parts = (int)std::max<int64_t>(1, std::min<int64_t>(parts, n / grain));
   // one thread, one part, or at most one item of work: run here without waking the workers
   // (decoding calls kernels on single rows thousands of times per chunk)
   if (n_threads_ == 1 || parts == 1 || n <= 1) {

@@ -32,7 +32,11 @@ class ThreadPool {
 
   // fn(worker, begin, end) for `parts` contiguous ranges covering [0, n).
   // parts <= 0 means size(). Ranges may be empty when n < parts.
-  void parallel_for(int64_t n, const std::function<void(int worker, int64_t begin, int64_t end)>& fn, int parts = 0);
+  // grain: the fewest items worth a part of their own. Fewer parts are used when n / grain
+  // is small, and work of at most one grain runs on the calling thread without waking the
+  // workers (a wake-up costs more than a kernel on one decoded row). Kernels that split
+  // `parts` by hand (one part per thread, results summed per part) leave grain at 1.
+  void parallel_for(int64_t n, const std::function<void(int worker, int64_t begin, int64_t end)>& fn, int parts = 0, int64_t grain = 1);
 
   static int default_threads();
 
@@ -53,6 +57,12 @@ class ThreadPool {
   int pending_ = 0;
   bool stop_ = false;
 };
+
+// Work (in multiply-adds or element operations) below which a kernel stays on one thread.
+constexpr int64_t kParallelMinWork = 1 << 15;
+
+// The grain (items per part) for items that each cost `work_per_item`: at least kParallelMinWork a part.
+inline int64_t grain_for(int64_t work_per_item) { return work_per_item >= kParallelMinWork ? 1 : (kParallelMinWork + work_per_item - 1) / (work_per_item > 0 ? work_per_item : 1); }
 
 // The contiguous range of part `p` of `parts` over [0, n): sizes differ by at most one.
 inline void split_range(int64_t n, int parts, int p, int64_t* begin, int64_t* end) {

@@ -18,7 +18,7 @@ void adamw_update_ref(float* params, float* m, float* v, const float* grads, int
 }
 
 void adamw_update(ThreadPool& pool, float* params, float* m, float* v, const float* grads, int64_t n, const AdamWConfig& cfg, int t, float grad_scale) {
-  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { adamw_update_ref(params + a, m + a, v + a, grads + a, b - a, cfg, t, grad_scale); });
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { adamw_update_ref(params + a, m + a, v + a, grads + a, b - a, cfg, t, grad_scale); }, 0, grain_for(16));
 }
 
 double grad_sq_norm(ThreadPool& pool, const float* grads, int64_t n) {

@@ -1,9 +1,11 @@
 #include "attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "matmul.h"
+#include "vec.h"
 
 namespace vlatext {
 
@@ -16,7 +18,9 @@ inline float* row(float* base, int64_t token, int heads, int h, int hd) { return
 
 // One query row against keys/values rows [j0, j1) (absolute rows of k and v, kv head kvh):
 // out = sum_j softmax(q.k_j * scale) v_j, tile by tile with an online softmax; lse saved.
-void attend_range(float* o, float* lse, const float* qt, const float* k, const float* v, int64_t j0, int64_t j1, int KV, int kvh, int hd, float* scores) {
+// Cloned for AVX2 (with the vector helpers inlined): at head sizes like 16 and 64 the
+// per-call cost of an out-of-line dot product was most of the attention's time.
+__attribute__((target_clones("avx2,fma", "default"))) void attend_range(float* o, float* lse, const float* qt, const float* k, const float* v, int64_t j0, int64_t j1, int KV, int kvh, int hd, float* scores) {
   const float scale = 1.0f / std::sqrt((float)hd);
   float m = -INFINITY, l = 0.0f;
   for (int i = 0; i < hd; i++) o[i] = 0.0f;
@@ -24,7 +28,7 @@ void attend_range(float* o, float* lse, const float* qt, const float* k, const f
     const int64_t s1 = std::min(j1, s0 + kTile);
     float tile_max = -INFINITY;
     for (int64_t j = s0; j < s1; j++) {
-      scores[j - s0] = dot(qt, row(k, j, KV, kvh, hd), hd) * scale;
+      scores[j - s0] = dot_inline(qt, row(k, j, KV, kvh, hd), hd) * scale;
       tile_max = std::max(tile_max, scores[j - s0]);
     }
     const float m_new = std::max(m, tile_max);
@@ -34,7 +38,7 @@ void attend_range(float* o, float* lse, const float* qt, const float* k, const f
     for (int64_t j = s0; j < s1; j++) {
       const float p = std::exp(scores[j - s0] - m_new);
       l += p;
-      axpy(o, row(v, j, KV, kvh, hd), p, hd);
+      axpy_inline(o, row(v, j, KV, kvh, hd), p, hd);
     }
     m = m_new;
   }
@@ -48,7 +52,7 @@ void attend_row(float* o, float* lse, const float* qt, const float* k, const flo
 }
 
 // Gradients for one (sequence, kv head) group: all query heads that read this kv head.
-void backward_group(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s, int b, int kvh) {
+__attribute__((target_clones("avx2,fma", "default"))) void backward_group(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s, int b, int kvh) {
   const float scale = 1.0f / std::sqrt((float)s.hd);
   const int group = s.NH / s.KV;
   const int64_t base = (int64_t)b * s.T;
@@ -59,16 +63,16 @@ void backward_group(float* dq, float* dk, float* dv, const float* dout, const fl
       const float* ot = row(out, base + t, s.NH, h, s.hd);
       float* dqt = row(dq, base + t, s.NH, h, s.hd);
       const float L = lse[((int64_t)b * s.NH + h) * s.T + t];
-      const float D = dot(dot_, ot, s.hd);  // sum_i dout_i out_i = sum_s p_s (dout . v_s)
+      const float D = dot_inline(dot_, ot, s.hd);  // sum_i dout_i out_i = sum_s p_s (dout . v_s)
       for (int j = 0; j <= t; j++) {
         const float* kj = row(k, base + j, s.KV, kvh, s.hd);
         const float* vj = row(v, base + j, s.KV, kvh, s.hd);
-        const float p = std::exp(dot(qt, kj, s.hd) * scale - L);
-        const float dp = dot(dot_, vj, s.hd);
+        const float p = std::exp(dot_inline(qt, kj, s.hd) * scale - L);
+        const float dp = dot_inline(dot_, vj, s.hd);
         const float ds = p * (dp - D) * scale;
-        axpy(dqt, kj, ds, s.hd);
-        axpy(row(dk, base + j, s.KV, kvh, s.hd), qt, ds, s.hd);
-        axpy(row(dv, base + j, s.KV, kvh, s.hd), dot_, p, s.hd);
+        axpy_inline(dqt, kj, ds, s.hd);
+        axpy_inline(row(dk, base + j, s.KV, kvh, s.hd), qt, ds, s.hd);
+        axpy_inline(row(dv, base + j, s.KV, kvh, s.hd), dot_, p, s.hd);
       }
     }
   }
@@ -159,7 +163,7 @@ void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q,
       for (int t = 0; t < s.T; t++)
         attend_row(row(out, base + t, s.NH, h, s.hd), lse + ((int64_t)b * s.NH + h) * s.T + t, row(q, base + t, s.NH, h, s.hd), k, v, base, t, s, h / group, scores.data());
     }
-  });
+  }, 0, grain_for((int64_t)s.T * s.T * s.hd));
 }
 
 void attention_forward_cached(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd) {
@@ -172,7 +176,7 @@ void attention_forward_cached(ThreadPool& pool, float* out, const float* q, cons
       float lse;
       attend_row(out + ((int64_t)i * NH + h) * hd, &lse, q + ((int64_t)i * NH + h) * hd, k, v, 0, start + i, s, h / group, scores.data());
     }
-  });
+  }, 0, grain_for((int64_t)(start + n) * hd * 2));
 }
 
 void attention_segments_ref(float* out, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
@@ -211,7 +215,7 @@ void attention_segments(ThreadPool& pool, float* out, float* lse, const float* q
       attend_range(row(out, t, NH, h, hd), &l, row(q, t, NH, h, hd), k, v, cu[sg], cu[sg + 1], NH, h, hd, scores.data());
       if (lse) lse[th] = l;
     }
-  });
+  }, 0, grain_for(N / std::max(1, n_seg) * hd * 2));
 }
 
 void attention_segments_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
@@ -252,36 +256,45 @@ void attention_segments_backward_ref(float* dq, float* dk, float* dv, const floa
   }
 }
 
+namespace {
+
+// Gradients for one (segment, head) pair of the non-causal segment attention.
+__attribute__((target_clones("avx2,fma", "default"))) void segment_backward_pair(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, int64_t j0, int64_t j1, int NH, int h, int hd) {
+  const float scale = 1.0f / std::sqrt((float)hd);
+  for (int64_t t = j0; t < j1; t++) {
+    const float* qt = row(q, t, NH, h, hd);
+    const float* dot_ = row(dout, t, NH, h, hd);
+    float* dqt = row(dq, t, NH, h, hd);
+    const float L = lse[t * NH + h];
+    const float D = dot_inline(dot_, row(out, t, NH, h, hd), hd);  // sum_j p_j (dout . v_j)
+    for (int64_t j = j0; j < j1; j++) {
+      const float* kj = row(k, j, NH, h, hd);
+      const float p = std::exp(dot_inline(qt, kj, hd) * scale - L);
+      const float ds = p * (dot_inline(dot_, row(v, j, NH, h, hd), hd) - D) * scale;
+      axpy_inline(dqt, kj, ds, hd);
+      axpy_inline(row(dk, j, NH, h, hd), qt, ds, hd);
+      axpy_inline(row(dv, j, NH, h, hd), dot_, p, hd);
+    }
+  }
+}
+
+}  // namespace
+
 void attention_segments_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
   // a (segment, head) pair owns its rows of dq, dk and dv for that head: no races
-  const float scale = 1.0f / std::sqrt((float)hd);
   pool.parallel_for((int64_t)n_seg * NH, [&](int, int64_t a, int64_t e) {
     for (int64_t sh = a; sh < e; sh++) {
       const int sg = (int)(sh / NH), h = (int)(sh % NH);
-      for (int64_t t = cu[sg]; t < cu[sg + 1]; t++) {
-        const float* qt = row(q, t, NH, h, hd);
-        const float* dot_ = row(dout, t, NH, h, hd);
-        float* dqt = row(dq, t, NH, h, hd);
-        const float L = lse[t * NH + h];
-        const float D = dot(dot_, row(out, t, NH, h, hd), hd);  // sum_j p_j (dout . v_j)
-        for (int64_t j = cu[sg]; j < cu[sg + 1]; j++) {
-          const float* kj = row(k, j, NH, h, hd);
-          const float p = std::exp(dot(qt, kj, hd) * scale - L);
-          const float ds = p * (dot(dot_, row(v, j, NH, h, hd), hd) - D) * scale;
-          axpy(dqt, kj, ds, hd);
-          axpy(row(dk, j, NH, h, hd), qt, ds, hd);
-          axpy(row(dv, j, NH, h, hd), dot_, p, hd);
-        }
-      }
+      segment_backward_pair(dq, dk, dv, dout, out, lse, q, k, v, cu[sg], cu[sg + 1], NH, h, hd);
     }
-  });
+  }, 0, grain_for(((int64_t)cu[n_seg] / std::max(1, n_seg)) * ((int64_t)cu[n_seg] / std::max(1, n_seg)) * hd * 6));
 }
 
 void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s) {
   // a (sequence, kv head) group owns its dk/dv rows and its query heads' dq rows: no races
   pool.parallel_for((int64_t)s.B * s.KV, [&](int, int64_t a, int64_t e) {
     for (int64_t g = a; g < e; g++) backward_group(dq, dk, dv, dout, out, lse, q, k, v, s, (int)(g / s.KV), (int)(g % s.KV));
-  });
+  }, 0, grain_for((int64_t)(s.NH / s.KV) * s.T * s.T * s.hd * 3));
 }
 
 }  // namespace vlatext

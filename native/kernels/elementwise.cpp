@@ -20,11 +20,11 @@ void swiglu_backward_ref(float* dgate, float* dup, const float* dout, const floa
 }
 
 void swiglu_forward(ThreadPool& pool, float* out, const float* gate, const float* up, int64_t n) {
-  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_forward_ref(out + a, gate + a, up + a, b - a); });
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_forward_ref(out + a, gate + a, up + a, b - a); }, 0, grain_for(16));
 }
 
 void swiglu_backward(ThreadPool& pool, float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
-  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_backward_ref(dgate ? dgate + a : nullptr, dup ? dup + a : nullptr, dout + a, gate + a, up + a, b - a); });
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_backward_ref(dgate ? dgate + a : nullptr, dup ? dup + a : nullptr, dout + a, gate + a, up + a, b - a); }, 0, grain_for(16));
 }
 
 void gelu_forward_ref(float* out, const float* x, int64_t n) {
@@ -41,11 +41,11 @@ void gelu_backward_ref(float* dx, const float* dout, const float* x, int64_t n) 
 }
 
 void gelu_forward(ThreadPool& pool, float* out, const float* x, int64_t n) {
-  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { gelu_forward_ref(out + a, x + a, b - a); });
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { gelu_forward_ref(out + a, x + a, b - a); }, 0, grain_for(16));
 }
 
 void gelu_backward(ThreadPool& pool, float* dx, const float* dout, const float* x, int64_t n) {
-  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { gelu_backward_ref(dx + a, dout + a, x + a, b - a); });
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { gelu_backward_ref(dx + a, dout + a, x + a, b - a); }, 0, grain_for(16));
 }
 
 void embedding_forward_ref(float* out, const int32_t* tokens, const float* table, int64_t N, int C) {
@@ -59,7 +59,7 @@ void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tok
 }
 
 void embedding_forward(ThreadPool& pool, float* out, const int32_t* tokens, const float* table, int64_t N, int C) {
-  pool.parallel_for(N, [&](int, int64_t a, int64_t b) { embedding_forward_ref(out + a * C, tokens + a, table, b - a, C); });
+  pool.parallel_for(N, [&](int, int64_t a, int64_t b) { embedding_forward_ref(out + a * C, tokens + a, table, b - a, C); }, 0, grain_for(C));
 }
 
 void embedding_backward(ThreadPool& pool, float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C) {
@@ -67,13 +67,13 @@ void embedding_backward(ThreadPool& pool, float* dtable, const float* dout, cons
   pool.parallel_for(C, [&](int, int64_t c0, int64_t c1) {
     for (int64_t n = 0; n < N; n++)
       for (int64_t c = c0; c < c1; c++) dtable[(int64_t)tokens[n] * C + c] += dout[n * C + c];
-  });
+  }, 0, grain_for(N));
 }
 
 void add_forward(ThreadPool& pool, float* out, const float* a, const float* b, int64_t n) {
   pool.parallel_for(n, [&](int, int64_t s, int64_t e) {
     for (int64_t i = s; i < e; i++) out[i] = a[i] + b[i];
-  });
+  }, 0, grain_for(1));
 }
 
 }  // namespace vlatext

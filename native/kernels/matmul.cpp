@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "reduce.h"  // cpu_has_avx2
+#include "vec.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -36,27 +37,92 @@ void matmul_backward_ref(float* dinp, float* dweight, float* dbias, const float*
 }
 
 // target_clones compiles an AVX2+FMA and a baseline copy; the loader picks one per CPU.
-__attribute__((target_clones("avx2,fma", "default"))) float dot(const float* __restrict a, const float* __restrict b, int n) {
-  // 8 independent accumulators let the compiler keep several vector FMAs in flight
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
-  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
-}
+__attribute__((target_clones("avx2,fma", "default"))) float dot(const float* __restrict a, const float* __restrict b, int n) { return dot_inline(a, b, n); }
 
-__attribute__((target_clones("avx2,fma", "default"))) void axpy(float* __restrict y, const float* __restrict x, float alpha, int n) {
-  for (int i = 0; i < n; i++) y[i] += alpha * x[i];
-}
+__attribute__((target_clones("avx2,fma", "default"))) void axpy(float* __restrict y, const float* __restrict x, float alpha, int n) { axpy_inline(y, x, alpha, n); }
 
 namespace {
+
+// One product for all three passes: out (M, Nc) (+)= A (M, K) . B (K, Nc), where A and B
+// are read through strides, so no operand is ever transposed in memory:
+//   A(i, k) = A[i * sai + k * sak]     B(k, j) = B[k * sbk + j * sbj]
+// A 4 x 16 register tile (8 AVX2 accumulators) walks K over a column panel of B (kNR
+// columns, K rows ldb apart), broadcasting one A value per row: no horizontal sums, so
+// short reductions (C = 64) cost no more per FLOP than long ones. B is read in place when
+// its rows are contiguous and whole panels (the backward passes), else packed once per
+// call into contiguous K x kNR panels (the forward pass reads W^T).
+constexpr int kMR = 4, kNR = 16;
+// Columns per cache block: the packed panels one thread sweeps its rows over (K x 256 floats).
+constexpr int kNB = 256;
+// From this row length on the forward uses matmul_dots: its horizontal sums are amortized and
+// it packs nothing (bench_kernels, C = 384 and 1024).
+constexpr int kLongC = 256;
+
+// Bp[(jb * K + k) * kNR + jj] = B(k, jb * kNR + jj), 0 past Nc.
+std::vector<float> pack_b(ThreadPool& pool, const float* B, int64_t sbk, int64_t sbj, int64_t K, int64_t Nc) {
+  const int64_t panels = (Nc + kNR - 1) / kNR;
+  std::vector<float> Bp((size_t)(panels * K * kNR), 0.0f);
+  pool.parallel_for(panels, [&](int, int64_t p0, int64_t p1) {
+    for (int64_t jb = p0; jb < p1; jb++) {
+      const int64_t cols = std::min<int64_t>(kNR, Nc - jb * kNR);
+      float* dst = Bp.data() + jb * K * kNR;
+      // column by column: with sbk == 1 (B = W^T) each column is a contiguous row of W
+      for (int64_t jj = 0; jj < cols; jj++) {
+        const float* src = B + (jb * kNR + jj) * sbj;
+        for (int64_t k = 0; k < K; k++) dst[k * kNR + jj] = src[k * sbk];
+      }
+    }
+  }, 0, grain_for(K * kNR));
+  return Bp;
+}
+
+// c (kMR, kNR) = sum_k a[i][k * sak] * Bp[k * ldb + j]   (portable: the compiler vectorizes the j loop)
+void tile_portable(float* c, const float* const* a, int64_t sak, const float* Bp, int64_t ldb, int64_t K) {
+  float acc[kMR][kNR] = {};
+  for (int64_t k = 0; k < K; k++)
+    for (int i = 0; i < kMR; i++) {
+      const float x = a[i][k * sak];
+      for (int j = 0; j < kNR; j++) acc[i][j] += x * Bp[k * ldb + j];
+    }
+  for (int i = 0; i < kMR; i++)
+    for (int j = 0; j < kNR; j++) c[i * kNR + j] = acc[i][j];
+}
+
+#ifdef VLATEXT_X86
+// The same tile with AVX2+FMA: 8 accumulators, 2 B vectors and 1 broadcast A value in registers.
+__attribute__((target("avx2,fma"))) void tile_avx2(float* c, const float* const* a, int64_t sak, const float* Bp, int64_t ldb, int64_t K) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+  for (int64_t k = 0; k < K; k++) {
+    const __m256 b0 = _mm256_loadu_ps(Bp + k * ldb), b1 = _mm256_loadu_ps(Bp + k * ldb + 8);
+    __m256 x = _mm256_broadcast_ss(a0 + k * sak);
+    c00 = _mm256_fmadd_ps(x, b0, c00);
+    c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a1 + k * sak);
+    c10 = _mm256_fmadd_ps(x, b0, c10);
+    c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a2 + k * sak);
+    c20 = _mm256_fmadd_ps(x, b0, c20);
+    c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a3 + k * sak);
+    c30 = _mm256_fmadd_ps(x, b0, c30);
+    c31 = _mm256_fmadd_ps(x, b1, c31);
+  }
+  _mm256_storeu_ps(c + 0 * kNR, c00);
+  _mm256_storeu_ps(c + 0 * kNR + 8, c01);
+  _mm256_storeu_ps(c + 1 * kNR, c10);
+  _mm256_storeu_ps(c + 1 * kNR + 8, c11);
+  _mm256_storeu_ps(c + 2 * kNR, c20);
+  _mm256_storeu_ps(c + 2 * kNR + 8, c21);
+  _mm256_storeu_ps(c + 3 * kNR, c30);
+  _mm256_storeu_ps(c + 3 * kNR + 8, c31);
+}
+#endif
 
 constexpr int kTileRows = 4, kTileCols = 3;
 
 // A 4-row x 3-column tile of dot products (portable): out[n0+i, o0+j] += inp[n0+i,:] . weight[o0+j,:]
-void tile_portable(float* out, const float* inp, const float* weight, int C, int OC, int64_t n0, int o0) {
+void dots_tile_portable(float* out, const float* inp, const float* weight, int C, int OC, int64_t n0, int o0) {
   for (int i = 0; i < kTileRows; i++)
     for (int j = 0; j < kTileCols; j++) out[(n0 + i) * OC + o0 + j] += dot(inp + (n0 + i) * C, weight + (int64_t)(o0 + j) * C, C);
 }
@@ -71,7 +137,7 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
 
 // The same tile with AVX2+FMA: 12 accumulators, 4 input rows and one weight row in
 // registers (16 ymm), each weight vector reused by 4 rows, each input vector by 3 columns.
-__attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* inp, const float* weight, int C, int OC, int64_t n0, int o0) {
+__attribute__((target("avx2,fma"))) void dots_tile_avx2(float* out, const float* inp, const float* weight, int C, int OC, int64_t n0, int o0) {
   __m256 acc[kTileRows][kTileCols];
   for (int i = 0; i < kTileRows; i++)
     for (int j = 0; j < kTileCols; j++) acc[i][j] = _mm256_setzero_ps();
@@ -101,75 +167,96 @@ __attribute__((target("avx2,fma"))) void tile_avx2(float* out, const float* inp,
 }
 #endif
 
-}  // namespace
-
-namespace {
-
-// out (N, OC) (+)= inp (N, C) . weight (OC, C)^T [+ bias]: blocks of 4 rows in parallel,
-// 4x3 register tiles inside a block, plain dot products on the ragged edges.
-void matmul_tiled(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t N, int C, int OC, bool accumulate) {
+// The forward for long rows (C >= kLongC): out (N, OC) = bias + inp . W^T as dot products of
+// contiguous rows, nothing packed. Blocks of 4 rows in parallel, 4x3 register tiles inside a
+// block (each weight vector reused by 4 rows, each input vector by 3 columns), plain dot
+// products on the ragged edges. At short rows the tiles' horizontal sums dominate.
+void matmul_dots(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t N, int C, int OC) {
 #ifdef VLATEXT_X86
-  auto tile = cpu_has_avx2() ? tile_avx2 : tile_portable;
+  auto tile = cpu_has_avx2() ? dots_tile_avx2 : dots_tile_portable;
 #else
-  auto tile = tile_portable;
+  auto tile = dots_tile_portable;
 #endif
   const int64_t blocks = (N + kTileRows - 1) / kTileRows;
   pool.parallel_for(blocks, [&](int, int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; b++) {
       const int64_t n0 = b * kTileRows;
       const int64_t rows = std::min<int64_t>(kTileRows, N - n0);
-      if (!accumulate)
-        for (int64_t i = 0; i < rows; i++)
-          for (int o = 0; o < OC; o++) out[(n0 + i) * OC + o] = bias ? bias[o] : 0.0f;
+      for (int64_t i = 0; i < rows; i++)
+        for (int o = 0; o < OC; o++) out[(n0 + i) * OC + o] = bias ? bias[o] : 0.0f;
       int o = 0;
       if (rows == kTileRows)
         for (; o + kTileCols <= OC; o += kTileCols) tile(out, inp, weight, C, OC, n0, o);
       for (int64_t i = 0; i < rows; i++)
         for (int oo = o; oo < OC; oo++) out[(n0 + i) * OC + oo] += dot(inp + (n0 + i) * C, weight + (int64_t)oo * C, C);
     }
-  });
+  }, 0, grain_for((int64_t)kTileRows * C * OC));
 }
 
-// dst (cols, rows) = src (rows, cols)^T, in parallel over source columns.
-std::vector<float> transpose(ThreadPool& pool, const float* src, int64_t rows, int64_t cols) {
-  std::vector<float> dst((size_t)(rows * cols));
-  pool.parallel_for(cols, [&](int, int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++)
-      for (int64_t r = 0; r < rows; r++) dst[(size_t)(c * rows + r)] = src[r * cols + c];
-  });
-  return dst;
+// out(i, j) += sum_k A(i, k) B(k, j) for i < M, j < Nc, where out(i, j) = out[i * soi + j * soj].
+// In parallel over blocks of kMR rows; each thread sweeps its rows over one kNB-column
+// block of panels at a time (those panels stay in cache).
+void gemm_acc(ThreadPool& pool, float* out, int64_t soi, int64_t soj, const float* A, int64_t sai, int64_t sak, const float* B, int64_t sbk, int64_t sbj, int64_t M, int64_t K, int64_t Nc) {
+  if (M <= 0 || Nc <= 0 || K <= 0) return;
+#ifdef VLATEXT_X86
+  auto tile = cpu_has_avx2() ? tile_avx2 : tile_portable;
+#else
+  auto tile = tile_portable;
+#endif
+  const bool in_place = sbj == 1 && Nc % kNR == 0;
+  const std::vector<float> Bp = in_place ? std::vector<float>() : pack_b(pool, B, sbk, sbj, K, Nc);
+  const int64_t ldb = in_place ? sbk : kNR;
+  auto panel = [&](int64_t jb) { return in_place ? B + jb * kNR : Bp.data() + jb * K * kNR; };
+  const int64_t row_blocks = (M + kMR - 1) / kMR;
+  pool.parallel_for(row_blocks, [&](int, int64_t r0, int64_t r1) {
+    float c[kMR * kNR];
+    for (int64_t j0 = 0; j0 < Nc; j0 += kNB)
+      for (int64_t rb = r0; rb < r1; rb++) {
+        const int64_t i0 = rb * kMR;
+        const int rows = (int)std::min<int64_t>(kMR, M - i0);
+        // a short last block repeats its first row (computed, not stored)
+        const float* a[kMR];
+        for (int i = 0; i < kMR; i++) a[i] = A + (i0 + (i < rows ? i : 0)) * sai;
+        for (int64_t jb = j0 / kNR; jb * kNR < std::min(Nc, j0 + kNB); jb++) {
+          tile(c, a, sak, panel(jb), ldb, K);
+          const int cols = (int)std::min<int64_t>(kNR, Nc - jb * kNR);
+          for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) out[(i0 + i) * soi + (jb * kNR + j) * soj] += c[i * kNR + j];
+        }
+      }
+  }, 0, grain_for(kMR * K * Nc));
 }
 
 }  // namespace
 
+// out (N, OC) = bias + inp (N, C) . W^T. Long rows: dot products (matmul_dots). Short rows:
+// gemm_acc, which packs one operand (the other is read in place), in whichever orientation
+// packs less:
+//   out      = inp . W^T     A = inp (rows contiguous), B(c, o) = W[o * C + c] packed: C x OC
+//   out^T    = W . inp^T     A = W, B(c, n) = inp[n * C + c] packed: C x N (few rows: an image's patches)
 void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t N, int C, int OC) {
-  matmul_tiled(pool, out, inp, weight, bias, N, C, OC, false);
+  if (C >= kLongC) return matmul_dots(pool, out, inp, weight, bias, N, C, OC);
+  pool.parallel_for(N, [&](int, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++)
+      for (int o = 0; o < OC; o++) out[n * OC + o] = bias ? bias[o] : 0.0f;
+  }, 0, grain_for(OC));
+  if (N >= OC) gemm_acc(pool, out, OC, 1, inp, C, 1, weight, 1, C, N, C, OC);
+  else gemm_acc(pool, out, 1, OC, weight, C, 1, inp, 1, C, OC, C, N);
 }
 
-// Both gradients are the forward's tiled product on transposed copies (the reduction
-// dimension must be contiguous in both operands):
-//   dinp (N, C)     += dout (N, OC)   . (weight^T) (C, OC)^T
-//   dweight (OC, C) += (dout^T) (OC, N) . (inp^T) (C, N)^T
+//   dinp (N, C)     += dout (N, OC) . W (OC, C)          A = dout, B = W
+//   dweight (OC, C) += dout^T (OC, N) . inp (N, C)       A(o, n) = dout[n * OC + o], B = inp
 void matmul_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, int64_t N, int C, int OC) {
-  if (dinp) {
-    const std::vector<float> wT = transpose(pool, weight, OC, C);
-    matmul_tiled(pool, dinp, dout, wT.data(), nullptr, N, OC, C, true);
-  }
-  if (dweight || dbias) {
-    const std::vector<float> dT = transpose(pool, dout, N, OC);
-    if (dweight) {
-      const std::vector<float> inT = transpose(pool, inp, N, C);
-      matmul_tiled(pool, dweight, dT.data(), inT.data(), nullptr, OC, (int)N, C, true);
-    }
-    if (dbias)
-      pool.parallel_for(OC, [&](int, int64_t o0, int64_t o1) {
-        for (int64_t o = o0; o < o1; o++) {
-          float s = 0;
-          for (int64_t n = 0; n < N; n++) s += dT[(size_t)(o * N + n)];
-          dbias[o] += s;
-        }
-      });
-  }
+  if (dinp) gemm_acc(pool, dinp, C, 1, dout, OC, 1, weight, C, 1, N, OC, C);
+  if (dweight) gemm_acc(pool, dweight, C, 1, dout, 1, OC, inp, C, 1, OC, N, C);
+  if (dbias)
+    pool.parallel_for(OC, [&](int, int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; o++) {
+        float s = 0;
+        for (int64_t n = 0; n < N; n++) s += dout[n * OC + o];
+        dbias[o] += s;
+      }
+    }, 0, grain_for(N));
 }
 
 }  // namespace vlatext

@@ -35,7 +35,7 @@ void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const 
 void rmsnorm_forward(ThreadPool& pool, float* out, float* rstd, const float* inp, const float* weight, int64_t N, int C, float eps) {
   pool.parallel_for(N, [&](int, int64_t a, int64_t b) {
     for (int64_t n = a; n < b; n++) rmsnorm_row(out + n * C, rstd + n, inp + n * C, weight, C, eps);
-  });
+  }, 0, grain_for(2 * C));
 }
 
 void rmsnorm_backward(ThreadPool& pool, float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int64_t N, int C) {

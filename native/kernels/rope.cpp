@@ -40,12 +40,12 @@ void rope_backward_ref(float* dx, const int32_t* positions, const RopeSpec& spec
 void rope_forward(ThreadPool& pool, float* x, const int32_t* positions, const RopeSpec& spec, int64_t N, int H) {
   pool.parallel_for(N, [&](int, int64_t a, int64_t b) {
     for (int64_t n = a; n < b; n++) rope_token(x, positions, spec, N, n, H, 1.0f);
-  });
+  }, 0, grain_for((int64_t)H * spec.head_dim * 4));
 }
 void rope_backward(ThreadPool& pool, float* dx, const int32_t* positions, const RopeSpec& spec, int64_t N, int H) {
   pool.parallel_for(N, [&](int, int64_t a, int64_t b) {
     for (int64_t n = a; n < b; n++) rope_token(dx, positions, spec, N, n, H, -1.0f);
-  });
+  }, 0, grain_for((int64_t)H * spec.head_dim * 4));
 }
 
 }  // namespace vlatext

@@ -26,7 +26,11 @@ struct Decoder::Acts {
     std::vector<float> mask[kNumProj];  // LoRA dropout masks, (N, in), empty when off
   };
   std::vector<Layer> layers;
-  std::vector<float> xf, lnf, rstdf, logits, lse_ce;
+  std::vector<float> xf, lnf, rstdf;
+  // The LM head runs on K rows only: those with a target (all N when the caller wants logits).
+  std::vector<int64_t> head_rows;    // (K) row of each head row in the batch
+  std::vector<int32_t> head_targets; // (K)
+  std::vector<float> head_in, logits, lse_ce;  // (K, C), (K, V), (K)
 };
 
 namespace {
@@ -317,12 +321,28 @@ Status Decoder::forward(const Batch& b, ForwardResult* result, float* logits_out
   resize(a.lnf, N * C); resize(a.rstdf, N);
   const TensorInfo* normf = find_param("model.norm.weight");
   rmsnorm_forward(*pool_, a.lnf.data(), a.rstdf.data(), a.xf.data(), param_mem_.data() + normf->offset, N, (int)C, c.eps);
+  // Rows without a target (the prompt, padding) add nothing to the loss or its gradient, so the
+  // head and the softmax skip them unless the caller asks for every row's logits. In a policy
+  // batch most rows are prompt: this is most of the head's cost.
+  a.head_rows.clear();
+  a.head_targets.clear();
+  for (int64_t n = 0; n < N; n++)
+    if (logits_out || a.targets[(size_t)n] >= 0) {
+      a.head_rows.push_back(n);
+      a.head_targets.push_back(a.targets[(size_t)n]);
+    }
+  const int64_t K = (int64_t)a.head_rows.size();
+  resize(a.head_in, K * C);
+  for (int64_t k = 0; k < K; k++) std::memcpy(a.head_in.data() + k * C, a.lnf.data() + a.head_rows[(size_t)k] * C, sizeof(float) * C);
   const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
-  resize(a.logits, N * c.V);
-  matmul_forward(*pool_, a.logits.data(), a.lnf.data(), head, nullptr, N, (int)C, c.V);
-  if (logits_out) std::memcpy(logits_out, a.logits.data(), sizeof(float) * (size_t)(N * c.V));
-  resize(a.lse_ce, N);
-  result->loss_sum = cross_entropy_forward(*pool_, a.lse_ce.data(), &result->kept, a.logits.data(), a.targets.data(), N, c.V);
+  resize(a.logits, K * c.V);
+  resize(a.lse_ce, K);
+  result->loss_sum = 0;
+  result->kept = 0;
+  if (K == 0) return Status::Ok;
+  matmul_forward(*pool_, a.logits.data(), a.head_in.data(), head, nullptr, K, (int)C, c.V);
+  if (logits_out) std::memcpy(logits_out, a.logits.data(), sizeof(float) * (size_t)(N * c.V));  // K == N here
+  result->loss_sum = cross_entropy_forward(*pool_, a.lse_ce.data(), &result->kept, a.logits.data(), a.head_targets.data(), K, c.V);
   return Status::Ok;
 }
 
@@ -343,11 +363,16 @@ Status Decoder::backward(float loss_scale, float* d_inject) {
     return lo;
   };
 
-  std::vector<float> dlogits((size_t)(N * c.V));
-  cross_entropy_backward(*pool_, dlogits.data(), a.logits.data(), a.lse_ce.data(), a.targets.data(), loss_scale, N, c.V);
-  const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
+  // the head ran on the K rows forward() kept; the other rows' dlnf is 0
+  const int64_t K = (int64_t)a.head_rows.size();
   std::vector<float> dlnf((size_t)(N * C), 0.0f), dx((size_t)(N * C), 0.0f);
-  matmul_backward(*pool_, dlnf.data(), train_base_ ? grad_of(head) : nullptr, nullptr, dlogits.data(), a.lnf.data(), head, N, (int)C, c.V);
+  if (K > 0) {
+    std::vector<float> dlogits((size_t)(K * c.V)), dhead((size_t)(K * C), 0.0f);
+    cross_entropy_backward(*pool_, dlogits.data(), a.logits.data(), a.lse_ce.data(), a.head_targets.data(), loss_scale, K, c.V);
+    const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
+    matmul_backward(*pool_, dhead.data(), train_base_ ? grad_of(head) : nullptr, nullptr, dlogits.data(), a.head_in.data(), head, K, (int)C, c.V);
+    for (int64_t k = 0; k < K; k++) std::memcpy(dlnf.data() + a.head_rows[(size_t)k] * C, dhead.data() + k * C, sizeof(float) * C);
+  }
   const float* normf = param_mem_.data() + find_param("model.norm.weight")->offset;
   rmsnorm_backward(*pool_, dx.data(), train_base_ ? grad_of(normf) : nullptr, dlnf.data(), a.xf.data(), normf, a.rstdf.data(), N, (int)C);
 

@@ -45,7 +45,7 @@ int main() {
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
   struct Shape { int N, C, OC; const char* what; };
-  for (Shape s : {Shape{512, 384, 384, "attn q/o (T=512, C=384)"}, Shape{512, 384, 1024, "mlp up (C=384, F=1024)"}, Shape{512, 1024, 384, "mlp down (F=1024, C=384)"}, Shape{512, 384, 8192, "lm head (V=8192)"}}) {
+  for (Shape s : {Shape{512, 384, 384, "attn q/o (T=512, C=384)"}, Shape{512, 384, 1024, "mlp up (C=384, F=1024)"}, Shape{512, 1024, 384, "mlp down (F=1024, C=384)"}, Shape{512, 384, 8192, "lm head (V=8192)"}, Shape{592, 64, 128, "demo mlp up (C=64, F=128)"}, Shape{592, 128, 64, "demo mlp down (F=128, C=64)"}}) {
     std::vector<float> inp((size_t)s.N * s.C), w((size_t)s.OC * s.C), out((size_t)s.N * s.OC);
     for (auto& x : inp) x = nd(rng);
     for (auto& x : w) x = nd(rng);

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -82,6 +83,27 @@ void fd_check(const std::string& name, std::vector<float>& x, const std::vector<
   char buf[96];
   std::snprintf(buf, sizeof buf, "max_rel_err=%.3g over %d probes (tol 2e-2)", worst, probes);
   report(worst <= 2e-2, name, buf);
+}
+
+// parallel_for's grain: at most n / grain parts, one grain or less on the calling thread,
+// and every item exactly once either way.
+void test_threadpool_grain(ThreadPool& pool) {
+  for (auto [n, grain] : std::vector<std::pair<int64_t, int64_t>>{{10, 100}, {250, 100}, {1000, 100}, {7, 1}, {0, 5}}) {
+    std::vector<int> seen((size_t)n, 0);
+    std::vector<int> parts_used(pool.size(), 0);
+    std::mutex mu;
+    pool.parallel_for(n, [&](int p, int64_t a, int64_t b) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (b > a) parts_used[(size_t)p % parts_used.size()]++;
+      for (int64_t i = a; i < b; i++) seen[(size_t)i]++;
+    }, 0, grain);
+    int parts = 0;
+    for (int u : parts_used) parts += u;
+    bool once = true;
+    for (int v : seen) once = once && v == 1;
+    const int64_t most = std::max<int64_t>(1, std::min<int64_t>(pool.size(), n / grain));
+    report(once && parts <= most && (n > grain || parts <= 1), "parallel_for grain n=" + std::to_string(n) + " grain=" + std::to_string(grain), "parts " + std::to_string(parts) + " (at most " + std::to_string(most) + ")");
+  }
 }
 
 void test_matmul(ThreadPool& pool) {
@@ -351,6 +373,7 @@ void test_adamw(ThreadPool& pool) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 3;  // 3 > cores here: uneven splits get exercised
   ThreadPool pool(threads);
+  test_threadpool_grain(pool);
   test_matmul(pool);
   test_rmsnorm(pool);
   test_rope(pool);

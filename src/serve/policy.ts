@@ -21,7 +21,8 @@ import { tileHorizontal } from "../data/image.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
 import { readSafetensors, safetensorsData } from "../io/safetensors.js";
-import { encodePolicyPrompt, policyAutomaton } from "../prompts/policy-prompt.js";
+import { encodePolicyPrompt, policyAutomaton, stateText } from "../prompts/policy-prompt.js";
+import type { EncodedPrompt } from "../prompts/encode.js";
 import { loadTemplate, type PromptTemplate } from "../prompts/template.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
 
@@ -79,6 +80,9 @@ function rows(flat: Float32Array, D: number): number[][] {
   return out;
 }
 
+/** Distinct prompts a policy keeps encoded (see Policy.prompts). */
+const PROMPT_CACHE_SIZE = 256;
+
 export class Policy {
   readonly dir: string;
   readonly spec: ActionSpec;
@@ -93,6 +97,12 @@ export class Policy {
   readonly addVisionId: boolean;
   /** Present for vision-language models: images reach the model. */
   readonly vlm: VlmModel | undefined;
+  /**
+   * Encoded prompts by (instruction, state text, image tokens): a robot sends the same
+   * instruction every step, and rendering the chat template is most of a prompt's cost.
+   * Bounded: cleared when it reaches PROMPT_CACHE_SIZE entries.
+   */
+  private readonly prompts = new Map<string, EncodedPrompt>();
 
   private constructor(dir: string, file: z.output<typeof PolicyFileSchema>, model: DecoderModel, vlm: VlmModel | undefined) {
     this.dir = dir;
@@ -145,11 +155,29 @@ export class Policy {
     }
   }
 
+  /** The request's prompt (without an answer), from the cache when it was encoded before. */
+  private encodePrompt(req: ActRequest, imageTokens?: readonly number[]): EncodedPrompt {
+    const key = JSON.stringify([req.instruction, req.state && this.template.uses.has("state") ? stateText(req.state) : null, imageTokens ?? null]);
+    const hit = this.prompts.get(key);
+    if (hit) return hit;
+    const enc = encodePolicyPrompt({
+      tokenizer: this.tokenizer,
+      template: this.template,
+      spec: this.spec,
+      bins: this.codec.bins,
+      instruction: req.instruction,
+      ...(req.state ? { state: req.state } : {}),
+      addVisionId: this.addVisionId,
+      ...(imageTokens ? { imageTokens } : {}),
+    });
+    if (this.prompts.size >= PROMPT_CACHE_SIZE) this.prompts.clear();
+    this.prompts.set(key, enc);
+    return enc;
+  }
+
   /** Prompt token ids for a request, text only (the answer is generated after them). */
   promptIds(req: ActRequest): number[] {
-    return Array.from(
-      encodePolicyPrompt({ tokenizer: this.tokenizer, template: this.template, spec: this.spec, bins: this.codec.bins, instruction: req.instruction, ...(req.state ? { state: req.state } : {}), addVisionId: this.addVisionId }).ids,
-    );
+    return Array.from(this.encodePrompt(req).ids);
   }
 
   /**
@@ -163,16 +191,7 @@ export class Policy {
     if (heights.size > 1) throw new VlaError("DATA_INVALID", `camera images have different heights (${[...heights].join(", ")})`, "send every camera at the same height; they are tiled side by side");
     const image = req.images.length === 1 ? (req.images[0] as RgbImage) : tileHorizontal(req.images);
     const feats = await this.vlm.imageFeatures([image]);
-    const enc = encodePolicyPrompt({
-      tokenizer: this.tokenizer,
-      template: this.template,
-      spec: this.spec,
-      bins: this.codec.bins,
-      instruction: req.instruction,
-      ...(req.state ? { state: req.state } : {}),
-      addVisionId: this.addVisionId,
-      imageTokens: feats.processed.map((p) => p.tokens),
-    });
+    const enc = this.encodePrompt(req, feats.processed.map((p) => p.tokens));
     const mm = this.vlm.multimodalInputs(enc.ids.length, enc.imageStarts, feats.processed);
     return { ids: Array.from(enc.ids), positions: mm.positions, injectRows: mm.injectRows, inject: feats.features, imagesUsed: true };
   }

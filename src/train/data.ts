@@ -17,7 +17,7 @@ import type { VlmModel } from "../engine/vlm.js";
 import type { ImageLayout } from "../vision/processor.js";
 import { VlaError } from "../errors.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
-import { encodePolicyPrompt } from "../prompts/policy-prompt.js";
+import { encodePolicyPrompt, stateText } from "../prompts/policy-prompt.js";
 import type { PromptTemplate } from "../prompts/template.js";
 import type { TextTokenizer } from "../prompts/tokenizer.js";
 import type { FinetuneConfig } from "./config.js";
@@ -109,6 +109,11 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
   const train: TrainExample[][] = cfg.data.map(() => []);
   const val: TrainExample[] = [];
   let featureCount = 0;
+  // the same prompt and answer come back many times (few instructions, few distinct chunks
+  // at a small bin count); rendering the chat template is most of the cost, so each distinct
+  // one is encoded once (the encoding is read-only after this)
+  const encodings = new Map<string, EncodedPrompt>();
+  const withState = template.uses.has("state");
   for (const { ep, split } of episodes) {
     // frozen vision tower: every frame's features are computed once, here; a trained one
     // needs only where the image tokens go (features come every step from its current weights)
@@ -122,7 +127,12 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
       const chunk = targetChunk(ep.actions, ep.T, ep.A, t, spec.horizon);
       const { text, bins } = codec.encodeRaw(chunk.actions);
       const state = ep.states.slice(t * ep.S, (t + 1) * ep.S);
-      const encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(layouts ? { imageTokens: [perImage] } : {}) });
+      const key = JSON.stringify([ep.instruction[t], withState && ep.S > 0 ? stateText(state) : null, text, layouts ? perImage : null]);
+      let encoded = encodings.get(key);
+      if (!encoded) {
+        encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(layouts ? { imageTokens: [perImage] } : {}) });
+        encodings.set(key, encoded);
+      }
       const ex: TrainExample = { source: ep.source, episode: ep.episode, frame: t, instruction: ep.instruction[t] as string, state, target: codec.binsToNormalized(bins), encoded };
       if (layouts && vlm) {
         const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [layouts[t] as ImageLayout]);

@@ -129,16 +129,24 @@ export function preprocessImage(img: RgbImage, cfg: VisionProcessorConfig = QWEN
   const C = 3;
   const patchDim = C * T * p * p;
   const pixels = new Float32Array(gh * gw * patchDim);
-  // channel-first normalized value at (c, y, x)
-  const value = (c: number, y: number, x: number): number => ((r.data[(y * W + x) * 3 + c] as number) / 255 - (cfg.mean[c] as number)) / (cfg.std[c] as number);
+  // normalized value of byte v in channel c: a table, the same arithmetic as per pixel
+  const lut = new Float32Array(C * 256);
+  for (let c = 0; c < C; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - (cfg.mean[c] as number)) / (cfg.std[c] as number);
+  const src = r.data;
   let o = 0;
   for (let bh = 0; bh < gh / m; bh++)
     for (let bw = 0; bw < gw / m; bw++)
       for (let mh = 0; mh < m; mh++)
         for (let mw = 0; mw < m; mw++)
-          for (let c = 0; c < C; c++)
-            for (let t = 0; t < T; t++) // the single frame, repeated T times
-              for (let py = 0; py < p; py++)
-                for (let px = 0; px < p; px++) pixels[o++] = value(c, (bh * m + mh) * p + py, (bw * m + mw) * p + px);
+          for (let c = 0; c < C; c++) {
+            const first = o;
+            for (let py = 0; py < p; py++) {
+              const y = (bh * m + mh) * p + py;
+              let i = (y * W + (bw * m + mw) * p) * 3 + c;
+              for (let px = 0; px < p; px++, i += 3) pixels[o++] = lut[c * 256 + (src[i] as number)] as number;
+            }
+            // the single frame, repeated T times
+            for (let t = 1; t < T; t++, o += p * p) pixels.copyWithin(o, first, first + p * p);
+          }
   return { pixels, grid: layout.grid, tokens: layout.tokens, patchDim };
 }

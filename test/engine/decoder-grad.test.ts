@@ -59,6 +59,32 @@ function check(name: string, data: Float32Array, grad: Float32Array, set: (d: Fl
 }
 
 describe("whole-model gradients (finite differences)", () => {
+  it("the loss (head run on target rows only) equals cross-entropy over the full logits", () => {
+    const c = tinyConfig("qwen2", true, { vocabSize: 40, hiddenSize: 24, numHeads: 2, numKvHeads: 1, headDim: 12, intermediateSize: 32 });
+    const m = new DecoderModel(parseDecoderConfig(hfConfigJson(c)));
+    for (const [n, d] of randomDecoderWeights(c, 5, 0.3)) m.setParam(n, d);
+    const b = batch(c.vocabSize, c.hiddenSize, 4, true);
+    const V = c.vocabSize;
+    const logits = m.logits(b);
+    let sum = 0;
+    let kept = 0;
+    b.targets.forEach((t, row) => {
+      if (t < 0) return;
+      const l = logits.subarray(row * V, (row + 1) * V);
+      const mx = Math.max(...l);
+      sum += mx + Math.log(l.reduce((a, x) => a + Math.exp(x - mx), 0)) - l[t]!;
+      kept++;
+    });
+    const r = m.loss(b);
+    expect(r.kept).toBe(kept);
+    expect(kept).toBeLessThan(b.B * b.T); // some rows are ignored: the head skips them
+    // f32 logits, f64 log-sum-exp here and in the kernel: the means agree to rounding
+    expect(Math.abs(r.loss - sum / kept)).toBeLessThan(1e-5);
+    // no target at all: nothing to score, and no error
+    expect(m.loss({ ...b, targets: new Int32Array(b.B * b.T).fill(-100) })).toEqual({ loss: 0, kept: 0 });
+    m.dispose();
+  });
+
   it("gradient accumulation over micro-batches equals the full batch", async () => {
     const c = tinyConfig("llama", false, { vocabSize: 40, hiddenSize: 24, numHeads: 2, numKvHeads: 1, headDim: 12, intermediateSize: 32 });
     const m = new DecoderModel(parseDecoderConfig(hfConfigJson(c)));

@@ -41,6 +41,15 @@ const img = { width: 8, height: 6, data: Uint8Array.from({ length: 8 * 6 * 3 }, 
 const g = new ActionGrammar(parseActionSpec(VLA0_SPEC), getFormat("vla0"));
 
 describe("inference server", () => {
+  it("encodes each distinct prompt once and gives the cached ids back unchanged", () => {
+    const req = { instruction: "pick up the red block", images: [] };
+    const first = policy.promptIds(req);
+    first[0] = -1; // the caller's copy: the cache must not see this
+    expect(policy.promptIds(req)).toEqual(policy.promptIds({ instruction: "pick up the red block", images: [] }));
+    expect(policy.promptIds(req)[0]).not.toBe(-1);
+    expect(policy.promptIds({ instruction: "pick up the blue block", images: [] })).not.toEqual(policy.promptIds(req));
+  });
+
   it("answers /v1/act with a parseable, denormalized chunk", async () => {
     const r = await post("/v1/act", { instruction: "pick up the red block", images: [{ png: Buffer.from(encodePng(img)).toString("base64") }], temperature: 0 });
     expect(r.status).toBe(200);

@@ -114,15 +114,51 @@ export function vectorStats(data: ArrayLike<number>, T: number, D: number): Feat
   return { min, max, mean, std: Array.from(sq, (s) => Math.sqrt(s / T)), count: [T] };
 }
 
-/** Per-channel stats of frames scaled to [0, 1], shaped (3, 1, 1) like LeRobot's image stats. */
+/**
+ * Per-channel stats of frames scaled to [0, 1], shaped (3, 1, 1) like LeRobot's image stats.
+ * Pixels are bytes, so a histogram of the 256 values per channel gives the same min, max,
+ * mean and population std as a pass over every pixel (each value as float32 v / 255).
+ */
 export function imageStats(frames: ReadonlyArray<{ data: Uint8Array }>): FeatureStats {
-  const n = frames.reduce((s, f) => s + f.data.length / 3, 0);
-  const flat = new Float32Array(n * 3);
-  let o = 0;
-  for (const f of frames) for (let i = 0; i < f.data.length; i++) flat[o++] = (f.data[i] as number) / 255;
-  const s = vectorStats(flat, n, 3);
-  const c = (v: number[]) => v.map((x) => [[x]]);
-  return { min: c(s.min), max: c(s.max as number[]), mean: c(s.mean as number[]), std: c(s.std as number[]), count: [frames.length] };
+  const hist = new Float64Array(3 * 256);
+  for (const f of frames) {
+    const d = f.data;
+    for (let i = 0; i + 2 < d.length; i += 3) {
+      const r = d[i] as number;
+      const g = 256 + (d[i + 1] as number);
+      const b = 512 + (d[i + 2] as number);
+      hist[r] = (hist[r] as number) + 1;
+      hist[g] = (hist[g] as number) + 1;
+      hist[b] = (hist[b] as number) + 1;
+    }
+  }
+  const min: number[][][] = [];
+  const max: number[][][] = [];
+  const mean: number[][][] = [];
+  const std: number[][][] = [];
+  for (let c = 0; c < 3; c++) {
+    let n = 0;
+    let sum = 0;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let v = 0; v < 256; v++) {
+      const k = hist[c * 256 + v] as number;
+      if (k === 0) continue;
+      const x = Math.fround(v / 255);
+      n += k;
+      sum += k * x;
+      lo = Math.min(lo, x);
+      hi = Math.max(hi, x);
+    }
+    const m = sum / n;
+    let sq = 0;
+    for (let v = 0; v < 256; v++) sq += (hist[c * 256 + v] as number) * (Math.fround(v / 255) - m) ** 2;
+    min.push([[lo]]);
+    max.push([[hi]]);
+    mean.push([[m]]);
+    std.push([[Math.sqrt(sq / n)]]);
+  }
+  return { min, max, mean, std, count: [frames.length] };
 }
 
 export function episodeStats(ep: EpisodeData, layout: DatasetLayout, episodeIndex: number, globalStart: number, taskIndex: number): Record<string, FeatureStats> {

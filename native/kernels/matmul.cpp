@@ -49,11 +49,14 @@ namespace {
 // A 4 x 16 register tile (8 AVX2 accumulators) walks K over a column panel of B (kNR
 // columns, K rows ldb apart), broadcasting one A value per row: no horizontal sums, so
 // short reductions (C = 64) cost no more per FLOP than long ones. B is read in place when
-// its rows are contiguous and whole panels (the backward passes), else packed once per
-// call into contiguous K x kNR panels (the forward pass reads W^T).
+// its rows are short, contiguous and whole panels (the backward passes of a small model),
+// else packed once per call into contiguous K x kNR panels (the forward pass reads W^T).
 constexpr int kMR = 4, kNR = 16;
-// Columns per cache block: the packed panels one thread sweeps its rows over (K x 256 floats).
-constexpr int kNB = 256;
+// Cache blocks: kNB columns and kKC of the reduction (a kKC x kNB block of B, 256 KB, stays in
+// L2 while a thread's rows sweep it; one kKC x kNR panel, 16 KB, stays in L1 for a tile).
+constexpr int kNB = 256, kKC = 256;
+// Longest row (floats) of a B that is read in place rather than packed.
+constexpr int64_t kInPlaceRow = 256;
 // From this row length on the forward uses matmul_dots: its horizontal sums are amortized and
 // it packs nothing (bench_kernels, C = 384 and 1024).
 constexpr int kLongC = 256;
@@ -203,25 +206,31 @@ void gemm_acc(ThreadPool& pool, float* out, int64_t soi, int64_t soj, const floa
 #else
   auto tile = tile_portable;
 #endif
-  const bool in_place = sbj == 1 && Nc % kNR == 0;
+  // in place only for short rows: a tile walks B down its rows, and with rows kilobytes apart
+  // every k would land on a new page
+  const bool in_place = sbj == 1 && Nc % kNR == 0 && sbk <= kInPlaceRow;
   const std::vector<float> Bp = in_place ? std::vector<float>() : pack_b(pool, B, sbk, sbj, K, Nc);
   const int64_t ldb = in_place ? sbk : kNR;
   auto panel = [&](int64_t jb) { return in_place ? B + jb * kNR : Bp.data() + jb * K * kNR; };
   const int64_t row_blocks = (M + kMR - 1) / kMR;
   pool.parallel_for(row_blocks, [&](int, int64_t r0, int64_t r1) {
     float c[kMR * kNR];
+    // cache blocks: kNB columns x kKC of the reduction, swept by all of this thread's rows
     for (int64_t j0 = 0; j0 < Nc; j0 += kNB)
-      for (int64_t rb = r0; rb < r1; rb++) {
-        const int64_t i0 = rb * kMR;
-        const int rows = (int)std::min<int64_t>(kMR, M - i0);
-        // a short last block repeats its first row (computed, not stored)
-        const float* a[kMR];
-        for (int i = 0; i < kMR; i++) a[i] = A + (i0 + (i < rows ? i : 0)) * sai;
-        for (int64_t jb = j0 / kNR; jb * kNR < std::min(Nc, j0 + kNB); jb++) {
-          tile(c, a, sak, panel(jb), ldb, K);
-          const int cols = (int)std::min<int64_t>(kNR, Nc - jb * kNR);
-          for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++) out[(i0 + i) * soi + (jb * kNR + j) * soj] += c[i * kNR + j];
+      for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+        const int64_t kc = std::min<int64_t>(kKC, K - k0);
+        for (int64_t rb = r0; rb < r1; rb++) {
+          const int64_t i0 = rb * kMR;
+          const int rows = (int)std::min<int64_t>(kMR, M - i0);
+          // a short last block repeats its first row (computed, not stored)
+          const float* a[kMR];
+          for (int i = 0; i < kMR; i++) a[i] = A + (i0 + (i < rows ? i : 0)) * sai + k0 * sak;
+          for (int64_t jb = j0 / kNR; jb * kNR < std::min(Nc, j0 + kNB); jb++) {
+            tile(c, a, sak, panel(jb) + k0 * ldb, ldb, kc);
+            const int cols = (int)std::min<int64_t>(kNR, Nc - jb * kNR);
+            for (int i = 0; i < rows; i++)
+              for (int j = 0; j < cols; j++) out[(i0 + i) * soi + (jb * kNR + j) * soj] += c[i * kNR + j];
+          }
         }
       }
   }, 0, grain_for(kMR * K * Nc));
@@ -245,10 +254,19 @@ void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float*
 }
 
 //   dinp (N, C)     += dout (N, OC) . W (OC, C)          A = dout, B = W
-//   dweight (OC, C) += dout^T (OC, N) . inp (N, C)       A(o, n) = dout[n * OC + o], B = inp
+//   dweight (OC, C) += dout^T (OC, N) . inp (N, C)       A = dout^T (copied), B = inp
 void matmul_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, int64_t N, int C, int OC) {
   if (dinp) gemm_acc(pool, dinp, C, 1, dout, OC, 1, weight, C, 1, N, OC, C);
-  if (dweight) gemm_acc(pool, dweight, C, 1, dout, 1, OC, inp, C, 1, OC, N, C);
+  if (dweight) {
+    // A = dout^T, copied so that its rows (the reduction over N) are contiguous: read in place
+    // with stride OC, every k of a large layer would touch a new page
+    std::vector<float> dT((size_t)(N * OC));
+    pool.parallel_for(OC, [&](int, int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; o++)
+        for (int64_t n = 0; n < N; n++) dT[(size_t)(o * N + n)] = dout[n * OC + o];
+    }, 0, grain_for(N));
+    gemm_acc(pool, dweight, C, 1, dT.data(), N, 1, inp, C, 1, OC, N, C);
+  }
   if (dbias)
     pool.parallel_for(OC, [&](int, int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; o++) {

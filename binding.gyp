@@ -1,6 +1,6 @@
 # node-gyp build of the vlatext addon (`npm install` runs it through scripts/build-addon.mjs,
 # offline, with Node's headers from nodedir). CMakeLists.txt builds the same sources with
-# cmake-js (and CUDA); keep the two source lists in step.
+# cmake-js (and CUDA); both read their source lists from native/sources.txt.
 #  - C++17 with C++ exceptions ON in the compiler (the standard library may throw
 #    std::bad_alloc / std::system_error; native code catches them at its boundary, e.g.
 #    ThreadPool::create) and NAPI_DISABLE_CPP_EXCEPTIONS for node-addon-api: errors reach
@@ -9,23 +9,8 @@
 #    are chosen at run time (__builtin_cpu_supports), so no -march flag here.
 {
   "variables": {
-    "engine_sources": [
-      "native/core/threadpool.cpp",
-      "native/kernels/reduce.cpp",
-      "native/kernels/matmul.cpp",
-      "native/kernels/norm.cpp",
-      "native/kernels/rope.cpp",
-      "native/kernels/attention.cpp",
-      "native/kernels/elementwise.cpp",
-      "native/kernels/loss.cpp",
-      "native/kernels/adamw.cpp",
-      "native/model/decoder.cpp",
-      "native/model/decoder_infer.cpp",
-      "native/model/vision.cpp",
-      "native/io/safetensors.cpp",
-      "native/decode/automaton.cpp",
-      "native/decode/generate.cpp"
-    ]
+    "engine_sources": ["<!@(node scripts/native-sources.mjs engine)"],
+    "napi_sources": ["<!@(node scripts/native-sources.mjs napi)"]
   },
   "target_defaults": {
     "cflags!": ["-fno-exceptions"],
@@ -36,7 +21,7 @@
   "targets": [
     {
       "target_name": "vlatext",
-      "sources": ["<@(engine_sources)", "native/napi/addon.cpp", "native/napi/decoder_napi.cpp", "native/napi/generate_napi.cpp", "native/napi/vision_napi.cpp"],
+      "sources": ["<@(engine_sources)", "<@(napi_sources)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
     },

@@ -277,4 +277,37 @@ void matmul_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias
     }, 0, grain_for(N));
 }
 
+// Weights in either storage type. For now a bf16 weight is widened to f32 and multiplied
+// by the f32 kernels above (exact widening, f32 products): the reference behaviour of the
+// Portable/Avx2/Avx512 levels.
+namespace {
+std::vector<float> widen(ThreadPool& pool, const uint16_t* w, int64_t n) {
+  std::vector<float> out((size_t)n);
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; i++) out[(size_t)i] = bf16_to_f32(w[i]);
+  }, 0, grain_for(1));
+  return out;
+}
+}  // namespace
+
+void matmul_forward(ThreadPool& pool, Isa isa, float* out, const float* inp, ConstTensorRef weight, const float* bias, int64_t N, int C, int OC) {
+  (void)isa;
+  if (weight.dtype == DType::F32) return matmul_forward(pool, out, inp, weight.f32(), bias, N, C, OC);
+  const std::vector<float> w = widen(pool, weight.bf16(), (int64_t)OC * C);
+  matmul_forward(pool, out, inp, w.data(), bias, N, C, OC);
+}
+
+void matmul_backward(ThreadPool& pool, Isa isa, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, ConstTensorRef weight, int64_t N, int C, int OC) {
+  (void)isa;
+  if (weight.dtype == DType::F32) return matmul_backward(pool, dinp, dweight, dbias, dout, inp, weight.f32(), N, C, OC);
+  const std::vector<float> w = widen(pool, weight.bf16(), (int64_t)OC * C);
+  matmul_backward(pool, dinp, nullptr, dbias, dout, inp, w.data(), N, C, OC);  // a bf16 weight is frozen
+}
+
+float dot_bf16(const float* a, const uint16_t* b, int n) {
+  float s = 0;
+  for (int i = 0; i < n; i++) s += a[i] * bf16_to_f32(b[i]);
+  return s;
+}
+
 }  // namespace vlatext

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "../core/cpu.h"
+#include "../core/dtype.h"
 #include "../core/threadpool.h"
 
 namespace vlatext {
@@ -18,9 +20,19 @@ void matmul_backward_ref(float* dinp, float* dweight, float* dbias, const float*
 void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t N, int C, int OC);
 void matmul_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, int64_t N, int C, int OC);
 
+// The same with the weight in either storage type (f32, or bf16 for frozen weights) and the
+// instruction set capped at `isa` (the caller's choice; the CPU's best when it is higher).
+// A bf16 weight has no gradient: dweight must be nullptr for it. Numerics of a bf16 weight:
+// at Avx512Bf16 and Amx the activations are rounded to bf16 and the bf16 x bf16 products
+// accumulate in f32; below, the weight is widened to f32 (exactly) and multiplied in f32.
+void matmul_forward(ThreadPool& pool, Isa isa, float* out, const float* inp, ConstTensorRef weight, const float* bias, int64_t N, int C, int OC);
+void matmul_backward(ThreadPool& pool, Isa isa, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, ConstTensorRef weight, int64_t N, int C, int OC);
+
 // Dot product of two contiguous float vectors (AVX2+FMA when available).
 float dot(const float* a, const float* b, int n);
 // y += alpha * x
 void axpy(float* y, const float* x, float alpha, int n);
+// Dot product of a float vector and a bf16 vector (widened exactly, accumulated in f32).
+float dot_bf16(const float* a, const uint16_t* b, int n);
 
 }  // namespace vlatext

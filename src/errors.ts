@@ -28,6 +28,8 @@ export type ErrorCode =
   | "NATIVE_ARGUMENT"
   | "NATIVE_DEVICE"
   | "NATIVE_RESOURCE"
+  | "NATIVE_STATE"
+  | "NATIVE_CANCELLED"
   | "CLI_USAGE"
   | "DATA_INVALID"
   | "DATA_MISSING"

@@ -41,6 +41,8 @@ struct ConstTensorRef {
   DType dtype = DType::F32;
   const float* f32() const { return dtype == DType::F32 ? static_cast<const float*>(data) : nullptr; }
   const uint16_t* bf16() const { return dtype == DType::BF16 ? static_cast<const uint16_t*>(data) : nullptr; }
+  // The tensor from element `offset` on (e.g. a block of rows of a weight).
+  ConstTensorRef at(int64_t offset) const { return {static_cast<const uint8_t*>(data) + (size_t)offset * (dtype == DType::BF16 ? 2 : 4), dtype}; }
 };
 
 }  // namespace vlatext

@@ -13,6 +13,7 @@ enum class Status {
   DeviceError,  // a CUDA call failed
   Cancelled,
   ThreadError,  // the OS refused to start a worker thread
+  InvalidState, // the handle was disposed, or an async call on it is still running
 };
 
 inline const char* status_message(Status s) {
@@ -24,6 +25,7 @@ inline const char* status_message(Status s) {
     case Status::DeviceError: return "a CUDA call failed";
     case Status::Cancelled: return "cancelled";
     case Status::ThreadError: return "could not start a worker thread";
+    case Status::InvalidState: return "the handle is disposed or busy";
   }
   return "unknown status";
 }
@@ -38,6 +40,7 @@ inline const char* status_name(Status s) {
     case Status::DeviceError: return "DeviceError";
     case Status::Cancelled: return "Cancelled";
     case Status::ThreadError: return "ThreadError";
+    case Status::InvalidState: return "InvalidState";
   }
   return "Unknown";
 }

@@ -76,7 +76,8 @@ Status generate_constrained_batch(Decoder& model, const std::vector<std::vector<
       *error = "prompt " + std::to_string(i) + ": inject holds " + std::to_string(pi.inject.size()) + " values for " + std::to_string(pi.inject_rows.size()) + " rows";
       return Status::InvalidArgument;
     }
-    model.init_cache(&seqs[(size_t)i].cache, (int)prompts[(size_t)i].size() + opts[(size_t)i].max_tokens + 1);
+    const Status cs = model.init_cache(&seqs[(size_t)i].cache, (int)prompts[(size_t)i].size() + opts[(size_t)i].max_tokens + 1, error);
+    if (cs != Status::Ok) return cs;
     seqs[(size_t)i].pending = prompts[(size_t)i];
     seqs[(size_t)i].state = automaton.start();
     seqs[(size_t)i].rng.seed(opts[(size_t)i].seed);

@@ -60,28 +60,49 @@ float f16_to_f32(uint16_t h) {
   return f;
 }
 
-float bf16_to_f32(uint16_t b) {
-  const uint32_t bits = (uint32_t)b << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+Status load_tensor(const MappedFile& f, size_t offset, StDtype dtype, int64_t count, float* dst, std::string* error) {
+  return read_tensor_range(f, offset, dtype, count, 0, count, dst, DType::F32, error);
 }
 
-Status load_tensor(const MappedFile& f, size_t offset, StDtype dtype, int64_t count, float* dst, std::string* error) {
+Status read_tensor_range(const MappedFile& f, size_t offset, StDtype dtype, int64_t total, int64_t first, int64_t count, void* dst, DType dst_type, std::string* error) {
   const size_t elem = dtype == StDtype::F32 ? 4 : 2;
-  if (count < 0 || offset > f.size() || (size_t)count * elem > f.size() - offset) {
-    *error = "tensor bytes [" + std::to_string(offset) + ", +" + std::to_string((size_t)count * elem) + ") run past the end of the file (" + std::to_string(f.size()) + " bytes; truncated?)";
+  if (total < 0 || offset > f.size() || (size_t)total * elem > f.size() - offset) {
+    *error = "tensor bytes [" + std::to_string(offset) + ", +" + std::to_string((size_t)total * elem) + ") run past the end of the file (" + std::to_string(f.size()) + " bytes; truncated?)";
     return Status::InvalidArgument;
   }
-  const uint8_t* src = f.data() + offset;
-  if (dtype == StDtype::F32) {
-    std::memcpy(dst, src, (size_t)count * 4);
+  if (first < 0 || count < 0 || first + count > total) {
+    *error = "elements [" + std::to_string(first) + ", " + std::to_string(first + count) + ") are outside the tensor's " + std::to_string(total);
+    return Status::InvalidArgument;
+  }
+  const uint8_t* src = f.data() + offset + (size_t)first * elem;
+  if (dst_type == DType::F32) {
+    float* d = static_cast<float*>(dst);
+    if (dtype == StDtype::F32) {
+      std::memcpy(d, src, (size_t)count * 4);
+      return Status::Ok;
+    }
+    for (int64_t i = 0; i < count; i++) {
+      uint16_t h;
+      std::memcpy(&h, src + 2 * i, 2);
+      d[i] = dtype == StDtype::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    }
+    return Status::Ok;
+  }
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  if (dtype == StDtype::BF16) {
+    std::memcpy(d, src, (size_t)count * 2);
     return Status::Ok;
   }
   for (int64_t i = 0; i < count; i++) {
-    uint16_t h;
-    std::memcpy(&h, src + 2 * i, 2);
-    dst[i] = dtype == StDtype::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    float x;
+    if (dtype == StDtype::F32) {
+      std::memcpy(&x, src + 4 * i, 4);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, src + 2 * i, 2);
+      x = f16_to_f32(h);
+    }
+    d[i] = f32_to_bf16(x);
   }
   return Status::Ok;
 }

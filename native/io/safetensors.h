@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "../core/dtype.h"
 #include "../core/status.h"
 
 namespace vlatext {
@@ -32,7 +33,11 @@ class MappedFile {
 // dst (count) = convert(file bytes [offset, offset + count * sizeof(dtype))).
 Status load_tensor(const MappedFile& f, size_t offset, StDtype dtype, int64_t count, float* dst, std::string* error);
 
+// Elements [first, first + count) of a tensor of `total` elements stored at `offset`, converted
+// into dst in dst_type: F32/F16/BF16 to f32 exactly; to bf16 by rounding (BF16 is copied bit for
+// bit). InvalidArgument when the tensor runs past the end of the file.
+Status read_tensor_range(const MappedFile& f, size_t offset, StDtype dtype, int64_t total, int64_t first, int64_t count, void* dst, DType dst_type, std::string* error);
+
 float f16_to_f32(uint16_t h);
-float bf16_to_f32(uint16_t b);
 
 }  // namespace vlatext

@@ -76,4 +76,13 @@ void add_forward(ThreadPool& pool, float* out, const float* a, const float* b, i
   }, 0, grain_for(1));
 }
 
+void embedding_forward(ThreadPool& pool, float* out, const int32_t* tokens, ConstTensorRef table, int64_t N, int C) {
+  if (table.dtype == DType::F32) return embedding_forward(pool, out, tokens, table.f32(), N, C);
+  const uint16_t* t = table.bf16();
+  pool.parallel_for(N, [&](int, int64_t a, int64_t b) {
+    for (int64_t n = a; n < b; n++)
+      for (int c = 0; c < C; c++) out[n * C + c] = bf16_to_f32(t[(int64_t)tokens[n] * C + c]);
+  }, 0, grain_for(C));
+}
+
 }  // namespace vlatext

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "../core/dtype.h"
 #include "../core/threadpool.h"
 
 namespace vlatext {
@@ -26,6 +27,8 @@ void embedding_forward_ref(float* out, const int32_t* tokens, const float* table
 void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C);
 void embedding_forward(ThreadPool& pool, float* out, const int32_t* tokens, const float* table, int64_t N, int C);
 void embedding_backward(ThreadPool& pool, float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C);
+// The same forward from a table in either storage type (bf16 rows widened exactly).
+void embedding_forward(ThreadPool& pool, float* out, const int32_t* tokens, ConstTensorRef table, int64_t N, int C);
 
 void add_forward(ThreadPool& pool, float* out, const float* a, const float* b, int64_t n);
 

@@ -1,50 +1,57 @@
 // Inference with KV caches (no activations saved, no gradients): one sequence or
 // several in one forward pass. In a batch, every linear layer runs once over the rows
 // of all sequences; attention runs per sequence against its own cache.
-#include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #include "../kernels/attention.h"
-#include "../kernels/elementwise.h"
-#include "../kernels/matmul.h"
-#include "../kernels/norm.h"
 #include "../kernels/rope.h"
 #include "decoder.h"
 
 namespace vlatext {
 
-void Decoder::init_cache(KvCache* cache, int capacity) const {
+Status Decoder::init_cache(KvCache* cache, int capacity, std::string* error) {
   cache->capacity = capacity;
   cache->length = 0;
   cache->next_pos = 0;
-  cache->k.assign((size_t)cfg_.L, std::vector<float>((size_t)capacity * cfg_.KV * cfg_.hd, 0.0f));
-  cache->v.assign((size_t)cfg_.L, std::vector<float>((size_t)capacity * cfg_.KV * cfg_.hd, 0.0f));
+  cache->k.clear();
+  cache->v.clear();
+  const int64_t n = (int64_t)capacity * cfg_.KV * cfg_.hd;
+  for (int l = 0; l < cfg_.L; l++) {
+    cache->k.emplace_back(be_.get());
+    cache->v.emplace_back(be_.get());
+    if (!cache->k.back().resize(n) || !cache->v.back().resize(n)) {
+      *error = "out of memory for a KV cache of " + std::to_string(capacity) + " tokens";
+      cache->k.clear();
+      cache->v.clear();
+      cache->capacity = 0;
+      return Status::OutOfMemory;
+    }
+  }
+  return Status::Ok;
 }
 
 Status Decoder::infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error) {
   std::vector<float> hidden((size_t)cfg_.C);
-  const Status st = infer_hidden(cache, tokens, n, positions, M, inject_rows, inject, hidden.data(), error);
+  const SeqInput in{cache, tokens, n, positions, M, inject_rows, inject};
+  const Status st = infer_hidden_batch(&in, 1, hidden.data(), error);
   if (st == Status::Ok) head_logits(hidden.data(), nullptr, 0, logits_last);
   return st;
 }
 
 void Decoder::head_logits(const float* hidden, const int32_t* ids, int n_ids, float* out) {
   const DecoderConfig& c = cfg_;
-  const float* head = param_mem_.data() + (c.tie ? params_[0].offset : find_param("lm_head.weight")->offset);
-  if (!ids) {
-    matmul_forward(*pool_, out, hidden, head, nullptr, 1, c.C, c.V);
-    return;
-  }
-  for (int i = 0; i < n_ids; i++) out[i] = dot(hidden, head + (int64_t)ids[i] * c.C, c.C);
-}
-
-Status Decoder::infer_hidden(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* hidden_last, std::string* error) {
-  const SeqInput in{cache, tokens, n, positions, M, inject_rows, inject};
-  return infer_hidden_batch(&in, 1, hidden_last, error);
+  Backend& be = *be_;
+  Buf<float> h(&be), o(&be, ids ? n_ids : c.V);
+  h.upload(hidden, c.C);
+  if (ids) be.matmul_rows(o.data(), h.data(), W(head_index()), ids, n_ids, c.C);
+  else be.matmul_forward(o.data(), h.data(), W(head_index()), nullptr, 1, c.C, c.V);
+  be.download(out, o.data(), sizeof(float) * (size_t)(ids ? n_ids : c.V));
 }
 
 Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidden_last, std::string* error) {
   const DecoderConfig& c = cfg_;
+  Backend& be = *be_;
   const int S = c.rope_sections.empty() ? 1 : (int)c.rope_sections.size();
   std::vector<int64_t> row0((size_t)n_seqs + 1, 0);  // first row of each sequence in the batch
   for (int i = 0; i < n_seqs; i++) {
@@ -71,63 +78,77 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
   }
   const int64_t N = row0[(size_t)n_seqs];
   const int64_t C = c.C, qd = (int64_t)c.NH * c.hd, kd = (int64_t)c.KV * c.hd;
-  // positions (S, N): explicit, or each cache's next position onwards
-  std::vector<int32_t> pos((size_t)(S * N)), tokens((size_t)N);
+  // positions (S, N): explicit, or each cache's next position onwards; injected rows (batch rows)
+  std::vector<int32_t> pos((size_t)(S * N)), tokens((size_t)N), irows;
+  std::vector<float> inject;
   for (int i = 0; i < n_seqs; i++) {
     const SeqInput& q = seqs[i];
     std::memcpy(tokens.data() + row0[(size_t)i], q.tokens, sizeof(int32_t) * q.n);
     for (int s = 0; s < S; s++)
       for (int j = 0; j < q.n; j++) pos[(size_t)(s * N + row0[(size_t)i] + j)] = q.positions ? q.positions[s * q.n + j] : q.cache->next_pos + j;
+    for (int m = 0; m < q.M; m++) irows.push_back((int32_t)(row0[(size_t)i] + q.inject_rows[m]));
+    inject.insert(inject.end(), q.inject, q.inject + (int64_t)q.M * C);
   }
   std::vector<int> sec = c.rope_sections.empty() ? std::vector<int>{c.hd / 2} : c.rope_sections;
   const RopeSpec rope{c.hd, c.theta, S, sec.data()};
-  std::vector<float> x((size_t)(N * C)), ln((size_t)(N * C)), rstd((size_t)N), q((size_t)(N * qd)), k((size_t)(N * kd)), v((size_t)(N * kd)),
-      att((size_t)(N * qd)), o((size_t)(N * C)), g((size_t)N * c.F), u((size_t)N * c.F), h((size_t)N * c.F), rq((size_t)N * c.NH), rk((size_t)N * c.KV);
-  std::vector<float> ax((size_t)(has_lora() ? N * lora_.rank : 0));
-  embedding_forward(*pool_, x.data(), tokens.data(), param_mem_.data() + params_[0].offset, N, (int)C);
-  for (int i = 0; i < n_seqs; i++)
-    for (int m = 0; m < seqs[i].M; m++) std::memcpy(x.data() + (row0[(size_t)i] + seqs[i].inject_rows[m]) * C, seqs[i].inject + (int64_t)m * C, sizeof(float) * C);
+  Buf<int32_t> dtok(&be), dpos(&be), drows(&be);
+  Buf<float> x(&be, N * C), ln(&be, N * C), rstd(&be, N), q(&be, N * qd), k(&be, N * kd), v(&be, N * kd), att(&be, N * qd), o(&be, N * C), g(&be, N * c.F), u(&be, N * c.F), h(&be, N * c.F),
+      rq(&be, N * c.NH), rk(&be, N * c.KV), qp(&be), kp(&be), dinj(&be);
+  Buf<float> ax(&be, has_lora() ? N * lora_.rank : 0);
+  if (!dtok.upload(tokens.data(), N) || !dpos.upload(pos.data(), S * N) || !drows.upload(irows.data(), (int64_t)irows.size()) || !dinj.upload(inject.data(), (int64_t)inject.size()) || h.size() != N * c.F ||
+      x.size() != N * C) {
+    *error = "out of memory for an inference batch of " + std::to_string(N) + " tokens";
+    return Status::OutOfMemory;
+  }
+  be.embedding_forward(x.data(), dtok.data(), W(embed_), N, (int)C);
+  if (!irows.empty()) be.scatter_rows(x.data(), drows.data(), dinj.data(), (int64_t)irows.size(), (int)C);
   for (int l = 0; l < c.L; l++) {
-    LayerW w = layer(l);
-    rmsnorm_forward(*pool_, ln.data(), rstd.data(), x.data(), w.ln1, N, (int)C, c.eps);
-    linear_forward(q.data(), ax.data(), ln.data(), w.w[kQ], w.bq, lora(l, kQ), N, (int)C, (int)qd);
-    linear_forward(k.data(), ax.data(), ln.data(), w.w[kK], w.bk, lora(l, kK), N, (int)C, (int)kd);
-    linear_forward(v.data(), ax.data(), ln.data(), w.w[kV], w.bv, lora(l, kV), N, (int)C, (int)kd);
+    const LayerW& w = layers_[(size_t)l];
+    be.rmsnorm_forward(ln.data(), rstd.data(), x.data(), F32(w.ln1), N, (int)C, c.eps);
+    linear_forward(q.data(), ax.data(), ln.data(), W(w.w[kQ]), F32(w.bq), lora(l, kQ), N, (int)C, (int)qd);
+    linear_forward(k.data(), ax.data(), ln.data(), W(w.w[kK]), F32(w.bk), lora(l, kK), N, (int)C, (int)kd);
+    linear_forward(v.data(), ax.data(), ln.data(), W(w.w[kV]), F32(w.bv), lora(l, kV), N, (int)C, (int)kd);
     if (c.arch == Arch::Qwen3) {
-      std::vector<float> qp = q, kp = k;
-      rmsnorm_forward(*pool_, q.data(), rq.data(), qp.data(), w.qn, N * c.NH, c.hd, c.eps);
-      rmsnorm_forward(*pool_, k.data(), rk.data(), kp.data(), w.kn, N * c.KV, c.hd, c.eps);
+      qp.assign(q);
+      kp.assign(k);
+      be.rmsnorm_forward(q.data(), rq.data(), qp.data(), F32(w.qn), N * c.NH, c.hd, c.eps);
+      be.rmsnorm_forward(k.data(), rk.data(), kp.data(), F32(w.kn), N * c.KV, c.hd, c.eps);
     }
-    rope_forward(*pool_, q.data(), pos.data(), rope, N, c.NH);
-    rope_forward(*pool_, k.data(), pos.data(), rope, N, c.KV);
+    be.rope_forward(q.data(), dpos.data(), rope, N, c.NH);
+    be.rope_forward(k.data(), dpos.data(), rope, N, c.KV);
     for (int i = 0; i < n_seqs; i++) {  // each sequence attends to its own cache
       KvCache* cache = seqs[i].cache;
       const int64_t r = row0[(size_t)i];
       const int n = seqs[i].n, start = cache->length;
-      std::memcpy(cache->k[(size_t)l].data() + (int64_t)start * kd, k.data() + r * kd, sizeof(float) * n * kd);
-      std::memcpy(cache->v[(size_t)l].data() + (int64_t)start * kd, v.data() + r * kd, sizeof(float) * n * kd);
-      attention_forward_cached(*pool_, att.data() + r * qd, q.data() + r * qd, cache->k[(size_t)l].data(), cache->v[(size_t)l].data(), start, n, c.NH, c.KV, c.hd);
+      be.copy(cache->k[(size_t)l].data() + (int64_t)start * kd, k.data() + r * kd, sizeof(float) * (size_t)(n * kd));
+      be.copy(cache->v[(size_t)l].data() + (int64_t)start * kd, v.data() + r * kd, sizeof(float) * (size_t)(n * kd));
+      be.attention_forward_cached(att.data() + r * qd, q.data() + r * qd, cache->k[(size_t)l].data(), cache->v[(size_t)l].data(), start, n, c.NH, c.KV, c.hd);
     }
-    linear_forward(o.data(), ax.data(), att.data(), w.w[kO], nullptr, lora(l, kO), N, (int)qd, (int)C);
-    for (int64_t i = 0; i < N * C; i++) x[(size_t)i] += o[(size_t)i];
-    rmsnorm_forward(*pool_, ln.data(), rstd.data(), x.data(), w.ln2, N, (int)C, c.eps);
-    linear_forward(g.data(), ax.data(), ln.data(), w.w[kGate], nullptr, lora(l, kGate), N, (int)C, c.F);
-    linear_forward(u.data(), ax.data(), ln.data(), w.w[kUp], nullptr, lora(l, kUp), N, (int)C, c.F);
-    swiglu_forward(*pool_, h.data(), g.data(), u.data(), N * c.F);
-    linear_forward(o.data(), ax.data(), h.data(), w.w[kDown], nullptr, lora(l, kDown), N, c.F, (int)C);
-    for (int64_t i = 0; i < N * C; i++) x[(size_t)i] += o[(size_t)i];
+    linear_forward(o.data(), ax.data(), att.data(), W(w.w[kO]), nullptr, lora(l, kO), N, (int)qd, (int)C);
+    be.axpy(x.data(), o.data(), 1.0f, N * C);
+    be.rmsnorm_forward(ln.data(), rstd.data(), x.data(), F32(w.ln2), N, (int)C, c.eps);
+    linear_forward(g.data(), ax.data(), ln.data(), W(w.w[kGate]), nullptr, lora(l, kGate), N, (int)C, c.F);
+    linear_forward(u.data(), ax.data(), ln.data(), W(w.w[kUp]), nullptr, lora(l, kUp), N, (int)C, c.F);
+    be.swiglu_forward(h.data(), g.data(), u.data(), N * c.F);
+    linear_forward(o.data(), ax.data(), h.data(), W(w.w[kDown]), nullptr, lora(l, kDown), N, c.F, (int)C);
+    be.axpy(x.data(), o.data(), 1.0f, N * C);
   }
-  const float* normf = param_mem_.data() + find_param("model.norm.weight")->offset;
+  // each sequence's last row, final-normed
+  std::vector<int32_t> last((size_t)n_seqs);
+  for (int i = 0; i < n_seqs; i++) last[(size_t)i] = (int32_t)(row0[(size_t)i] + seqs[i].n - 1);
+  Buf<int32_t> dlast(&be);
+  Buf<float> xl(&be, (int64_t)n_seqs * C), hl(&be, (int64_t)n_seqs * C), rl(&be, n_seqs);
+  dlast.upload(last.data(), n_seqs);
+  be.gather_rows(xl.data(), x.data(), dlast.data(), n_seqs, (int)C);
+  be.rmsnorm_forward(hl.data(), rl.data(), xl.data(), F32(norm_), n_seqs, (int)C, c.eps);
+  be.download(hidden_last, hl.data(), sizeof(float) * (size_t)(n_seqs * C));
   for (int i = 0; i < n_seqs; i++) {
     KvCache* cache = seqs[i].cache;
-    const int n = seqs[i].n;
-    const int64_t last = row0[(size_t)i] + n - 1;
-    cache->length += n;
-    for (int s = 0; s < S; s++) cache->next_pos = std::max(s == 0 ? 0 : cache->next_pos, 1 + pos[(size_t)(s * N + last)]);  // continue after the last position
-    float r;
-    rmsnorm_forward(*pool_, hidden_last + (int64_t)i * C, &r, x.data() + last * C, normf, 1, (int)C, c.eps);
+    cache->length += seqs[i].n;
+    const int64_t lr = last[(size_t)i];
+    for (int s = 0; s < S; s++) cache->next_pos = std::max(s == 0 ? 0 : cache->next_pos, 1 + pos[(size_t)(s * N + lr)]);  // continue after the last position
   }
-  return Status::Ok;
+  return be.sync(error);
 }
 
 }  // namespace vlatext

@@ -4,20 +4,9 @@
 #include <cstring>
 
 #include "../kernels/attention.h"
-#include "../kernels/elementwise.h"
-#include "../kernels/matmul.h"
-#include "../kernels/norm.h"
 #include "../kernels/rope.h"
 
 namespace vlatext {
-
-namespace {
-int64_t numel(const std::vector<int64_t>& s) {
-  int64_t n = 1;
-  for (auto d : s) n *= d;
-  return n;
-}
-}  // namespace
 
 void vision_window_index(const int32_t* grids, int n_img, int merge, int window_units, std::vector<int32_t>* window_index, std::vector<int32_t>* cu) {
   window_index->clear();
@@ -43,7 +32,7 @@ void vision_window_index(const int32_t* grids, int n_img, int merge, int window_
   }
 }
 
-Status VisionTower::create(const VisionConfig& cfg, int threads, std::unique_ptr<VisionTower>* out, std::string* error) {
+Status VisionTower::create(const VisionConfig& cfg, const BackendOptions& bo, std::unique_ptr<VisionTower>* out, std::string* error) {
   if (cfg.depth < 1 || cfg.C < 1 || cfg.F < 1 || cfg.NH < 1 || cfg.Cout < 1 || cfg.C % cfg.NH != 0 || (cfg.C / cfg.NH) % 4 != 0) {
     *error = "vision_config needs positive depth, hidden_size, intermediate_size, num_heads, out_hidden_size, and hidden_size / num_heads divisible by 4";
     return Status::InvalidArgument;
@@ -52,53 +41,40 @@ Status VisionTower::create(const VisionConfig& cfg, int threads, std::unique_ptr
     *error = "vision_config.window_size must be a multiple of patch_size * spatial_merge_size";
     return Status::InvalidArgument;
   }
-  std::unique_ptr<ThreadPool> pool;
-  const Status ps = ThreadPool::create(threads, &pool);
-  if (ps != Status::Ok) {
-    *error = std::string("could not start the thread pool: ") + status_message(ps);
-    return ps;
-  }
-  std::unique_ptr<VisionTower> v(new VisionTower(cfg, std::move(pool)));
-  int64_t off = 0;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
-    v->params_.push_back({name, shape, off, numel(shape)});
-    off += numel(shape);
-  };
+  std::unique_ptr<Backend> be;
+  const Status bs = create_backend(bo, &be, error);
+  if (bs != Status::Ok) return bs;
+  std::unique_ptr<VisionTower> v(new VisionTower(cfg, std::move(be)));
+  v->store_ = std::make_unique<ParamStore>(v->be_.get());
+  ParamStore& st = *v->store_;
+  const DType Mt = cfg.dtype, S = DType::F32;
   const int64_t C = cfg.C, P = 3LL * cfg.temporal * cfg.patch * cfg.patch, M = C * cfg.merge * cfg.merge;
-  add("visual.patch_embed.proj.weight", {C, P});
+  st.add("visual.patch_embed.proj.weight", {C, P}, Mt);
   for (int b = 0; b < cfg.depth; b++) {
     const std::string p = "visual.blocks." + std::to_string(b) + ".";
-    add(p + "norm1.weight", {C});
-    add(p + "attn.qkv.weight", {3 * C, C});
-    add(p + "attn.qkv.bias", {3 * C});
-    add(p + "attn.proj.weight", {C, C});
-    add(p + "attn.proj.bias", {C});
-    add(p + "norm2.weight", {C});
-    add(p + "mlp.gate_proj.weight", {cfg.F, C});
-    add(p + "mlp.gate_proj.bias", {cfg.F});
-    add(p + "mlp.up_proj.weight", {cfg.F, C});
-    add(p + "mlp.up_proj.bias", {cfg.F});
-    add(p + "mlp.down_proj.weight", {C, cfg.F});
-    add(p + "mlp.down_proj.bias", {C});
+    st.add(p + "norm1.weight", {C}, S);
+    st.add(p + "attn.qkv.weight", {3 * C, C}, Mt);
+    st.add(p + "attn.qkv.bias", {3 * C}, S);
+    st.add(p + "attn.proj.weight", {C, C}, Mt);
+    st.add(p + "attn.proj.bias", {C}, S);
+    st.add(p + "norm2.weight", {C}, S);
+    st.add(p + "mlp.gate_proj.weight", {cfg.F, C}, Mt);
+    st.add(p + "mlp.gate_proj.bias", {cfg.F}, S);
+    st.add(p + "mlp.up_proj.weight", {cfg.F, C}, Mt);
+    st.add(p + "mlp.up_proj.bias", {cfg.F}, S);
+    st.add(p + "mlp.down_proj.weight", {C, cfg.F}, Mt);
+    st.add(p + "mlp.down_proj.bias", {C}, S);
   }
-  add("visual.merger.ln_q.weight", {C});
-  add("visual.merger.mlp.0.weight", {M, M});
-  add("visual.merger.mlp.0.bias", {M});
-  add("visual.merger.mlp.2.weight", {cfg.Cout, M});
-  add("visual.merger.mlp.2.bias", {cfg.Cout});
-  v->mem_.assign((size_t)off, 0.0f);
-  v->grad_.assign((size_t)off, 0.0f);
+  st.add("visual.merger.ln_q.weight", {C}, S);
+  st.add("visual.merger.mlp.0.weight", {M, M}, Mt);
+  st.add("visual.merger.mlp.0.bias", {M}, S);
+  st.add("visual.merger.mlp.2.weight", {cfg.Cout, M}, Mt);
+  st.add("visual.merger.mlp.2.bias", {cfg.Cout}, S);
+  const Status as = st.end_segment(error);
+  if (as != Status::Ok) return as;
   *out = std::move(v);
   return Status::Ok;
 }
-
-const TensorInfo* VisionTower::find_param(const std::string& name) const {
-  for (auto& t : params_)
-    if (t.name == name) return &t;
-  return nullptr;
-}
-
-float* VisionTower::p(const std::string& name) { return mem_.data() + find_param(name)->offset; }
 
 namespace {
 
@@ -108,7 +84,7 @@ struct BlockBufs {
   float *x_in, *x_out, *ln1, *rstd1, *q, *k, *v, *att, *lse, *xmid, *ln2, *rstd2, *g, *u, *h;
 };
 
-BlockBufs block_bufs(VisionActs* a, std::vector<float>* scratch, int b, int64_t N, int64_t C, int64_t F, int NH) {
+BlockBufs block_bufs(VisionActs* a, Buf<float>* scratch, int b, int64_t N, int64_t C, int64_t F, int NH) {
   if (a) {
     const int64_t nc = N * C, nf = N * F;
     return {a->x.data() + b * nc, a->x.data() + (b + 1) * nc, a->ln1.data() + b * nc, a->rstd1.data() + b * N, a->q.data() + b * nc, a->k.data() + b * nc, a->v.data() + b * nc,
@@ -116,7 +92,6 @@ BlockBufs block_bufs(VisionActs* a, std::vector<float>* scratch, int b, int64_t 
             a->h.data() + b * nf};
   }
   // scratch: x | ln | rstd | q | k | v | att | g | u | h (ln and rstd shared by both norms)
-  scratch->resize((size_t)(6 * N * C + N + 3 * N * F));
   float* s = scratch->data();
   float *x = s, *ln = x + N * C, *rstd = ln + N * C, *q = rstd + N, *k = q + N * C, *v = k + N * C, *att = v + N * C, *g = att + N * C, *u = g + N * F, *h = u + N * F;
   return {x, x, ln, rstd, q, k, v, att, nullptr, x, ln, rstd, g, u, h};
@@ -126,6 +101,7 @@ BlockBufs block_bufs(VisionActs* a, std::vector<float>* scratch, int b, int64_t 
 
 Status VisionTower::forward(const float* pixels, int64_t N, const int32_t* grids, int n_img, float* out, std::string* error, VisionActs* acts) {
   const VisionConfig& c = cfg_;
+  Backend& be = *be_;
   const int m2 = c.merge * c.merge;
   int64_t total = 0;
   for (int i = 0; i < n_img; i++) {
@@ -142,26 +118,26 @@ Status VisionTower::forward(const float* pixels, int64_t N, const int32_t* grids
   }
   const int64_t C = c.C, P = 3LL * c.temporal * c.patch * c.patch, F = c.F;
   const int hd = c.C / c.NH;
-  VisionActs local;
+  VisionActs local(&be);
   VisionActs& a = acts ? *acts : local;  // index lists and merger tensors live here either way
   a.N = N;
   a.grids.assign(grids, grids + 3 * n_img);
+  bool ok = a.pixels.upload(pixels, N * P);
+  const int64_t d = c.depth;
   if (acts) {
-    const size_t nc = (size_t)(N * C), nf = (size_t)(N * F), d = (size_t)c.depth;
-    a.pixels.assign(pixels, pixels + N * P);
-    a.x.assign((d + 1) * nc, 0.0f);
-    for (auto* t : {&a.ln1, &a.q, &a.k, &a.v, &a.att, &a.xmid, &a.ln2}) t->assign(d * nc, 0.0f);
-    for (auto* t : {&a.rstd1, &a.rstd2}) t->assign(d * (size_t)N, 0.0f);
-    a.lse.assign(d * (size_t)(N * c.NH), 0.0f);
-    for (auto* t : {&a.g, &a.u, &a.h}) t->assign(d * nf, 0.0f);
+    ok = ok && a.x.resize((d + 1) * N * C);
+    for (Buf<float>* t : {&a.ln1, &a.q, &a.k, &a.v, &a.att, &a.xmid, &a.ln2}) ok = ok && t->resize(d * N * C);
+    for (Buf<float>* t : {&a.rstd1, &a.rstd2}) ok = ok && t->resize(d * N);
+    ok = ok && a.lse.resize(d * N * c.NH);
+    for (Buf<float>* t : {&a.g, &a.u, &a.h}) ok = ok && t->resize(d * N * F);
   }
-  std::vector<float> scratch;
+  Buf<float> scratch(&be, acts ? 0 : 6 * N * C + N + 3 * N * F);
   // patch embedding, then regroup merged units window by window
-  std::vector<float> emb((size_t)(N * C));
-  matmul_forward(*pool_, emb.data(), pixels, p("visual.patch_embed.proj.weight"), nullptr, N, (int)P, (int)C);
+  Buf<float> emb(&be, N * C), o(&be, N * C);
+  ok = ok && emb.size() == N * C && o.size() == N * C && (acts || !scratch.empty());
   vision_window_index(grids, n_img, c.merge, c.window / c.patch / c.merge, &a.widx, &a.cu_win);
   // positions (2, N): row (h) and column (w) of every patch, in the processor's order
-  std::vector<int32_t> pos_raw((size_t)(2 * N));
+  std::vector<int32_t> pos_raw((size_t)(2 * N)), pos((size_t)(2 * N)), order((size_t)N);
   {
     int64_t r = 0;
     for (int i = 0; i < n_img; i++) {
@@ -176,59 +152,69 @@ Status VisionTower::forward(const float* pixels, int64_t N, const int32_t* grids
               }
     }
   }
-  float* x0 = block_bufs(acts, &scratch, 0, N, C, F, c.NH).x_in;
-  a.pos.assign((size_t)(2 * N), 0);
+  // order[dst] = the processor-order patch at window-order row dst
   for (size_t u = 0; u < a.widx.size(); u++)
     for (int k = 0; k < m2; k++) {
       const int64_t dst = (int64_t)u * m2 + k, src = (int64_t)a.widx[u] * m2 + k;
-      std::memcpy(x0 + dst * C, emb.data() + src * C, sizeof(float) * C);
-      a.pos[(size_t)dst] = pos_raw[(size_t)src];
-      a.pos[(size_t)(N + dst)] = pos_raw[(size_t)(N + src)];
+      order[(size_t)dst] = (int32_t)src;
+      pos[(size_t)dst] = pos_raw[(size_t)src];
+      pos[(size_t)(N + dst)] = pos_raw[(size_t)(N + src)];
     }
+  Buf<int32_t> dorder(&be);
+  ok = ok && a.pos.upload(pos.data(), 2 * N) && dorder.upload(order.data(), N);
+  if (!ok) {
+    *error = "out of memory for the vision tower's activations (" + std::to_string(N) + " patches) on " + be.describe();
+    return Status::OutOfMemory;
+  }
+  be.matmul_forward(emb.data(), a.pixels.data(), W("visual.patch_embed.proj.weight"), nullptr, N, (int)P, (int)C);
+  float* x0 = block_bufs(acts, &scratch, 0, N, C, F, c.NH).x_in;
+  be.gather_rows(x0, emb.data(), dorder.data(), N, (int)C);
   a.cu_full.assign(1, 0);
   for (int i = 0; i < n_img; i++)
     for (int tt = 0; tt < grids[3 * i]; tt++) a.cu_full.push_back(a.cu_full.back() + grids[3 * i + 1] * grids[3 * i + 2]);
   const int sec[2] = {hd / 4, hd / 4};
   const RopeSpec rope{hd, c.theta, 2, sec, true};
-  std::vector<float> qkv((size_t)(N * 3 * C)), o((size_t)(N * C));
   for (int b = 0; b < c.depth; b++) {
     const std::string bp = "visual.blocks." + std::to_string(b) + ".";
     const BlockBufs k = block_bufs(acts, &scratch, b, N, C, F, c.NH);
     const std::vector<int32_t>& cu = uses_full_attention(b) ? a.cu_full : a.cu_win;
-    rmsnorm_forward(*pool_, k.ln1, k.rstd1, k.x_in, p(bp + "norm1.weight"), N, (int)C, c.eps);
-    matmul_forward(*pool_, qkv.data(), k.ln1, p(bp + "attn.qkv.weight"), p(bp + "attn.qkv.bias"), N, (int)C, (int)(3 * C));
-    for (int64_t n = 0; n < N; n++) {  // (N, 3, NH, hd) -> q, k, v (N, NH, hd)
-      std::memcpy(k.q + n * C, qkv.data() + n * 3 * C, sizeof(float) * C);
-      std::memcpy(k.k + n * C, qkv.data() + n * 3 * C + C, sizeof(float) * C);
-      std::memcpy(k.v + n * C, qkv.data() + n * 3 * C + 2 * C, sizeof(float) * C);
-    }
-    rope_forward(*pool_, k.q, a.pos.data(), rope, N, c.NH);
-    rope_forward(*pool_, k.k, a.pos.data(), rope, N, c.NH);
-    attention_segments(*pool_, k.att, k.lse, k.q, k.k, k.v, cu.data(), (int)cu.size() - 1, c.NH, hd);
-    matmul_forward(*pool_, o.data(), k.att, p(bp + "attn.proj.weight"), p(bp + "attn.proj.bias"), N, (int)C, (int)C);
-    for (int64_t i = 0; i < N * C; i++) k.xmid[i] = k.x_in[i] + o[(size_t)i];
-    rmsnorm_forward(*pool_, k.ln2, k.rstd2, k.xmid, p(bp + "norm2.weight"), N, (int)C, c.eps);
-    matmul_forward(*pool_, k.g, k.ln2, p(bp + "mlp.gate_proj.weight"), p(bp + "mlp.gate_proj.bias"), N, (int)C, (int)F);
-    matmul_forward(*pool_, k.u, k.ln2, p(bp + "mlp.up_proj.weight"), p(bp + "mlp.up_proj.bias"), N, (int)C, (int)F);
-    swiglu_forward(*pool_, k.h, k.g, k.u, N * F);
-    matmul_forward(*pool_, o.data(), k.h, p(bp + "mlp.down_proj.weight"), p(bp + "mlp.down_proj.bias"), N, (int)F, (int)C);
-    for (int64_t i = 0; i < N * C; i++) k.x_out[i] = k.xmid[i] + o[(size_t)i];
+    be.rmsnorm_forward(k.ln1, k.rstd1, k.x_in, f32(bp + "norm1.weight"), N, (int)C, c.eps);
+    // qkv (3C, C) as three C-row blocks of one weight: q, k, v (N, NH, hd) without a split copy
+    const ConstTensorRef qkv = W(bp + "attn.qkv.weight");
+    const float* qkv_b = f32(bp + "attn.qkv.bias");
+    be.matmul_forward(k.q, k.ln1, qkv, qkv_b, N, (int)C, (int)C);
+    be.matmul_forward(k.k, k.ln1, qkv.at(C * C), qkv_b + C, N, (int)C, (int)C);
+    be.matmul_forward(k.v, k.ln1, qkv.at(2 * C * C), qkv_b + 2 * C, N, (int)C, (int)C);
+    be.rope_forward(k.q, a.pos.data(), rope, N, c.NH);
+    be.rope_forward(k.k, a.pos.data(), rope, N, c.NH);
+    be.attention_segments(k.att, k.lse, k.q, k.k, k.v, cu.data(), (int)cu.size() - 1, c.NH, hd);
+    be.matmul_forward(o.data(), k.att, W(bp + "attn.proj.weight"), f32(bp + "attn.proj.bias"), N, (int)C, (int)C);
+    be.add(k.xmid, k.x_in, o.data(), N * C);
+    be.rmsnorm_forward(k.ln2, k.rstd2, k.xmid, f32(bp + "norm2.weight"), N, (int)C, c.eps);
+    be.matmul_forward(k.g, k.ln2, W(bp + "mlp.gate_proj.weight"), f32(bp + "mlp.gate_proj.bias"), N, (int)C, (int)F);
+    be.matmul_forward(k.u, k.ln2, W(bp + "mlp.up_proj.weight"), f32(bp + "mlp.up_proj.bias"), N, (int)C, (int)F);
+    be.swiglu_forward(k.h, k.g, k.u, N * F);
+    be.matmul_forward(o.data(), k.h, W(bp + "mlp.down_proj.weight"), f32(bp + "mlp.down_proj.bias"), N, (int)F, (int)C);
+    be.add(k.x_out, k.xmid, o.data(), N * C);
   }
   // merger: RMSNorm per patch, then each group of merge^2 consecutive patches is one row
   const float* xf = acts ? a.x.data() + (int64_t)c.depth * N * C : x0;  // inference: the blocks ran in place on x0
   const int64_t U = N / m2, M = C * m2;
-  a.lnq.assign((size_t)(N * C), 0.0f);
-  a.rstdq.assign((size_t)N, 0.0f);
-  a.pre.assign((size_t)(U * M), 0.0f);
-  a.hid.assign((size_t)(U * M), 0.0f);
-  rmsnorm_forward(*pool_, a.lnq.data(), a.rstdq.data(), xf, p("visual.merger.ln_q.weight"), N, (int)C, c.eps);
-  matmul_forward(*pool_, a.pre.data(), a.lnq.data(), p("visual.merger.mlp.0.weight"), p("visual.merger.mlp.0.bias"), U, (int)M, (int)M);
-  gelu_forward(*pool_, a.hid.data(), a.pre.data(), U * M);
-  std::vector<float> merged((size_t)(U * c.Cout));
-  matmul_forward(*pool_, merged.data(), a.hid.data(), p("visual.merger.mlp.2.weight"), p("visual.merger.mlp.2.bias"), U, (int)M, c.Cout);
+  Buf<float> merged(&be, U * c.Cout), res(&be, U * c.Cout);
+  Buf<int32_t> widx(&be);
+  ok = a.lnq.resize(N * C) && a.rstdq.resize(N) && a.pre.resize(U * M) && a.hid.resize(U * M) && merged.size() == U * c.Cout && res.size() == U * c.Cout && widx.upload(a.widx.data(), (int64_t)a.widx.size());
+  if (!ok) {
+    *error = "out of memory for the vision merger";
+    return Status::OutOfMemory;
+  }
+  be.rmsnorm_forward(a.lnq.data(), a.rstdq.data(), xf, f32("visual.merger.ln_q.weight"), N, (int)C, c.eps);
+  be.matmul_forward(a.pre.data(), a.lnq.data(), W("visual.merger.mlp.0.weight"), f32("visual.merger.mlp.0.bias"), U, (int)M, (int)M);
+  be.gelu_forward(a.hid.data(), a.pre.data(), U * M);
+  be.matmul_forward(merged.data(), a.hid.data(), W("visual.merger.mlp.2.weight"), f32("visual.merger.mlp.2.bias"), U, (int)M, c.Cout);
   // undo the window order
-  for (size_t uu = 0; uu < a.widx.size(); uu++) std::memcpy(out + (int64_t)a.widx[uu] * c.Cout, merged.data() + (int64_t)uu * c.Cout, sizeof(float) * c.Cout);
-  return Status::Ok;
+  be.scatter_rows(res.data(), widx.data(), merged.data(), U, c.Cout);
+  be.download(out, res.data(), sizeof(float) * (size_t)(U * c.Cout));
+  return be.sync(error);
 }
 
 bool VisionTower::uses_full_attention(int block) const {
@@ -237,95 +223,70 @@ bool VisionTower::uses_full_attention(int block) const {
   return false;
 }
 
-// The forward in reverse. Gradients ACCUMULATE (+=) into grad_ (same layout as mem_).
-Status VisionTower::backward(const float* dout, const VisionActs& a, std::string* error) {
+// The forward in reverse. Gradients ACCUMULATE (+=) into the store's gradients.
+Status VisionTower::backward(const float* dout, const VisionActs& a_in, std::string* error) {
   const VisionConfig& c = cfg_;
+  Backend& be = *be_;
+  VisionActs& a = const_cast<VisionActs&>(a_in);  // read only; block_bufs hands out mutable pointers
   const int64_t N = a.N, C = c.C, P = 3LL * c.temporal * c.patch * c.patch, F = c.F, m2 = c.merge * c.merge, U = N / m2, M = C * m2;
-  if (a.x.size() != (size_t)((c.depth + 1) * N * C) || a.pixels.size() != (size_t)(N * P)) {
+  if (a.x.size() != (c.depth + 1) * N * C || a.pixels.size() != N * P) {
     *error = "backward() needs the activations of a training forward (forward with VisionActs)";
     return Status::InvalidArgument;
   }
-  const int hd = c.C / c.NH;
-  auto g = [&](const std::string& name) { return grad_.data() + find_param(name)->offset; };
-  // merger, from the output's image order back to window order
-  std::vector<float> dmerged((size_t)(U * c.Cout));
-  for (size_t uu = 0; uu < a.widx.size(); uu++) std::memcpy(dmerged.data() + (int64_t)uu * c.Cout, dout + (int64_t)a.widx[uu] * c.Cout, sizeof(float) * c.Cout);
-  std::vector<float> dhid((size_t)(U * M), 0.0f), dpre((size_t)(U * M), 0.0f), dlnq((size_t)(N * C), 0.0f);
-  matmul_backward(*pool_, dhid.data(), g("visual.merger.mlp.2.weight"), g("visual.merger.mlp.2.bias"), dmerged.data(), a.hid.data(), p("visual.merger.mlp.2.weight"), U, (int)M, c.Cout);
-  gelu_backward(*pool_, dpre.data(), dhid.data(), a.pre.data(), U * M);
-  matmul_backward(*pool_, dlnq.data(), g("visual.merger.mlp.0.weight"), g("visual.merger.mlp.0.bias"), dpre.data(), a.lnq.data(), p("visual.merger.mlp.0.weight"), U, (int)M, (int)M);
-  std::vector<float> dx((size_t)(N * C), 0.0f);  // gradient of the residual stream, walked down the blocks
-  rmsnorm_backward(*pool_, dx.data(), g("visual.merger.ln_q.weight"), dlnq.data(), a.x.data() + (int64_t)c.depth * N * C, p("visual.merger.ln_q.weight"), a.rstdq.data(), N, (int)C);
-  const int sec[2] = {hd / 4, hd / 4};
-  const RopeSpec rope{hd, c.theta, 2, sec, true};
-  std::vector<float> dh((size_t)(N * F)), dg((size_t)(N * F)), du((size_t)(N * F)), dln((size_t)(N * C)), datt((size_t)(N * C)), dq((size_t)(N * C)), dk((size_t)(N * C)),
-      dv((size_t)(N * C)), dqkv((size_t)(N * 3 * C));
-  for (int b = c.depth - 1; b >= 0; b--) {
-    const std::string bp = "visual.blocks." + std::to_string(b) + ".";
-    const BlockBufs k = block_bufs(const_cast<VisionActs*>(&a), nullptr, b, N, C, F, c.NH);
-    const std::vector<int32_t>& cu = uses_full_attention(b) ? a.cu_full : a.cu_win;
-    // x_out = xmid + down(swiglu(gate(ln2), up(ln2))), ln2 = norm2(xmid): dx is d x_out, and becomes d xmid
-    std::fill(dh.begin(), dh.end(), 0.0f);
-    std::fill(dg.begin(), dg.end(), 0.0f);
-    std::fill(du.begin(), du.end(), 0.0f);
-    std::fill(dln.begin(), dln.end(), 0.0f);
-    matmul_backward(*pool_, dh.data(), g(bp + "mlp.down_proj.weight"), g(bp + "mlp.down_proj.bias"), dx.data(), k.h, p(bp + "mlp.down_proj.weight"), N, (int)F, (int)C);
-    swiglu_backward(*pool_, dg.data(), du.data(), dh.data(), k.g, k.u, N * F);
-    matmul_backward(*pool_, dln.data(), g(bp + "mlp.gate_proj.weight"), g(bp + "mlp.gate_proj.bias"), dg.data(), k.ln2, p(bp + "mlp.gate_proj.weight"), N, (int)C, (int)F);
-    matmul_backward(*pool_, dln.data(), g(bp + "mlp.up_proj.weight"), g(bp + "mlp.up_proj.bias"), du.data(), k.ln2, p(bp + "mlp.up_proj.weight"), N, (int)C, (int)F);
-    rmsnorm_backward(*pool_, dx.data(), g(bp + "norm2.weight"), dln.data(), k.xmid, p(bp + "norm2.weight"), k.rstd2, N, (int)C);
-    // xmid = x_in + proj(attention(rope(q), rope(k), v)), qkv = qkv(norm1(x_in)): dx becomes d x_in
-    std::fill(datt.begin(), datt.end(), 0.0f);
-    std::fill(dq.begin(), dq.end(), 0.0f);
-    std::fill(dk.begin(), dk.end(), 0.0f);
-    std::fill(dv.begin(), dv.end(), 0.0f);
-    std::fill(dln.begin(), dln.end(), 0.0f);
-    matmul_backward(*pool_, datt.data(), g(bp + "attn.proj.weight"), g(bp + "attn.proj.bias"), dx.data(), k.att, p(bp + "attn.proj.weight"), N, (int)C, (int)C);
-    attention_segments_backward(*pool_, dq.data(), dk.data(), dv.data(), datt.data(), k.att, k.lse, k.q, k.k, k.v, cu.data(), (int)cu.size() - 1, c.NH, hd);
-    rope_backward(*pool_, dq.data(), a.pos.data(), rope, N, c.NH);
-    rope_backward(*pool_, dk.data(), a.pos.data(), rope, N, c.NH);
-    for (int64_t n = 0; n < N; n++) {
-      std::memcpy(dqkv.data() + n * 3 * C, dq.data() + n * C, sizeof(float) * C);
-      std::memcpy(dqkv.data() + n * 3 * C + C, dk.data() + n * C, sizeof(float) * C);
-      std::memcpy(dqkv.data() + n * 3 * C + 2 * C, dv.data() + n * C, sizeof(float) * C);
-    }
-    matmul_backward(*pool_, dln.data(), g(bp + "attn.qkv.weight"), g(bp + "attn.qkv.bias"), dqkv.data(), k.ln1, p(bp + "attn.qkv.weight"), N, (int)C, (int)(3 * C));
-    rmsnorm_backward(*pool_, dx.data(), g(bp + "norm1.weight"), dln.data(), k.x_in, p(bp + "norm1.weight"), k.rstd1, N, (int)C);
-  }
-  // patch embedding: undo the window regrouping, then the weight's gradient (the pixels need none)
-  std::vector<float> demb((size_t)(N * C));
-  for (size_t u = 0; u < a.widx.size(); u++)
-    for (int64_t k = 0; k < m2; k++) std::memcpy(demb.data() + ((int64_t)a.widx[u] * m2 + k) * C, dx.data() + ((int64_t)u * m2 + k) * C, sizeof(float) * C);
-  matmul_backward(*pool_, nullptr, g("visual.patch_embed.proj.weight"), nullptr, demb.data(), a.pixels.data(), p("visual.patch_embed.proj.weight"), N, (int)P, (int)C);
-  return Status::Ok;
-}
-
-void VisionTower::zero_grad() { std::fill(grad_.begin(), grad_.end(), 0.0f); }
-
-double VisionTower::grad_sq_norm() const { return vlatext::grad_sq_norm(*pool_, grad_.data(), (int64_t)grad_.size()); }
-
-double VisionTower::optimizer_step(const AdamWConfig& opt, float max_norm, double extra_sq) {
-  if (m_.size() != mem_.size()) {
-    m_.assign(mem_.size(), 0.0f);
-    v_.assign(mem_.size(), 0.0f);
-    t_ = 0;
-  }
-  const double sq = grad_sq_norm() + extra_sq;
-  t_++;
-  adamw_update(*pool_, mem_.data(), m_.data(), v_.data(), grad_.data(), (int64_t)mem_.size(), opt, t_, clip_scale(sq, max_norm));
-  zero_grad();
-  return std::sqrt(sq);
-}
-
-Status VisionTower::set_optimizer_state(int step, std::vector<float> m, std::vector<float> v, std::string* error) {
-  if (m.size() != mem_.size() || v.size() != mem_.size()) {
-    *error = "vision optimizer state has " + std::to_string(m.size()) + " values but the tower has " + std::to_string(mem_.size()) + " parameters";
+  if (store_->trainable_size() == 0) {
+    *error = "the vision tower is frozen: make it trainable (vision.train) before a backward";
     return Status::InvalidArgument;
   }
-  m_ = std::move(m);
-  v_ = std::move(v);
-  t_ = step;
-  return Status::Ok;
+  const int hd = c.C / c.NH;
+  // merger, from the output's image order back to window order
+  Buf<float> dres(&be), dmerged(&be, U * c.Cout), dhid(&be, U * M), dpre(&be, U * M), dlnq(&be, N * C), dx(&be, N * C);
+  Buf<int32_t> widx(&be), dorder(&be);
+  std::vector<int32_t> order((size_t)N);
+  for (size_t u = 0; u < a.widx.size(); u++)
+    for (int64_t k = 0; k < m2; k++) order[(size_t)((int64_t)u * m2 + k)] = (int32_t)((int64_t)a.widx[u] * m2 + k);
+  Buf<float> dh(&be, N * F), dg(&be, N * F), du(&be, N * F), dln(&be, N * C), datt(&be, N * C), dq(&be, N * C), dk(&be, N * C), dv(&be, N * C), demb(&be, N * C);
+  if (!dres.upload(dout, U * c.Cout) || !widx.upload(a.widx.data(), (int64_t)a.widx.size()) || !dorder.upload(order.data(), N) || demb.size() != N * C || dh.size() != N * F) {
+    *error = "out of memory for the vision tower's gradients";
+    return Status::OutOfMemory;
+  }
+  be.gather_rows(dmerged.data(), dres.data(), widx.data(), U, c.Cout);
+  be.matmul_backward(dhid.data(), G("visual.merger.mlp.2.weight"), G("visual.merger.mlp.2.bias"), dmerged.data(), a.hid.data(), W("visual.merger.mlp.2.weight"), U, (int)M, c.Cout);
+  be.gelu_backward(dpre.data(), dhid.data(), a.pre.data(), U * M);
+  be.matmul_backward(dlnq.data(), G("visual.merger.mlp.0.weight"), G("visual.merger.mlp.0.bias"), dpre.data(), a.lnq.data(), W("visual.merger.mlp.0.weight"), U, (int)M, (int)M);
+  be.rmsnorm_backward(dx.data(), G("visual.merger.ln_q.weight"), dlnq.data(), a.x.data() + (int64_t)c.depth * N * C, f32("visual.merger.ln_q.weight"), a.rstdq.data(), N, (int)C);
+  const int sec[2] = {hd / 4, hd / 4};
+  const RopeSpec rope{hd, c.theta, 2, sec, true};
+  auto zero = [&](Buf<float>& t) { be.zero(t.data(), sizeof(float) * (size_t)t.size()); };
+  for (int b = c.depth - 1; b >= 0; b--) {
+    const std::string bp = "visual.blocks." + std::to_string(b) + ".";
+    const BlockBufs k = block_bufs(&a, nullptr, b, N, C, F, c.NH);
+    const std::vector<int32_t>& cu = uses_full_attention(b) ? a.cu_full : a.cu_win;
+    // x_out = xmid + down(swiglu(gate(ln2), up(ln2))), ln2 = norm2(xmid): dx is d x_out, and becomes d xmid
+    zero(dh), zero(dg), zero(du), zero(dln);
+    be.matmul_backward(dh.data(), G(bp + "mlp.down_proj.weight"), G(bp + "mlp.down_proj.bias"), dx.data(), k.h, W(bp + "mlp.down_proj.weight"), N, (int)F, (int)C);
+    be.swiglu_backward(dg.data(), du.data(), dh.data(), k.g, k.u, N * F);
+    be.matmul_backward(dln.data(), G(bp + "mlp.gate_proj.weight"), G(bp + "mlp.gate_proj.bias"), dg.data(), k.ln2, W(bp + "mlp.gate_proj.weight"), N, (int)C, (int)F);
+    be.matmul_backward(dln.data(), G(bp + "mlp.up_proj.weight"), G(bp + "mlp.up_proj.bias"), du.data(), k.ln2, W(bp + "mlp.up_proj.weight"), N, (int)C, (int)F);
+    be.rmsnorm_backward(dx.data(), G(bp + "norm2.weight"), dln.data(), k.xmid, f32(bp + "norm2.weight"), k.rstd2, N, (int)C);
+    // xmid = x_in + proj(attention(rope(q), rope(k), v)), qkv = qkv(norm1(x_in)): dx becomes d x_in
+    zero(datt), zero(dq), zero(dk), zero(dv), zero(dln);
+    be.matmul_backward(datt.data(), G(bp + "attn.proj.weight"), G(bp + "attn.proj.bias"), dx.data(), k.att, W(bp + "attn.proj.weight"), N, (int)C, (int)C);
+    be.attention_segments_backward(dq.data(), dk.data(), dv.data(), datt.data(), k.att, k.lse, k.q, k.k, k.v, cu.data(), (int)cu.size() - 1, c.NH, hd);
+    be.rope_backward(dq.data(), a.pos.data(), rope, N, c.NH);
+    be.rope_backward(dk.data(), a.pos.data(), rope, N, c.NH);
+    // the three C-row blocks of qkv, each with its slice of the gradient
+    const ConstTensorRef qkv = W(bp + "attn.qkv.weight");
+    float* gw = G(bp + "attn.qkv.weight");
+    float* gb = G(bp + "attn.qkv.bias");
+    const float* dparts[3] = {dq.data(), dk.data(), dv.data()};
+    for (int j = 0; j < 3; j++)
+      be.matmul_backward(dln.data(), gw ? gw + j * C * C : nullptr, gb ? gb + j * C : nullptr, dparts[j], k.ln1, qkv.at(j * C * C), N, (int)C, (int)C);
+    be.rmsnorm_backward(dx.data(), G(bp + "norm1.weight"), dln.data(), k.x_in, f32(bp + "norm1.weight"), k.rstd1, N, (int)C);
+  }
+  // patch embedding: undo the window regrouping, then the weight's gradient (the pixels need none)
+  be.scatter_rows(demb.data(), dorder.data(), dx.data(), N, (int)C);
+  be.matmul_backward(nullptr, G("visual.patch_embed.proj.weight"), nullptr, demb.data(), a.pixels.data(), W("visual.patch_embed.proj.weight"), N, (int)P, (int)C);
+  return be.sync(error);
 }
 
 }  // namespace vlatext

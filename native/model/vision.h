@@ -2,8 +2,9 @@
 // embeddings, RMSNorm blocks with window attention (full attention in the layers the
 // config names), SwiGLU MLP with biases, and the 2x2 patch merger (RMSNorm, Linear, GELU,
 // Linear) into the language model's width. Forward for inference, or forward saving
-// VisionActs and a backward that ACCUMULATES (+=) parameter gradients until zero_grad(),
-// with its own AdamW state (the tower is trained together with the language model).
+// VisionActs and a backward that ACCUMULATES (+=) parameter gradients until zero_grad().
+// Its tensors live in a ParamStore (trained together with the language model's: one
+// optimizer step over both stores); all device work goes through its Backend.
 //
 // Shapes: N patches (all images), P = 3*T*p*p pixel values per patch, C hidden, F MLP
 // width, NH heads (hd = C/NH), Cout the language model's width. Parameters carry HF
@@ -15,10 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "../core/backend.h"
 #include "../core/status.h"
-#include "../core/threadpool.h"
-#include "../kernels/adamw.h"
-#include "decoder.h"  // TensorInfo
+#include "param_store.h"
 
 namespace vlatext {
 
@@ -27,56 +27,48 @@ struct VisionConfig {
   int patch = 14, merge = 2, temporal = 2, window = 112;
   std::vector<int> fullatt;  // block indexes with full (per-image) attention
   float eps = 1e-6f, theta = 10000.0f;
+  DType dtype = DType::F32;  // storage of the weight matrices (norms and biases are f32)
 };
 
 // What a training forward saves for the backward (one call's worth). Per-block tensors
 // are stacked over the depth: x (depth + 1, N, C) holds every block's input and the
 // final stream; the others (depth, N, ...) as named. Rows are in window order.
 struct VisionActs {
+  explicit VisionActs(Backend* be) : pixels(be), pos(be), x(be), ln1(be), rstd1(be), q(be), k(be), v(be), att(be), lse(be), xmid(be), ln2(be), rstd2(be), g(be), u(be), h(be), lnq(be), rstdq(be), pre(be), hid(be) {}
   int64_t N = 0;
-  std::vector<int32_t> grids, widx, cu_win, cu_full, pos;  // pos (2, N) in window order
-  std::vector<float> pixels;                                // (N, P) processor order
-  std::vector<float> x, ln1, rstd1, q, k, v, att, lse, xmid, ln2, rstd2, g, u, h;
-  std::vector<float> lnq, rstdq, pre, hid;  // merger: ln_q (N, C), rstd (N), mlp.0 out before/after GELU (U, M)
+  std::vector<int32_t> grids, widx, cu_win, cu_full;       // host
+  Buf<float> pixels;                                        // (N, P) window order
+  Buf<int32_t> pos;                                         // (2, N) window order
+  Buf<float> x, ln1, rstd1, q, k, v, att, lse, xmid, ln2, rstd2, g, u, h;
+  Buf<float> lnq, rstdq, pre, hid;  // merger: ln_q (N, C), rstd (N), mlp.0 out before/after GELU (U, M)
 };
 
 class VisionTower {
  public:
-  static Status create(const VisionConfig& cfg, int threads, std::unique_ptr<VisionTower>* out, std::string* error);
+  static Status create(const VisionConfig& cfg, const BackendOptions& backend, std::unique_ptr<VisionTower>* out, std::string* error);
   const VisionConfig& config() const { return cfg_; }
-  const std::vector<TensorInfo>& params() const { return params_; }
-  const TensorInfo* find_param(const std::string& name) const;
-  float* param_data() { return mem_.data(); }
-  int64_t num_params() const { return (int64_t)mem_.size(); }
+  ParamStore& params() { return *store_; }
+  Backend& backend() { return *be_; }
+  // Trains (or freezes) the tower: gradients are kept only while it is trained.
+  Status set_trainable(bool on, std::string* error) { return store_->set_trainable(0, on, error); }
 
-  // pixels (N, P) in the processor's order; grids (n_img, 3) = (t, h, w) patches;
-  // out (N / merge^2, Cout), image by image in the processor's (merge-group) order.
+  // pixels (N, P) host memory in the processor's order; grids (n_img, 3) = (t, h, w) patches;
+  // out (N / merge^2, Cout), host memory, image by image in the processor's (merge-group) order.
   // acts: nullptr for inference, else filled for backward().
   Status forward(const float* pixels, int64_t N, const int32_t* grids, int n_img, float* out, std::string* error, VisionActs* acts = nullptr);
-  // dout (N / merge^2, Cout) in the output's order; gradients ACCUMULATE into param_grad().
+  // dout (N / merge^2, Cout), host memory, in the output's order; gradients ACCUMULATE into params().
   Status backward(const float* dout, const VisionActs& acts, std::string* error);
 
-  float* param_grad() { return grad_.data(); }
-  void zero_grad();
-  // Sum of squared gradients (for one global clipping norm with the language model).
-  double grad_sq_norm() const;
-  // AdamW on every parameter with clipping to max_norm over sqrt(own + extra_sq); zeroes the
-  // gradients; returns the global norm.
-  double optimizer_step(const AdamWConfig& opt, float max_norm, double extra_sq);
-  int optimizer_step_count() const { return t_; }
-  const std::vector<float>& optimizer_m() const { return m_; }
-  const std::vector<float>& optimizer_v() const { return v_; }
-  Status set_optimizer_state(int step, std::vector<float> m, std::vector<float> v, std::string* error);
-
  private:
-  VisionTower(const VisionConfig& cfg, std::unique_ptr<ThreadPool> pool) : cfg_(cfg), pool_(std::move(pool)) {}
-  float* p(const std::string& name);
+  VisionTower(const VisionConfig& cfg, std::unique_ptr<Backend> be) : cfg_(cfg), be_(std::move(be)) {}
+  int p(const std::string& name) const { return store_->index_of(name); }
+  ConstTensorRef W(const std::string& name) const { return store_->ref(p(name)); }
+  const float* f32(const std::string& name) const { return store_->f32(p(name)); }
+  float* G(const std::string& name) { return store_->grad(p(name)); }
   bool uses_full_attention(int block) const;
   VisionConfig cfg_;
-  std::unique_ptr<ThreadPool> pool_;
-  std::vector<TensorInfo> params_;
-  std::vector<float> mem_, grad_, m_, v_;  // parameters, gradients, AdamW moments (all num_params())
-  int t_ = 0;
+  std::unique_ptr<Backend> be_;
+  std::unique_ptr<ParamStore> store_;
 };
 
 // Qwen2.5-VL's window order: merged units regrouped window by window (window_index) and

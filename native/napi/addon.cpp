@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "../core/cpu.h"
 #include "../core/status.h"
 #include "../core/threadpool.h"
 #include "../kernels/reduce.h"
@@ -41,9 +42,7 @@ constexpr int kMaxThreads = 4096;
 
 // Throws Error("<what>: <status message>") with .status = "<StatusName>".
 Napi::Value throw_status(Napi::Env env, const std::string& what, Status st) {
-  Napi::Error e = Napi::Error::New(env, what + ": " + vlatext::status_message(st));
-  e.Set("status", Napi::String::New(env, vlatext::status_name(st)));
-  e.ThrowAsJavaScriptException();
+  vlatext_napi::fail(env, st, what + ": " + vlatext::status_message(st));
   return env.Undefined();
 }
 
@@ -51,8 +50,7 @@ Napi::Value throw_status(Napi::Env env, const std::string& what, Status st) {
 bool get_f32(const Napi::CallbackInfo& info, size_t index, const char* name, Napi::Float32Array* out) {
   if (info.Length() <= index || !info[index].IsTypedArray() ||
       info[index].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a Float32Array")
-        .ThrowAsJavaScriptException();
+    vlatext_napi::type_error(info.Env(), std::string("argument '") + name + "' must be a Float32Array");
     return false;
   }
   *out = info[index].As<Napi::Float32Array>();
@@ -70,7 +68,7 @@ bool get_options(const Napi::CallbackInfo& info, size_t index, bool allow_simd, 
   Napi::Env env = info.Env();
   if (info.Length() <= index || info[index].IsUndefined()) return true;
   if (!info[index].IsObject()) {
-    Napi::TypeError::New(env, "argument 'options' must be an object like { threads: 4 }").ThrowAsJavaScriptException();
+    vlatext_napi::type_error(env, "argument 'options' must be an object like { threads: 4 }");
     return false;
   }
   Napi::Object o = info[index].As<Napi::Object>();
@@ -79,12 +77,12 @@ bool get_options(const Napi::CallbackInfo& info, size_t index, bool allow_simd, 
     const std::string want = "option 'threads' must be an integer in [1, " + std::to_string(kMaxThreads) + "]";
     if (!v.IsNumber()) {
       const char* got = v.IsString() ? "a string" : v.IsBoolean() ? "a boolean" : v.IsNull() ? "null" : "a non-number";
-      Napi::TypeError::New(env, want + ", got " + got).ThrowAsJavaScriptException();
+      vlatext_napi::type_error(env, want + ", got " + got);
       return false;
     }
     const double d = v.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || d != std::floor(d) || d < 1 || d > kMaxThreads) {
-      Napi::RangeError::New(env, want + ", got " + v.ToString().Utf8Value()).ThrowAsJavaScriptException();
+      vlatext_napi::range_error(env, want + ", got " + v.ToString().Utf8Value());
       return false;
     }
     out->threads = static_cast<int>(d);
@@ -97,13 +95,12 @@ bool get_options(const Napi::CallbackInfo& info, size_t index, bool allow_simd, 
     out->simd = vlatext::Simd::Scalar;
   } else if (s == "avx2") {
     if (!vlatext::cpu_has_avx2()) {
-      Napi::RangeError::New(env, "option 'simd' is \"avx2\" but this CPU lacks AVX2/FMA; use \"scalar\" or leave it out")
-          .ThrowAsJavaScriptException();
+      vlatext_napi::range_error(env, "option 'simd' is \"avx2\" but this CPU lacks AVX2/FMA; use \"scalar\" or leave it out");
       return false;
     }
     out->simd = vlatext::Simd::Avx2;
   } else {
-    Napi::TypeError::New(env, "option 'simd' must be \"avx2\" or \"scalar\" (or absent for the best available)").ThrowAsJavaScriptException();
+    vlatext_napi::type_error(env, "option 'simd' must be \"avx2\" or \"scalar\" (or absent for the best available)");
     return false;
   }
   return true;
@@ -114,6 +111,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", kVersion);
   o.Set("simd", vlatext::cpu_has_avx2() ? "avx2" : "scalar");
+  o.Set("isa", vlatext::isa_name(vlatext::cpu_best_isa()));
   o.Set("threadsDefault", ThreadPool::default_threads());
 #ifdef VLATEXT_WITH_CUDA
   o.Set("cuda", true);
@@ -174,7 +172,7 @@ class Runtime : public Napi::ObjectWrap<Runtime> {
  private:
   bool check_alive(Napi::Env env) {
     if (!pool_) {
-      Napi::Error::New(env, "Runtime was disposed").ThrowAsJavaScriptException();
+      vlatext_napi::state_error(env, "Runtime was disposed");
       return false;
     }
     return true;
@@ -195,7 +193,7 @@ class Runtime : public Napi::ObjectWrap<Runtime> {
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (in_flight.load() > 0) {
-      Napi::Error::New(info.Env(), "Runtime.dispose(): calls are still running; await them first").ThrowAsJavaScriptException();
+      vlatext_napi::state_error(info.Env(), "Runtime.dispose(): calls are still running; await them first");
       return info.Env().Undefined();
     }
     pool_.reset();
@@ -290,6 +288,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vlatext_napi::RegisterDecoder(env, exports);
   vlatext_napi::RegisterGeneration(env, exports);
   vlatext_napi::RegisterVision(env, exports);
+  vlatext_napi::RegisterParamStore(env, exports);
   return exports;
 }
 

@@ -1,6 +1,7 @@
-// N-API wrapper for vlatext::Decoder (native/model/decoder.h): parameters, LoRA,
-// optimizer, forward, and forward + backward on a worker thread. Argument checks and
-// conversions only. Generation and the KV cache are in generate_napi.cpp.
+// N-API wrapper for vlatext::Decoder (native/model/decoder.h): its ParamStore (.params),
+// LoRA, forward, and forward + backward on a worker thread. Argument checks and
+// conversions only. Generation and the KV cache are in generate_napi.cpp, the parameter
+// store in param_store_napi.cpp.
 #include <napi.h>
 
 #include <atomic>
@@ -9,9 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "../io/safetensors.h"
 #include "../model/decoder.h"
-#include "decoder_napi.h"
+#include "handles.h"
 #include "napi_util.h"
 
 namespace vlatext_napi {
@@ -72,22 +72,33 @@ bool read_batch(Napi::Env env, Napi::Value v, const DecoderConfig& cfg, OwnedBat
 
 }  // namespace
 
+// The backend options of a config object: {device?: "cpu" | "cuda", threads?, isa?}.
+bool read_backend(Napi::Env env, Napi::Object o, vlatext::BackendOptions* b) {
+  std::string device = "cpu", isa;
+  if (!get_string(env, o, "device", &device) || !get_int(env, o, "threads", 0, &b->threads) || !get_string(env, o, "isa", &isa)) return false;
+  if (device == "cuda") b->device = vlatext::Device::Cuda;
+  else if (device != "cpu") return range_error(env, "device must be \"cpu\" or \"cuda\", got \"" + device + "\"");
+  if (!isa.empty() && !vlatext::parse_isa(isa.c_str(), &b->isa)) return range_error(env, "isa must be one of portable, avx2, avx512, avx512bf16, amx; got \"" + isa + "\"");
+  return true;
+}
+
+bool read_dtype(Napi::Env env, Napi::Object o, vlatext::DType* d) {
+  std::string s = "f32";
+  if (!get_string(env, o, "dtype", &s)) return false;
+  if (s == "bf16") *d = vlatext::DType::BF16;
+  else if (s != "f32") return range_error(env, "dtype must be \"f32\" or \"bf16\", got \"" + s + "\"");
+  return true;
+}
+
 class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Decoder",
-                       {InstanceMethod<&DecoderWrap::ParamInfo>("paramInfo"), InstanceMethod<&DecoderWrap::LoraInfo>("loraInfo"),
-                        InstanceMethod<&DecoderWrap::SetParam>("setParam"), InstanceMethod<&DecoderWrap::GetParam>("getParam"),
-                        InstanceMethod<&DecoderWrap::GetParamGrad>("getParamGrad"), InstanceMethod<&DecoderWrap::SetLora>("setLora"),
-                        InstanceMethod<&DecoderWrap::GetLora>("getLora"), InstanceMethod<&DecoderWrap::GetLoraGrad>("getLoraGrad"),
-                        InstanceMethod<&DecoderWrap::EnableLora>("enableLora"), InstanceMethod<&DecoderWrap::SetTrainBase>("setTrainBase"),
-                        InstanceMethod<&DecoderWrap::Forward>("forward"), InstanceMethod<&DecoderWrap::LoadSafetensors>("loadSafetensors"),
+                       {InstanceAccessor<&DecoderWrap::Params>("params"), InstanceMethod<&DecoderWrap::EnableLora>("enableLora"),
+                        InstanceMethod<&DecoderWrap::SetTrainBase>("setTrainBase"), InstanceMethod<&DecoderWrap::Forward>("forward"),
                         InstanceMethod<&DecoderWrap::GenerateConstrainedAsync>("generateConstrainedAsync"),
-                        InstanceMethod<&DecoderWrap::GetOptimizerState>("getOptimizerState"), InstanceMethod<&DecoderWrap::SetOptimizerState>("setOptimizerState"),
-                        InstanceMethod<&DecoderWrap::ForwardBackwardAsync>("forwardBackwardAsync"),
-                        InstanceMethod<&DecoderWrap::ZeroGrad>("zeroGrad"), InstanceMethod<&DecoderWrap::OptimizerStep>("optimizerStep"),
-                        InstanceMethod<&DecoderWrap::Dispose>("dispose"), InstanceAccessor<&DecoderWrap::NumParams>("numParams"),
-                        InstanceAccessor<&DecoderWrap::NumLoraParams>("numLoraParams"), InstanceAccessor<&DecoderWrap::StepCount>("stepCount")});
+                        InstanceMethod<&DecoderWrap::ForwardBackwardAsync>("forwardBackwardAsync"), InstanceMethod<&DecoderWrap::Dispose>("dispose"),
+                        InstanceAccessor<&DecoderWrap::BackendName>("backend")});
   }
 
   explicit DecoderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DecoderWrap>(info) {
@@ -98,11 +109,12 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
     }
     Napi::Object o = info[0].As<Napi::Object>();
     DecoderConfig c;
-    int arch = 0, threads = 0, tie = 0;
+    vlatext::BackendOptions bo;
+    int arch = 0, tie = 0;
     if (!get_int(env, o, "arch", 0, &arch) || !get_int(env, o, "vocabSize", 1, &c.V) || !get_int(env, o, "hiddenSize", 1, &c.C) ||
         !get_int(env, o, "numLayers", 1, &c.L) || !get_int(env, o, "numHeads", 1, &c.NH) || !get_int(env, o, "numKvHeads", 1, &c.KV) ||
         !get_int(env, o, "headDim", 2, &c.hd) || !get_int(env, o, "intermediateSize", 1, &c.F) || !get_float(env, o, "rmsNormEps", &c.eps) ||
-        !get_float(env, o, "ropeTheta", &c.theta) || !get_int(env, o, "tieEmbeddings", 0, &tie) || !get_int(env, o, "threads", 0, &threads))
+        !get_float(env, o, "ropeTheta", &c.theta) || !get_int(env, o, "tieEmbeddings", 0, &tie) || !read_backend(env, o, &bo) || !read_dtype(env, o, &c.dtype))
       return;
     if (arch > 2) {
       range_error(env, "arch must be 0 (llama), 1 (qwen2) or 2 (qwen3)");
@@ -116,64 +128,40 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
       c.rope_sections.assign(s.begin(), s.end());
     }
     std::string err;
-    if (Decoder::create(c, threads, &model_, &err) != Status::Ok) {
-      Napi::Error::New(env, "Decoder config: " + err).ThrowAsJavaScriptException();
+    const Status st = Decoder::create(c, bo, &model_, &err);
+    if (st != Status::Ok) {
+      fail(env, st, "Decoder config: " + err);
       return;
     }
-    Napi::MemoryManagement::AdjustExternalMemory(env, model_->num_params() * 8);
+    accounted_ = model_->params().bytes();
+    Napi::MemoryManagement::AdjustExternalMemory(env, accounted_);
   }
 
  private:
   bool ready(Napi::Env env) {
-    if (!model_) return error(env, "Decoder was disposed");
-    if (in_flight.load() > 0) return error(env, "Decoder is busy with an async call; await it first");
+    if (!model_) return state_error(env, "Decoder was disposed");
+    if (in_flight.load() > 0) return state_error(env, "Decoder is busy with an async call; await it first");
     return true;
   }
-
-  Napi::Value ParamInfo(const Napi::CallbackInfo& info) { return ready(info.Env()) ? (Napi::Value)tensor_infos(info.Env(), model_->params()) : info.Env().Undefined(); }
-  Napi::Value LoraInfo(const Napi::CallbackInfo& info) { return ready(info.Env()) ? (Napi::Value)tensor_infos(info.Env(), model_->lora_params()) : info.Env().Undefined(); }
-
-  // Resolve info[0] as a parameter (lora=false) or LoRA tensor name.
-  const vlatext::TensorInfo* tensor(const Napi::CallbackInfo& info, bool lora) {
-    if (info.Length() < 1 || !info[0].IsString()) {
-      type_error(info.Env(), "tensor name must be a string");
-      return nullptr;
-    }
-    const std::string name = info[0].As<Napi::String>();
-    const vlatext::TensorInfo* t = lora ? model_->find_lora(name) : model_->find_param(name);
-    if (!t) error(info.Env(), std::string("no ") + (lora ? "LoRA tensor" : "parameter") + " named '" + name + "'");
-    return t;
+  // the native bytes V8 is told about follow the store (LoRA, gradients, moments)
+  void account(Napi::Env env) {
+    const int64_t now = model_ ? model_->params().bytes() : 0;
+    if (now != accounted_) Napi::MemoryManagement::AdjustExternalMemory(env, now - accounted_);
+    accounted_ = now;
   }
 
-  Napi::Value set(const Napi::CallbackInfo& info, bool lora) {
-    if (!ready(info.Env())) return info.Env().Undefined();
-    const vlatext::TensorInfo* t = tensor(info, lora);
-    if (!t) return info.Env().Undefined();
-    if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      return type_error(info.Env(), "setParam(name, data): data must be a Float32Array"), info.Env().Undefined();
-    auto arr = info[1].As<Napi::Float32Array>();
-    if ((int64_t)arr.ElementLength() != t->size)
-      return range_error(info.Env(), "tensor '" + t->name + "' has " + std::to_string(t->size) + " values, got " + std::to_string(arr.ElementLength())), info.Env().Undefined();
-    std::memcpy((lora ? model_->lora_data() : model_->param_data()) + t->offset, arr.Data(), sizeof(float) * t->size);
-    return info.Env().Undefined();
+  Napi::Value Params(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) return state_error(env, "Decoder was disposed"), env.Undefined();
+    if (params_.IsEmpty()) params_ = Napi::Persistent(new_param_store(env, this, info.This().As<Napi::Object>()).As<Napi::Object>());
+    return params_.Value();
   }
 
-  Napi::Value get(const Napi::CallbackInfo& info, bool lora, bool grad) {
-    if (!ready(info.Env())) return info.Env().Undefined();
-    const vlatext::TensorInfo* t = tensor(info, lora);
-    if (!t) return info.Env().Undefined();
-    const float* base = lora ? (grad ? model_->lora_grad() : model_->lora_data()) : (grad ? model_->param_grad() : model_->param_data());
-    auto out = Napi::Float32Array::New(info.Env(), (size_t)t->size);
-    std::memcpy(out.Data(), base + t->offset, sizeof(float) * t->size);
-    return out;
+  Napi::Value BackendName(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) return state_error(env, "Decoder was disposed"), env.Undefined();
+    return Napi::String::New(env, model_->backend().describe());
   }
-
-  Napi::Value SetParam(const Napi::CallbackInfo& info) { return set(info, false); }
-  Napi::Value GetParam(const Napi::CallbackInfo& info) { return get(info, false, false); }
-  Napi::Value GetParamGrad(const Napi::CallbackInfo& info) { return get(info, false, true); }
-  Napi::Value SetLora(const Napi::CallbackInfo& info) { return set(info, true); }
-  Napi::Value GetLora(const Napi::CallbackInfo& info) { return get(info, true, false); }
-  Napi::Value GetLoraGrad(const Napi::CallbackInfo& info) { return get(info, true, true); }
 
   Napi::Value EnableLora(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -196,14 +184,20 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
       if (!found) return range_error(env, "enableLora: unknown target module '" + name + "'"), env.Undefined();
     }
     std::string err;
-    if (model_->enable_lora(lc, &err) != Status::Ok) return error(env, "enableLora: " + err), env.Undefined();
+    const Status st = model_->enable_lora(lc, &err);
+    if (st != Status::Ok) return fail(env, st, "enableLora: " + err), env.Undefined();
+    account(env);
     return env.Undefined();
   }
 
   Napi::Value SetTrainBase(const Napi::CallbackInfo& info) {
-    if (!ready(info.Env())) return info.Env().Undefined();
-    model_->set_train_base(info.Length() > 0 && info[0].ToBoolean());
-    return info.Env().Undefined();
+    Napi::Env env = info.Env();
+    if (!ready(env)) return env.Undefined();
+    std::string err;
+    const Status st = model_->set_train_base(info.Length() > 0 && info[0].ToBoolean(), &err);
+    if (st != Status::Ok) return fail(env, st, "setTrainBase: " + err), env.Undefined();
+    account(env);
+    return env.Undefined();
   }
 
   Napi::Value Forward(const Napi::CallbackInfo& info) {
@@ -215,7 +209,8 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
     std::vector<float> logits(want_logits ? (size_t)b.B * b.T * model_->config().V : 0);
     vlatext::ForwardResult r;
     std::string err;
-    if (model_->forward(b.view(), &r, want_logits ? logits.data() : nullptr, &err) != Status::Ok) return error(env, "forward: " + err), env.Undefined();
+    const Status st = model_->forward(b.view(), &r, want_logits ? logits.data() : nullptr, &err);
+    if (st != Status::Ok) return fail(env, st, "forward: " + err), env.Undefined();
     Napi::Object out = Napi::Object::New(env);
     out.Set("lossSum", r.loss_sum);
     out.Set("kept", (double)r.kept);
@@ -232,95 +227,41 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap>, public DecoderState {
     return ready(info.Env()) ? generate_constrained_async(info, this, info.This().As<Napi::Object>()) : info.Env().Undefined();
   }
 
-  // loadSafetensors(file, entries: [{name, dtype: 0 F32 | 1 F16 | 2 BF16, offset}]): maps the
-  // file and fills each named parameter (its size comes from the model; the caller has
-  // checked the header's shape against it).
-  Napi::Value LoadSafetensors(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!ready(env)) return env.Undefined();
-    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray()) return type_error(env, "loadSafetensors(file, entries): needs a path and an array"), env.Undefined();
-    const std::string file = info[0].As<Napi::String>();
-    vlatext::MappedFile mf;
-    std::string err;
-    if (mf.open(file, &err) != Status::Ok) return error(env, err), env.Undefined();
-    Napi::Array entries = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < entries.Length(); i++) {
-      Napi::Object e = entries.Get(i).As<Napi::Object>();
-      const std::string name = e.Get("name").ToString();
-      int dtype = 0;
-      if (!get_int(env, e, "dtype", 0, &dtype) || dtype > 2) return range_error(env, "loadSafetensors: bad dtype for " + name), env.Undefined();
-      const double offset = e.Get("offset").ToNumber().DoubleValue();
-      const vlatext::TensorInfo* t = model_->find_param(name);
-      if (!t) return error(env, "loadSafetensors: no parameter named '" + name + "'"), env.Undefined();
-      if (vlatext::load_tensor(mf, (size_t)offset, (vlatext::StDtype)dtype, t->size, model_->param_data() + t->offset, &err) != Status::Ok)
-        return error(env, file + ": tensor '" + name + "': " + err), env.Undefined();
-    }
-    return env.Undefined();
-  }
-
-  // {step, m, v}: AdamW's moments over the trainable tensors (base if trained, then LoRA), for checkpoints.
-  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!ready(env)) return env.Undefined();
-    return optimizer_state(env, model_->step_count(), model_->adam_m(), model_->adam_v());
-  }
-
-  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!ready(env)) return env.Undefined();
-    int step = 0;
-    std::vector<float> m, v;
-    if (!get_optimizer_state(env, info, &step, &m, &v)) return env.Undefined();
-    std::string err;
-    if (model_->set_optimizer_state(step, std::move(m), std::move(v), &err) != Status::Ok) return error(env, "setOptimizerState: " + err), env.Undefined();
-    return env.Undefined();
-  }
-
-  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
-    if (ready(info.Env())) model_->zero_grad();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!ready(env)) return env.Undefined();
-    vlatext::AdamWConfig c{};
-    float max_norm = 0, extra = 0;  // extraSqNorm: the squared gradient norm of parts trained alongside, clipped with one global norm
-    if (!get_adamw(env, info, &c, &max_norm, &extra)) return env.Undefined();
-    return Napi::Number::New(env, model_->optimizer_step(c, max_norm, extra));
-  }
-
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    if (in_flight.load() > 0) return error(info.Env(), "Decoder.dispose(): an async call is still running; await it first"), info.Env().Undefined();
-    if (model_) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -model_->num_params() * 8);
+    if (in_flight.load() > 0) return state_error(info.Env(), "Decoder.dispose(): an async call is still running; await it first"), info.Env().Undefined();
+    for (vlatext::KvCache* c : caches) {  // their memory belongs to the decoder's backend
+      c->k.clear();
+      c->v.clear();
+      c->capacity = c->length = 0;
+    }
     model_.reset();
+    account(info.Env());
     return info.Env().Undefined();
   }
 
-  Napi::Value NumParams(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), model_ ? (double)model_->num_params() : 0); }
-  Napi::Value NumLoraParams(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), model_ ? (double)model_->num_lora_params() : 0); }
-  Napi::Value StepCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), model_ ? model_->step_count() : 0); }
+  Napi::ObjectReference params_;
+  int64_t accounted_ = 0;
+  friend class ForwardBackwardWorker;
 };
 
 // forward + backward off the JS thread: resolves {lossSum, kept, dInject?}.
-class ForwardBackwardWorker : public Napi::AsyncWorker {
+class ForwardBackwardWorker : public StatusWorker {
  public:
   ForwardBackwardWorker(Napi::Env env, DecoderWrap* w, Napi::Object self, OwnedBatch batch, float loss_scale, bool want_inject)
-      : Napi::AsyncWorker(env, "vlatext:forwardBackward"), deferred_(Napi::Promise::Deferred::New(env)), w_(w), batch_(std::move(batch)), scale_(loss_scale), want_inject_(want_inject) {
+      : StatusWorker(env, "vlatext:forwardBackward"), w_(w), batch_(std::move(batch)), scale_(loss_scale), want_inject_(want_inject) {
     self_ = Napi::Persistent(self);
     w_->in_flight++;
   }
-  Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
     std::string err;
-    if (w_->model_->forward(batch_.view(), &result_, nullptr, &err) != Status::Ok) return SetError("forward: " + err);
-    // the loss scale may depend on the kept count: a negative scale means 1 / kept
-    const float s = scale_ < 0 ? (result_.kept > 0 ? 1.0f / (float)result_.kept : 0.0f) : scale_;
     d_inject_.assign(want_inject_ ? batch_.inject.size() : 0, 0.0f);
-    w_->model_->backward(s, want_inject_ ? d_inject_.data() : nullptr);
+    // a negative scale means 1 / kept targets
+    const Status st = w_->model_->forward_backward(batch_.view(), scale_, &result_, want_inject_ ? d_inject_.data() : nullptr, &err);
+    if (st != Status::Ok) Fail(st, "forwardBackward: " + err);
   }
+  void Finish() override { w_->in_flight--; }
   void OnOK() override {
-    w_->in_flight--;
+    Finish();
     Napi::Object o = Napi::Object::New(Env());
     o.Set("lossSum", result_.loss_sum);
     o.Set("kept", (double)result_.kept);
@@ -331,13 +272,8 @@ class ForwardBackwardWorker : public Napi::AsyncWorker {
     }
     deferred_.Resolve(o);
   }
-  void OnError(const Napi::Error& e) override {
-    w_->in_flight--;
-    deferred_.Reject(e.Value());
-  }
 
  private:
-  Napi::Promise::Deferred deferred_;
   DecoderWrap* w_;
   Napi::ObjectReference self_;
   OwnedBatch batch_;

@@ -3,6 +3,7 @@
 // for incremental decoding. Argument checks and conversions only.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -12,7 +13,7 @@
 #include "../decode/automaton.h"
 #include "../decode/generate.h"
 #include "../model/decoder.h"
-#include "decoder_napi.h"
+#include "handles.h"
 #include "napi_util.h"
 
 namespace vlatext_napi {
@@ -62,12 +63,12 @@ class AutomatonWrap : public Napi::ObjectWrap<AutomatonWrap> {
   // The allowed next tokens after feeding `tokens` from the start (throws if one is not allowed).
   Napi::Value AllowedAfter(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (in_flight.load() > 0) return error(env, "ActionAutomaton is in use by a generation"), env.Undefined();
+    if (in_flight.load() > 0) return state_error(env, "ActionAutomaton is in use by a generation"), env.Undefined();
     if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return type_error(env, "allowedAfter(tokens: Int32Array)"), env.Undefined();
     auto t = info[0].As<Napi::Int32Array>();
     vlatext::GState s = automaton_->start();
     for (size_t i = 0; i < t.ElementLength(); i++)
-      if (!automaton_->advance(&s, t[i])) return error(env, "token " + std::to_string(t[i]) + " at position " + std::to_string(i) + " is not allowed"), env.Undefined();
+      if (!automaton_->advance(&s, t[i])) return fail(env, Status::InvalidArgument, "token " + std::to_string(t[i]) + " at position " + std::to_string(i) + " is not allowed"), env.Undefined();
     const auto& a = automaton_->allowed(s);
     auto out = Napi::Int32Array::New(env, a.size());
     std::copy(a.begin(), a.end(), out.Data());
@@ -102,7 +103,8 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
       SeqToken st{seq, t};
       progress.Send(&st, 1);
     };
-    if (vlatext::generate_constrained_batch(*d_->model_, prompts_, *a_->automaton_, opts_, &results_, &err, cb) != Status::Ok) SetError("generateConstrained: " + err);
+    status_ = vlatext::generate_constrained_batch(*d_->model_, prompts_, *a_->automaton_, opts_, &results_, &err, cb);
+    if (status_ != Status::Ok) SetError("generateConstrained: " + err);
   }
   void OnProgress(const SeqToken* data, size_t count) override {
     if (on_tokens_.IsEmpty()) return;
@@ -138,7 +140,9 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
   }
   void OnError(const Napi::Error& e) override {
     done();
-    deferred_.Reject(e.Value());
+    Napi::Error err = e;
+    set_status(Env(), err, status_);
+    deferred_.Reject(err.Value());
   }
 
  private:
@@ -155,6 +159,7 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
   std::vector<vlatext::GenOptions> opts_;
   bool batch_;
   std::vector<vlatext::GenResult> results_;
+  Status status_ = Status::Ok;
 };
 
 bool read_gen_options(Napi::Env env, Napi::Value v, vlatext::GenOptions* opt) {
@@ -184,7 +189,7 @@ Napi::Value generate_constrained_async(const Napi::CallbackInfo& info, DecoderSt
   Napi::Object aobj = info[1].As<Napi::Object>();
   if (!aobj.InstanceOf(addon_data(env).automaton_ctor.Value())) return type_error(env, "generateConstrainedAsync: the second argument must be an ActionAutomaton"), env.Undefined();
   AutomatonWrap* a = Napi::ObjectWrap<AutomatonWrap>::Unwrap(aobj);
-  if (a->in_flight.load() > 0) return error(env, "the ActionAutomaton is in use by another generation"), env.Undefined();
+  if (a->in_flight.load() > 0) return state_error(env, "the ActionAutomaton is in use by another generation"), env.Undefined();
   std::vector<std::vector<int32_t>> prompts;
   std::vector<vlatext::GenOptions> opts;
   auto add_prompt = [&](Napi::Value p, Napi::Value o) {
@@ -234,7 +239,7 @@ class KvCacheWrap : public Napi::ObjectWrap<KvCacheWrap> {
     decoder_ = unwrap_decoder(env, d);
     if (!decoder_) return;
     if (!decoder_->model_) {
-      error(env, "KvCache: the decoder was disposed");
+      state_error(env, "KvCache: the decoder was disposed");
       return;
     }
     const double cap = info[1].As<Napi::Number>().DoubleValue();
@@ -243,14 +248,25 @@ class KvCacheWrap : public Napi::ObjectWrap<KvCacheWrap> {
       return;
     }
     decoder_ref_ = Napi::Persistent(d);
-    decoder_->model_->init_cache(&cache_, (int)cap);
+    std::string err;
+    const Status st = decoder_->model_->init_cache(&cache_, (int)cap, &err);
+    if (st != Status::Ok) {
+      fail(env, st, "KvCache: " + err);
+      return;
+    }
+    decoder_->caches.push_back(&cache_);
+  }
+  ~KvCacheWrap() {
+    if (!decoder_) return;
+    auto& cs = decoder_->caches;
+    cs.erase(std::remove(cs.begin(), cs.end(), &cache_), cs.end());
   }
 
  private:
   Napi::Value Feed(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!decoder_->model_) return error(env, "KvCache: the decoder was disposed"), env.Undefined();
-    if (decoder_->in_flight.load() > 0) return error(env, "KvCache: the decoder is busy with an async call"), env.Undefined();
+    if (!decoder_->model_) return state_error(env, "KvCache: the decoder was disposed"), env.Undefined();
+    if (decoder_->in_flight.load() > 0) return state_error(env, "KvCache: the decoder is busy with an async call"), env.Undefined();
     if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
       return type_error(env, "feed(tokens): tokens must be an Int32Array"), env.Undefined();
     auto t = info[0].As<Napi::Int32Array>();
@@ -273,8 +289,8 @@ class KvCacheWrap : public Napi::ObjectWrap<KvCacheWrap> {
     }
     auto out = Napi::Float32Array::New(env, (size_t)c.V);
     std::string err;
-    if (decoder_->model_->infer(&cache_, t.Data(), n, has_pos ? positions.data() : nullptr, (int)rows.size(), rows.data(), inject.data(), out.Data(), &err) != Status::Ok)
-      return error(env, "feed: " + err), env.Undefined();
+    const Status st = decoder_->model_->infer(&cache_, t.Data(), n, has_pos ? positions.data() : nullptr, (int)rows.size(), rows.data(), inject.data(), out.Data(), &err);
+    if (st != Status::Ok) return fail(env, st, "feed: " + err), env.Undefined();
     return out;
   }
   Napi::Value Reset(const Napi::CallbackInfo& info) {

@@ -1,5 +1,9 @@
-// Argument helpers shared by the N-API wrappers. Each returns false after throwing a
-// JavaScript error that names the bad argument (C++ exceptions are disabled).
+// Helpers shared by the N-API wrappers: argument readers, and the ONE error path. Every
+// error thrown to JavaScript carries `status` (vlatext::status_name): a bad argument is a
+// TypeError/RangeError with status "InvalidArgument", a failed native call an Error with
+// the native Status, a disposed or busy handle "InvalidState". Async workers reject the
+// same way (StatusWorker). src/engine/addon.ts turns `status` into the CLI's error codes.
+// Each reader returns false after throwing (C++ exceptions are disabled).
 #pragma once
 
 #include <napi.h>
@@ -9,22 +13,59 @@
 #include <string>
 #include <vector>
 
+#include "../core/status.h"
 #include "../kernels/adamw.h"
 
 namespace vlatext_napi {
 
+using vlatext::Status;
+
+inline void set_status(Napi::Env env, Napi::Error& e, Status st) { e.Set("status", Napi::String::New(env, vlatext::status_name(st))); }
+
+// Throws Error(message) with .status; returns false.
+inline bool fail(Napi::Env env, Status st, const std::string& m) {
+  Napi::Error e = Napi::Error::New(env, m);
+  set_status(env, e, st);
+  e.ThrowAsJavaScriptException();
+  return false;
+}
 inline bool type_error(Napi::Env env, const std::string& m) {
-  Napi::TypeError::New(env, m).ThrowAsJavaScriptException();
+  Napi::Error e = Napi::TypeError::New(env, m);
+  set_status(env, e, Status::InvalidArgument);
+  e.ThrowAsJavaScriptException();
   return false;
 }
 inline bool range_error(Napi::Env env, const std::string& m) {
-  Napi::RangeError::New(env, m).ThrowAsJavaScriptException();
+  Napi::Error e = Napi::RangeError::New(env, m);
+  set_status(env, e, Status::InvalidArgument);
+  e.ThrowAsJavaScriptException();
   return false;
 }
-inline bool error(Napi::Env env, const std::string& m) {
-  Napi::Error::New(env, m).ThrowAsJavaScriptException();
-  return false;
-}
+// A disposed handle, or a synchronous call while an async one runs.
+inline bool state_error(Napi::Env env, const std::string& m) { return fail(env, Status::InvalidState, m); }
+
+// An AsyncWorker whose failures reject with .status: call Fail(status, message) in Execute().
+class StatusWorker : public Napi::AsyncWorker {
+ public:
+  StatusWorker(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Fail(Status st, const std::string& m) {
+    status_ = st;
+    SetError(m);
+  }
+  // Called on the JS thread once the work ended, success or not (release in-flight counts here).
+  virtual void Finish() {}
+  void OnError(const Napi::Error& e) override {
+    Finish();
+    Napi::Error err = e;
+    set_status(Env(), err, status_);
+    deferred_.Reject(err.Value());
+  }
+  Napi::Promise::Deferred deferred_;
+  Status status_ = Status::InvalidArgument;
+};
 
 // Optional integer field: left unchanged when undefined.
 inline bool get_int(Napi::Env env, Napi::Object o, const char* key, int min, int* out) {
@@ -50,6 +91,15 @@ inline bool get_float(Napi::Env env, Napi::Object o, const char* key, float* out
   return true;
 }
 
+// Optional string field: left unchanged when undefined.
+inline bool get_string(Napi::Env env, Napi::Object o, const char* key, std::string* out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return true;
+  if (!v.IsString()) return type_error(env, std::string("'") + key + "' must be a string");
+  *out = v.As<Napi::String>().Utf8Value();
+  return true;
+}
+
 // Int32Array field copied out; expected < 0 accepts any length.
 inline bool get_i32_array(Napi::Env env, Napi::Object o, const char* key, int64_t expected, std::vector<int32_t>* out, bool required) {
   Napi::Value v = o.Get(key);
@@ -70,53 +120,17 @@ inline bool get_f32_array(Napi::Env env, Napi::Object o, const char* key, int64_
   return true;
 }
 
-// [{name, shape}] for a parameter table (Decoder, LoRA, VisionTower).
-template <typename Info>
-Napi::Array tensor_infos(Napi::Env env, const std::vector<Info>& ts) {
-  Napi::Array a = Napi::Array::New(env, ts.size());
-  for (size_t i = 0; i < ts.size(); i++) {
-    Napi::Object t = Napi::Object::New(env);
-    t.Set("name", ts[i].name);
-    Napi::Array shape = Napi::Array::New(env, ts[i].shape.size());
-    for (size_t d = 0; d < ts[i].shape.size(); d++) shape.Set((uint32_t)d, (double)ts[i].shape[d]);
-    t.Set("shape", shape);
-    a.Set((uint32_t)i, t);
-  }
-  return a;
+// {lr, beta1, beta2, eps, weightDecay, maxGradNorm} options.
+inline bool get_adamw(Napi::Env env, Napi::Value v, vlatext::AdamWConfig* c, float* max_norm) {
+  if (!v.IsObject()) return type_error(env, "optimizer options must be an object {lr, beta1, beta2, eps, weightDecay, maxGradNorm}");
+  Napi::Object o = v.As<Napi::Object>();
+  return get_float(env, o, "lr", &c->lr) && get_float(env, o, "beta1", &c->beta1) && get_float(env, o, "beta2", &c->beta2) && get_float(env, o, "eps", &c->eps) &&
+         get_float(env, o, "weightDecay", &c->weight_decay) && get_float(env, o, "maxGradNorm", max_norm);
 }
 
 void RegisterDecoder(Napi::Env env, Napi::Object exports);
 void RegisterGeneration(Napi::Env env, Napi::Object exports);
 void RegisterVision(Napi::Env env, Napi::Object exports);
-
-// optimizerStep({lr, beta1, beta2, eps, weightDecay, maxGradNorm, extraSqNorm?}) options.
-inline bool get_adamw(Napi::Env env, const Napi::CallbackInfo& info, vlatext::AdamWConfig* c, float* max_norm, float* extra_sq) {
-  if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "optimizerStep(options): options must be an object");
-  Napi::Object o = info[0].As<Napi::Object>();
-  return get_float(env, o, "lr", &c->lr) && get_float(env, o, "beta1", &c->beta1) && get_float(env, o, "beta2", &c->beta2) && get_float(env, o, "eps", &c->eps) &&
-         get_float(env, o, "weightDecay", &c->weight_decay) && get_float(env, o, "maxGradNorm", max_norm) && get_float(env, o, "extraSqNorm", extra_sq);
-}
-
-// AdamW's state as JavaScript sees it: {step, m: Float32Array, v: Float32Array}.
-inline Napi::Object optimizer_state(Napi::Env env, int step, const std::vector<float>& m, const std::vector<float>& v) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("step", step);
-  auto jm = Napi::Float32Array::New(env, m.size());
-  auto jv = Napi::Float32Array::New(env, v.size());
-  std::copy(m.begin(), m.end(), jm.Data());
-  std::copy(v.begin(), v.end(), jv.Data());
-  o.Set("m", jm);
-  o.Set("v", jv);
-  return o;
-}
-
-// setOptimizerState({step, m, v}) argument.
-inline bool get_optimizer_state(Napi::Env env, const Napi::CallbackInfo& info, int* step, std::vector<float>* m, std::vector<float>* v) {
-  if (info.Length() < 1 || !info[0].IsObject()) return type_error(env, "setOptimizerState({step, m, v})");
-  Napi::Object o = info[0].As<Napi::Object>();
-  if (!get_int(env, o, "step", 0, step) || !get_f32_array(env, o, "m", -1, m) || !get_f32_array(env, o, "v", -1, v)) return false;
-  if (m->size() != v->size()) return range_error(env, "setOptimizerState: m and v differ in length");
-  return true;
-}
+void RegisterParamStore(Napi::Env env, Napi::Object exports);
 
 }  // namespace vlatext_napi

@@ -20,10 +20,11 @@
 #include "../kernels/adamw.h"
 #include "../kernels/attention.h"
 #include "../kernels/elementwise.h"
-#include "../kernels/loss.h"
+#include "../kernels/head.h"
 #include "../kernels/matmul.h"
 #include "../kernels/norm.h"
 #include "../kernels/rope.h"
+#include "../model/param_store.h"
 
 using namespace vlatext;
 
@@ -326,29 +327,6 @@ void test_elementwise(ThreadPool& pool) {
   fd_check("embedding fd", table, dt_g, eloss, 40);
 }
 
-void test_cross_entropy(ThreadPool& pool) {
-  const int N = 10, V = 19;
-  auto logits = randn(N * V, 3.0f);
-  std::vector<int32_t> t = {0, 5, -100, 18, 7, 7, -100, 1, 2, 3};
-  std::vector<float> l_r(N), l_g(N);
-  int64_t k_r = 0, k_g = 0;
-  const double s_r = cross_entropy_forward_ref(l_r.data(), &k_r, logits.data(), t.data(), N, V);
-  const double s_g = cross_entropy_forward(pool, l_g.data(), &k_g, logits.data(), t.data(), N, V);
-  report(k_r == 8 && k_g == 8 && std::fabs(s_r - s_g) < 1e-5 * std::fabs(s_r), "cross_entropy_forward kept rows and sum", "kept=" + std::to_string(k_g));
-  // uniform logits: loss per row = log V exactly
-  std::vector<float> zeros(N * V, 0.0f);
-  const double su = cross_entropy_forward_ref(l_r.data(), &k_r, zeros.data(), t.data(), N, V);
-  report(std::fabs(su / k_r - std::log((double)V)) < 1e-5, "cross_entropy uniform = log V", "");
-  std::vector<float> d(N * V, 7.0f);
-  cross_entropy_forward_ref(l_r.data(), &k_r, logits.data(), t.data(), N, V);
-  cross_entropy_backward(pool, d.data(), logits.data(), l_r.data(), t.data(), 1.0f / 8, N, V);
-  bool ignored_zero = true;
-  for (int i = 0; i < V; i++) ignored_zero = ignored_zero && d[2 * V + i] == 0.0f && d[6 * V + i] == 0.0f;
-  report(ignored_zero, "cross_entropy ignores -100 rows", "");
-  auto loss = [&] { int64_t kk; return cross_entropy_forward_ref(l_g.data(), &kk, logits.data(), t.data(), N, V) / 8; };
-  fd_check("cross_entropy fd", logits, d, loss, 60);
-}
-
 void test_adamw(ThreadPool& pool) {
   const int n = 101;
   auto p = randn(n), g = randn(n);
@@ -368,6 +346,126 @@ void test_adamw(ThreadPool& pool) {
   report(std::fabs(sq - (0.09 + 16.0)) < 1e-5 && std::fabs(clip_scale(sq, 1.0f) * std::sqrt(sq) - 1.0) < 1e-5 && clip_scale(sq, 100.0f) == 1.0f, "gradient clipping scale", "");
 }
 
+// The chunked LM head with its cross-entropy (head.h) against the reference that holds every
+// logit in double: several chunks (chunk 16 < V = 50), ignored rows, f32 and bf16 heads, the
+// fused input gradient, the weight gradient (recomputed and from kept logits), and finite
+// differences. Tolerances: float sums over C = 24 products and V = 50 exponentials, ~1e-5.
+void test_head(ThreadPool& pool) {
+  const int K = 7, C = 24, V = 50;
+  auto hidden = randn((size_t)K * C), head = randn((size_t)V * C, 0.5f);
+  std::vector<int32_t> targets = {3, -100, 49, 0, 17, -100, 16};
+  std::vector<uint16_t> head_bf((size_t)V * C);
+  std::vector<float> head_r((size_t)V * C);  // the bf16 head's values in f32
+  for (size_t i = 0; i < head.size(); i++) head_bf[i] = f32_to_bf16(head[i]), head_r[i] = bf16_to_f32(head_bf[i]);
+  for (int bf = 0; bf < 2; bf++) {
+    const ConstTensorRef h = bf ? ConstTensorRef{head_bf.data(), DType::BF16} : ConstTensorRef{head.data(), DType::F32};
+    const std::string tag = bf ? " (bf16 head)" : "";
+    std::vector<float> lse_r(K), lse_g(K), dh_r((size_t)K * C, 0.25f), dh_g = dh_r;
+    int64_t kept_r = 0, kept_g = 0;
+    const double loss_r = head_forward_ref(&kept_r, lse_r.data(), dh_r.data(), hidden.data(), targets.data(), h, 0.5f, K, C, V);
+    // the Portable level: a bf16 head is widened, so the reference's exact products apply
+    const double loss_g = head_forward(pool, Isa::Portable, &kept_g, lse_g.data(), dh_g.data(), nullptr, hidden.data(), targets.data(), h, 0.5f, K, C, V, 16);
+    report(kept_r == 5 && kept_g == 5 && std::fabs(loss_g - loss_r) <= 1e-4 * std::max(1.0, std::fabs(loss_r)), "head_forward loss, chunked" + tag, std::to_string(loss_g) + " vs " + std::to_string(loss_r));
+    compare("head_forward lse" + tag, lse_g, lse_r, 1e-5f, 1e-5f);
+    compare("head_forward fused dhidden" + tag, dh_g, dh_r, 1e-5f, 1e-4f);
+    // every logit written out (one chunk), and the best ISA of this CPU
+    std::vector<float> logits((size_t)K * V), lse_b(K);
+    int64_t kept_b = 0;
+    const double loss_b = head_forward(pool, Isa::Amx, &kept_b, lse_b.data(), nullptr, logits.data(), hidden.data(), targets.data(), h, 0.5f, K, C, V);
+    std::vector<float> want((size_t)K * V);
+    matmul_forward_ref(want.data(), hidden.data(), bf ? head_r.data() : head.data(), nullptr, K, C, V);
+    // at avx512bf16/amx a bf16 head rounds the activations to bf16 (matmul.h): ~2^-8 relative per product
+    const float tol = bf && cpu_best_isa() >= Isa::Avx512Bf16 ? 2e-2f : 1e-4f;
+    compare("head_forward logits out" + tag, logits, want, tol, tol);
+    report(kept_b == 5 && std::fabs(loss_b - loss_r) <= 10 * tol * std::max(1.0, std::fabs(loss_r)), "head_forward loss with logits out" + tag, std::to_string(loss_b) + " vs " + std::to_string(loss_r));
+  }
+  // the weight gradient of an f32 head: recomputed from lse (chunked), and from kept logits
+  std::vector<float> lse(K), logits((size_t)K * V);
+  int64_t kept = 0;
+  head_forward(pool, Isa::Portable, &kept, lse.data(), nullptr, logits.data(), hidden.data(), targets.data(), {head.data(), DType::F32}, 1.0f, K, C, V);
+  std::vector<float> dW_r((size_t)V * C, 0.5f), dW_g = dW_r, dW_k = dW_r, dh_b((size_t)K * C, 0.0f), dh_f((size_t)K * C, 0.0f);
+  head_backward_ref(dW_r.data(), hidden.data(), targets.data(), lse.data(), head.data(), 0.5f, K, C, V);
+  head_backward(pool, Isa::Portable, dW_g.data(), dh_b.data(), hidden.data(), targets.data(), lse.data(), nullptr, head.data(), 0.5f, K, C, V, 16);
+  head_backward(pool, Isa::Portable, dW_k.data(), nullptr, hidden.data(), targets.data(), lse.data(), logits.data(), head.data(), 0.5f, K, C, V);
+  compare("head_backward dhead, recomputed in chunks", dW_g, dW_r, 1e-5f, 1e-4f);
+  compare("head_backward dhead, from kept logits", dW_k, dW_r, 1e-5f, 1e-4f);
+  std::vector<float> lse2(K);
+  int64_t k2 = 0;
+  head_forward_ref(&k2, lse2.data(), dh_f.data(), hidden.data(), targets.data(), {head.data(), DType::F32}, 0.5f, K, C, V);
+  compare("head_backward dhidden", dh_b, dh_f, 1e-5f, 1e-4f);
+  // finite differences of the reference loss (scale 1/8 keeps the steps in float range)
+  std::vector<float> dh((size_t)K * C, 0.0f), lse3(K), dW((size_t)V * C, 0.0f);
+  head_forward(pool, Isa::Portable, &kept, lse3.data(), dh.data(), nullptr, hidden.data(), targets.data(), {head.data(), DType::F32}, 0.125f, K, C, V, 16);
+  head_backward(pool, Isa::Portable, dW.data(), nullptr, hidden.data(), targets.data(), lse3.data(), nullptr, head.data(), 0.125f, K, C, V, 16);
+  auto loss = [&] {
+    std::vector<float> l(K);
+    int64_t kk = 0;
+    return head_forward_ref(&kk, l.data(), nullptr, hidden.data(), targets.data(), {head.data(), DType::F32}, 0.0f, K, C, V) / 8;
+  };
+  fd_check("head fd dhidden", hidden, dh, loss, 40);
+  fd_check("head fd dhead", head, dW, loss, 40);
+}
+
+// The parameter store on the CPU backend: segments, f32 and bf16 storage, the trained set,
+// and one optimizer step over two stores clipped by one global norm (against adamw_update_ref).
+void test_param_store() {
+  std::unique_ptr<Backend> be;
+  std::string err;
+  if (create_backend(BackendOptions{}, &be, &err) != Status::Ok) return report(false, "param store backend", err);
+  ParamStore a(be.get()), b(be.get());
+  a.add("w", {3, 4}, DType::BF16);
+  a.add("n", {4}, DType::F32);
+  report(a.end_segment(&err) == Status::Ok, "param store segment 0", err);
+  a.add("lora", {2, 5}, DType::F32);
+  report(a.end_segment(&err) == Status::Ok && a.segments() == 2, "param store segment 1", err);
+  auto w = randn(12), n = randn(4), l = randn(10);
+  a.set(0, w.data());
+  a.set(1, n.data());
+  a.set(2, l.data());
+  std::vector<float> gw(12), gn(4), gl(10), wr(12);
+  a.get(0, gw.data());
+  a.get(1, gn.data());
+  a.get(2, gl.data());
+  for (int i = 0; i < 12; i++) wr[(size_t)i] = round_bf16(w[(size_t)i]);
+  compare("param store bf16 round trip (round to nearest even)", gw, wr, 0, 0);
+  compare("param store f32 round trip", gn, n, 0, 0);
+  report(a.set_trainable(0, true, &err) == Status::InvalidArgument && err.find("'w'") != std::string::npos, "param store refuses to train a bf16 tensor", err);
+  report(a.set_trainable(1, true, &err) == Status::Ok && a.trainable_size() == 10 && a.grad(0) == nullptr && a.grad(2) != nullptr, "param store trains segment 1 only", "");
+  b.add("v", {6}, DType::F32);
+  b.end_segment(&err);
+  b.set_trainable(0, true, &err);
+  auto v = randn(6);
+  b.set(0, v.data());
+  // gradients, then one step over both with a clipping norm below the global norm
+  auto ga = randn(10), gb = randn(6);
+  be->upload(a.grad(2), ga.data(), sizeof(float) * 10);
+  be->upload(b.grad(0), gb.data(), sizeof(float) * 6);
+  double sq = 0;
+  for (float x : ga) sq += (double)x * x;
+  for (float x : gb) sq += (double)x * x;
+  const AdamWConfig cfg{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f};
+  ParamStore* both[2] = {&a, &b};
+  const double norm = optimizer_step(both, 2, cfg, 1.0f);
+  const float scale = clip_scale(sq, 1.0f);
+  std::vector<float> ma(10, 0), va(10, 0), mb(6, 0), vb(6, 0);
+  adamw_update_ref(l.data(), ma.data(), va.data(), ga.data(), 10, cfg, 1, scale);
+  adamw_update_ref(v.data(), mb.data(), vb.data(), gb.data(), 6, cfg, 1, scale);
+  std::vector<float> la(10), vv(6), z(10);
+  a.get(2, la.data());
+  b.get(0, vv.data());
+  a.get_grad(2, z.data());
+  report(std::fabs(norm - std::sqrt(sq)) < 1e-4 * std::sqrt(sq) && a.step() == 1 && b.step() == 1, "optimizer_step returns the global norm", std::to_string(norm));
+  compare("optimizer_step over two stores, one clipping norm (store a)", la, l, 1e-7f, 1e-6f);
+  compare("optimizer_step over two stores, one clipping norm (store b)", vv, v, 1e-7f, 1e-6f);
+  compare("optimizer_step zeroes the gradients", z, std::vector<float>(10, 0.0f), 0, 0);
+  std::vector<float> m, vs;
+  a.optimizer_state(&m, &vs);
+  compare("optimizer state is (m, v) of the trained tensors", m, ma, 1e-7f, 1e-6f);
+  report(a.set_optimizer_state(1, std::vector<float>(9), std::vector<float>(9), &err) == Status::InvalidArgument, "optimizer state of the wrong size is refused", err);
+  a.truncate(1);
+  report(a.tensors().size() == 2 && a.trainable_size() == 0 && a.step() == 0, "param store truncate drops segment 1 and its training state", "");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -380,8 +478,9 @@ int main(int argc, char** argv) {
   test_attention(pool);
   test_vision_attention_and_rope(pool);
   test_elementwise(pool);
-  test_cross_entropy(pool);
   test_adamw(pool);
+  test_head(pool);
+  test_param_store();
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;
 }

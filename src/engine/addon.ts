@@ -9,9 +9,27 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { VlaError } from "../errors.js";
 
+/** CPU instruction-set levels (native/core/cpu.h), lowest first. */
+export const NATIVE_ISAS = ["portable", "avx2", "avx512", "avx512bf16", "amx"] as const;
+export type NativeIsa = (typeof NATIVE_ISAS)[number];
+/** Storage types of weights (native/core/dtype.h). */
+export type NativeDType = "f32" | "bf16";
+export type NativeDevice = "cpu" | "cuda";
+
+/** Where a model runs: device, CPU threads, CPU instruction-set cap. */
+export interface NativeBackendOptions {
+  device?: NativeDevice;
+  /** CPU worker threads; absent: all cores. */
+  threads?: number;
+  /** The highest CPU instruction set the kernels may use (the CPU's best when it is lower). */
+  isa?: NativeIsa;
+}
+
 export interface BuildInfo {
   version: string;
   simd: "avx2" | "scalar";
+  /** The best instruction-set level of this CPU. */
+  isa: NativeIsa;
   threadsDefault: number;
   cuda: boolean;
 }
@@ -26,6 +44,35 @@ export interface NativeRuntime {
 export interface NativeTensorInfo {
   name: string;
   shape: number[];
+}
+
+/** A tensor of a parameter store: its storage type, segment (0 base, 1 LoRA) and whether it is trained. */
+export interface NativeParamInfo extends NativeTensorInfo {
+  dtype: NativeDType;
+  segment: number;
+  trainable: boolean;
+}
+
+/** Every tensor of one model (native/model/param_store.h), from decoder.params or tower.params. */
+export interface NativeParamStore {
+  readonly numElements: number;
+  readonly trainableSize: number;
+  /** Values, gradients and moments, in bytes. */
+  readonly bytes: number;
+  /** AdamW steps taken. */
+  readonly step: number;
+  info(): NativeParamInfo[];
+  get(name: string): Float32Array;
+  set(name: string, data: Float32Array): void;
+  /** The gradient (zeros for a frozen tensor). */
+  grad(name: string): Float32Array;
+  /** Map a safetensors file and fill tensors; offsets are absolute byte offsets; dtype 0 F32, 1 F16, 2 BF16 (converted to each tensor's storage type). */
+  loadSafetensors(file: string, entries: Array<{ name: string; dtype: 0 | 1 | 2; offset: number }>): void;
+  zeroGrad(): void;
+  gradSqNorm(): number;
+  /** AdamW's moments over the trained tensors in table order. */
+  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array };
+  setOptimizerState(state: { step: number; m: Float32Array; v: Float32Array }): void;
 }
 
 export interface NativeBatch {
@@ -45,7 +92,7 @@ export interface NativeBatch {
   dropoutSeed?: number;
 }
 
-export interface NativeDecoderConfig {
+export interface NativeDecoderConfig extends NativeBackendOptions {
   arch: 0 | 1 | 2;
   vocabSize: number;
   hiddenSize: number;
@@ -58,24 +105,17 @@ export interface NativeDecoderConfig {
   ropeTheta: number;
   tieEmbeddings: boolean;
   ropeSections?: Int32Array;
-  threads?: number;
+  /** Storage of the weight matrices and embeddings (default f32); bf16 only for frozen weights. */
+  dtype?: NativeDType;
 }
 
 export interface NativeDecoder {
-  readonly numParams: number;
-  readonly numLoraParams: number;
-  readonly stepCount: number;
-  paramInfo(): NativeTensorInfo[];
-  loraInfo(): NativeTensorInfo[];
-  setParam(name: string, data: Float32Array): void;
-  /** Map a safetensors file and fill parameters; offsets are absolute byte offsets; dtype 0 F32, 1 F16, 2 BF16. */
-  loadSafetensors(file: string, entries: Array<{ name: string; dtype: 0 | 1 | 2; offset: number }>): void;
-  getParam(name: string): Float32Array;
-  getParamGrad(name: string): Float32Array;
-  setLora(name: string, data: Float32Array): void;
-  getLora(name: string): Float32Array;
-  getLoraGrad(name: string): Float32Array;
+  /** Every tensor: base weights (segment 0) and LoRA adapters (segment 1). */
+  readonly params: NativeParamStore;
+  /** The backend it runs on, e.g. "cpu (2 threads, amx)". */
+  readonly backend: string;
   enableLora(options: { rank: number; alpha: number; targets: string[]; seed: number; dropout: number }): void;
+  /** Full fine-tuning on or off (fails for bf16 weights). Base weights are frozen by default. */
   setTrainBase(on: boolean): void;
   forward(batch: NativeBatch, wantLogits?: boolean): { lossSum: number; kept: number; logits?: Float32Array };
   forwardBackwardAsync(batch: NativeBatch, options?: { lossScale?: number; injectGrad?: boolean }): Promise<{ lossSum: number; kept: number; dInject?: Float32Array }>;
@@ -85,8 +125,6 @@ export interface NativeDecoder {
   generateConstrainedAsync(prompt: Int32Array, automaton: NativeAutomaton, options?: NativeGenOptions, onTokens?: (tokens: Int32Array) => void): Promise<NativeGenResult>;
   /** A batch: the sequences that need the model share one forward pass per step. */
   generateConstrainedAsync(prompts: Int32Array[], automaton: NativeAutomaton, options?: NativeGenOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]>;
-  /** extraSqNorm: the squared gradient norm of parts trained alongside (the vision tower), clipped with one global norm; returns that norm. */
-  optimizerStep(options: NativeAdamW & { extraSqNorm?: number }): number;
   dispose(): void;
 }
 
@@ -150,7 +188,7 @@ export interface NativeGenResult {
   totalMs: number;
 }
 
-export interface NativeVisionConfig {
+export interface NativeVisionConfig extends NativeBackendOptions {
   depth: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -164,14 +202,15 @@ export interface NativeVisionConfig {
   rmsNormEps?: number;
   /** Base of the 2D rotary embedding (default 10000). */
   ropeTheta?: number;
-  threads?: number;
+  /** Storage of the weight matrices (default f32); bf16 only for a frozen tower. */
+  dtype?: NativeDType;
 }
 
 export interface NativeVisionTower {
-  paramInfo(): NativeTensorInfo[];
-  setParam(name: string, data: Float32Array): void;
-  getParam(name: string): Float32Array;
-  getParamGrad(name: string): Float32Array;
+  readonly params: NativeParamStore;
+  readonly backend: string;
+  /** Train (or freeze) the tower: gradients exist only while it is trained. Frozen by default. */
+  setTrainable(on: boolean): void;
   /**
    * pixels (N, 3*T*p*p), grids (t, h, w) per image -> (N / merge^2, outHiddenSize).
    * train: keep this call's activations on the handle for the next backwardAsync.
@@ -179,12 +218,6 @@ export interface NativeVisionTower {
   forwardAsync(pixels: Float32Array, grids: Int32Array, train?: boolean): Promise<Float32Array>;
   /** dout: the gradient of the last training forward's output; parameter gradients accumulate. */
   backwardAsync(dout: Float32Array): Promise<void>;
-  zeroGrad(): void;
-  gradSqNorm(): number;
-  /** AdamW on every parameter, clipped with sqrt(own + extraSqNorm); zeroes the gradients; returns that norm. */
-  optimizerStep(options: NativeAdamW & { extraSqNorm: number }): number;
-  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array };
-  setOptimizerState(state: { step: number; m: Float32Array; v: Float32Array }): void;
   dispose(): void;
 }
 
@@ -204,6 +237,8 @@ export interface NativeAddon {
   /** Present only in CUDA builds; throws (status "NoDevice") when no GPU can be used. */
   reduceSumCuda?: (x: Float32Array) => number;
   Runtime: new (options?: NativeThreadsOptions) => NativeRuntime;
+  /** One AdamW step over the trained tensors of all the stores, clipped by one global norm; zeroes the gradients; returns that norm (before clipping). */
+  optimizerStep(stores: NativeParamStore[], options: NativeAdamW): number;
 }
 
 export interface NativeThreadsOptions {
@@ -217,7 +252,7 @@ export interface NativeReduceOptions extends NativeThreadsOptions {
 }
 
 /** Names of native status codes (native/core/status.h), carried as `status` on errors from native calls. */
-export type NativeStatus = "InvalidArgument" | "OutOfMemory" | "NoDevice" | "DeviceError" | "Cancelled" | "ThreadError";
+export type NativeStatus = "InvalidArgument" | "OutOfMemory" | "NoDevice" | "DeviceError" | "Cancelled" | "ThreadError" | "InvalidState";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -249,14 +284,17 @@ export function loadAddon(): NativeAddon {
 }
 
 /**
- * Convert an error thrown by the addon: TypeError/RangeError (a bad argument, named in
- * the message) and status InvalidArgument become NATIVE_ARGUMENT; NoDevice/DeviceError
- * become NATIVE_DEVICE; OutOfMemory/ThreadError become NATIVE_RESOURCE. Anything else
- * is returned unchanged.
+ * Convert an error thrown by the addon (every one carries `status`, native/napi/napi_util.h):
+ * InvalidArgument (also TypeError/RangeError: a bad argument, named in the message) becomes
+ * NATIVE_ARGUMENT; InvalidState (a disposed or busy handle) NATIVE_STATE; NoDevice/DeviceError
+ * NATIVE_DEVICE; OutOfMemory/ThreadError NATIVE_RESOURCE; Cancelled NATIVE_CANCELLED. Anything
+ * else is returned unchanged.
  */
 export function nativeError(what: string, e: unknown): unknown {
   if (e instanceof VlaError || !(e instanceof Error)) return e;
   const status = (e as Error & { status?: unknown }).status;
+  if (status === "InvalidState") return new VlaError("NATIVE_STATE", `${what}: ${e.message}`, "a handle was used after dispose(), or while an async call on it was still running: await every call first", { cause: e });
+  if (status === "Cancelled") return new VlaError("NATIVE_CANCELLED", `${what}: ${e.message}`, undefined, { cause: e });
   if (e instanceof TypeError || e instanceof RangeError || status === "InvalidArgument") return new VlaError("NATIVE_ARGUMENT", `${what}: ${e.message}`, undefined, { cause: e });
   if (status === "NoDevice" || status === "DeviceError")
     return new VlaError("NATIVE_DEVICE", `${what}: ${e.message}`, "this call needs a working NVIDIA GPU and driver; use the CPU version instead", { cause: e });

@@ -8,8 +8,11 @@ import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { readSafetensorsHeader, type SafetensorsHeader } from "../io/safetensors.js";
 import type { AdapterInfo } from "../io/adapter-export.js";
-import { callNative, loadAddon, type NativeBatch, type NativeDecoder, type NativeKvCache, type NativeTensorInfo } from "./addon.js";
+import { callNative, callNativeAsync, loadAddon, type NativeBackendOptions, type NativeBatch, type NativeDecoder, type NativeDType, type NativeKvCache, type NativeTensorInfo } from "./addon.js";
 import { parseDecoderConfig, type DecoderModelConfig } from "./config.js";
+import { AdamWSchema, optimizerStep, ParamStore, type AdamWInput, type OptimizerState } from "./params.js";
+
+export { AdamWSchema, type AdamWInput } from "./params.js";
 
 export const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
 
@@ -26,17 +29,15 @@ export const LoraConfigSchema = z
   .strict();
 export type LoraConfigInput = z.input<typeof LoraConfigSchema>;
 
-export const AdamWSchema = z
-  .object({
-    lr: z.number().min(0),
-    beta1: z.number().min(0).lt(1).default(0.9),
-    beta2: z.number().min(0).lt(1).default(0.999),
-    eps: z.number().positive().default(1e-8),
-    weightDecay: z.number().min(0).default(0.01),
-    maxGradNorm: z.number().min(0).default(1),
-  })
-  .strict();
-export type AdamWInput = z.input<typeof AdamWSchema>;
+/**
+ * How a model is held in memory and where it runs: the storage type of its weight matrices
+ * (f32; bf16 for frozen weights — half the memory, and the bf16 kernels; "auto": bf16 when
+ * the checkpoint stores them as bf16 and they are not trained) and the backend.
+ */
+export type ModelDType = NativeDType | "auto";
+export interface ModelOptions extends NativeBackendOptions {
+  dtype?: ModelDType;
+}
 
 export interface TrainBatch {
   B: number;
@@ -54,17 +55,28 @@ export interface TrainBatch {
 
 export class DecoderModel {
   readonly config: DecoderModelConfig;
+  /** Storage type of the weight matrices and embeddings. */
+  readonly dtype: NativeDType;
   private readonly native: NativeDecoder;
+  /** Every tensor: base weights (segment 0) and LoRA adapters (segment 1). */
+  readonly params: ParamStore;
   private disposed = false;
 
-  constructor(config: DecoderModelConfig, options: { threads?: number } = {}) {
+  constructor(config: DecoderModelConfig, options: Omit<ModelOptions, "dtype"> & { dtype?: NativeDType } = {}) {
     this.config = config;
+    this.dtype = options.dtype ?? "f32";
     const addon = loadAddon();
-    this.native = callNative("Decoder", () => new addon.Decoder({ ...config.native, ...(options.threads ? { threads: options.threads } : {}) }));
+    const backend = { ...(options.threads ? { threads: options.threads } : {}), ...(options.device ? { device: options.device } : {}), ...(options.isa ? { isa: options.isa } : {}) };
+    this.native = callNative("Decoder", () => new addon.Decoder({ ...config.native, ...backend, dtype: this.dtype }));
+    this.params = new ParamStore(this.native.params, "decoder");
   }
 
-  /** Load config.json and model.safetensors (or a sharded index) from a Hugging Face directory. */
-  static load(dir: string, options: { threads?: number; config?: DecoderModelConfig; fileNames?: (name: string) => string[] } = {}): DecoderModel {
+  /**
+   * Load config.json and model.safetensors (or a sharded index) from a Hugging Face directory.
+   * dtype "auto" (the default): bf16 when the checkpoint's matrices are bf16 and `trainBase` is
+   * false, else f32.
+   */
+  static load(dir: string, options: ModelOptions & { config?: DecoderModelConfig; fileNames?: (name: string) => string[]; trainBase?: boolean } = {}): DecoderModel {
     const cfgFile = path.join(dir, "config.json");
     if (!fs.existsSync(cfgFile)) throw new VlaError("FILE_NOT_FOUND", `no config.json in ${dir}`, "point at a Hugging Face model directory");
     let json: unknown;
@@ -73,7 +85,10 @@ export class DecoderModel {
     } catch (e) {
       throw new VlaError("CONFIG_INVALID", `${cfgFile} is not valid JSON: ${(e as Error).message}`);
     }
-    const model = new DecoderModel(options.config ?? parseDecoderConfig(json, cfgFile), options.threads ? { threads: options.threads } : {});
+    const config = options.config ?? parseDecoderConfig(json, cfgFile);
+    const dtype = resolveDType(options.dtype, () => checkpointDType(dir, options.fileNames ?? ((n) => [n])), options.trainBase ?? false);
+    const { config: _c, fileNames: _f, trainBase: _t, ...backend } = options;
+    const model = new DecoderModel(config, { ...backend, dtype });
     try {
       model.loadWeights(dir, options.fileNames);
     } catch (e) {
@@ -131,7 +146,7 @@ export class DecoderModel {
       list.push({ name: p.name, dtype: entry.dtype === "F32" ? 0 : entry.dtype === "F16" ? 1 : 2, offset: h.dataStart + entry.begin });
       perFile.set(file, list);
     }
-    for (const [file, entries] of perFile) callNative("loadSafetensors", () => this.live().loadSafetensors(path.join(dir, file), entries));
+    for (const [file, entries] of perFile) this.params.loadSafetensors(path.join(dir, file), entries);
   }
 
   /** The native handle, for engine modules (automaton, server) that call it directly. */
@@ -140,36 +155,48 @@ export class DecoderModel {
   }
 
   private live(): NativeDecoder {
-    if (this.disposed) throw new VlaError("NATIVE_ARGUMENT", "this DecoderModel was disposed");
+    if (this.disposed) throw new VlaError("NATIVE_STATE", "this DecoderModel was disposed", "load the model again");
     return this.native;
   }
 
+  /** The base model's tensors (segment 0 of the store). */
   paramInfo(): NativeTensorInfo[] {
-    return this.live().paramInfo();
+    this.live();
+    return this.params.info().filter((t) => t.segment === 0).map((t) => ({ name: t.name, shape: t.shape }));
   }
+  /** The LoRA adapters' tensors (segment 1), empty without adapters. */
   loraInfo(): NativeTensorInfo[] {
-    return this.live().loraInfo();
+    this.live();
+    return this.params.info().filter((t) => t.segment === 1).map((t) => ({ name: t.name, shape: t.shape }));
   }
+  /** Parameters of the base model. */
   get numParams(): number {
-    return this.live().numParams;
+    return this.paramInfo().reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  }
+  /** The backend it runs on, e.g. "cpu (2 threads, amx)". */
+  get backend(): string {
+    return this.live().backend;
   }
   setParam(name: string, data: Float32Array): void {
-    callNative("setParam", () => this.live().setParam(name, data));
+    this.live();
+    this.params.set(name, data);
   }
   getParam(name: string): Float32Array {
-    return callNative("getParam", () => this.live().getParam(name));
+    this.live();
+    return this.params.get(name);
   }
   getParamGrad(name: string): Float32Array {
-    return callNative("getParamGrad", () => this.live().getParamGrad(name));
+    this.live();
+    return this.params.grad(name);
   }
   setLora(name: string, data: Float32Array): void {
-    callNative("setLora", () => this.live().setLora(name, data));
+    this.setParam(name, data);
   }
   getLora(name: string): Float32Array {
-    return callNative("getLora", () => this.live().getLora(name));
+    return this.getParam(name);
   }
   getLoraGrad(name: string): Float32Array {
-    return callNative("getLoraGrad", () => this.live().getLoraGrad(name));
+    return this.getParamGrad(name);
   }
 
   /** Add LoRA adapters (PEFT init: A kaiming-uniform, B zero); base weights become frozen. */
@@ -209,9 +236,9 @@ export class DecoderModel {
     if (expected.size > 0) throw new VlaError("FILE_INVALID", `adapter is missing ${expected.size} tensors, e.g. '${[...expected.keys()][0]}'`);
   }
 
-  /** Train all base weights too (full fine-tuning). */
+  /** Train all base weights too (full fine-tuning); they are frozen by default. Needs f32 weights. */
   setTrainBase(on: boolean): void {
-    this.live().setTrainBase(on);
+    callNative("setTrainBase", () => this.live().setTrainBase(on));
   }
 
   /** Next-token logits (B*T, V) for a batch (no gradients). */
@@ -233,32 +260,34 @@ export class DecoderModel {
   async forwardBackward(batch: TrainBatch, options: { lossScale?: number; injectGrad?: boolean } = {}): Promise<{ loss: number; kept: number; dInject?: Float32Array }> {
     const b = batch.dropoutSeed === undefined ? { ...batch, dropoutSeed: this.passes } : batch;
     this.passes = (this.passes + 1) % 2 ** 31;
-    const r = await callNative("forwardBackwardAsync", () => this.live().forwardBackwardAsync(b, options));
+    const r = await callNativeAsync("forwardBackward", () => this.live().forwardBackwardAsync(b, options));
     return { loss: r.kept > 0 ? r.lossSum / r.kept : 0, kept: r.kept, ...(r.dInject ? { dInject: r.dInject } : {}) };
   }
 
   /**
-   * Clip, apply AdamW to the trainable tensors, zero gradients; returns the gradient norm
-   * before clipping. extraSqNorm: the squared gradient norm of parts trained alongside (the
-   * vision tower), so that one global norm is clipped; the return value includes it.
+   * Clip, apply AdamW to this model's trained tensors, zero gradients; returns the gradient
+   * norm before clipping. A policy that trains its vision tower too steps both stores at once
+   * with optimizerStep([model.params, tower.params], ...) (src/engine/params.ts).
    */
-  optimizerStep(input: AdamWInput, extraSqNorm = 0): number {
-    const r = AdamWSchema.safeParse(input);
-    if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid optimizer config:\n${formatZodIssues(r.error.issues)}`);
-    return this.live().optimizerStep({ ...r.data, extraSqNorm });
+  optimizerStep(input: AdamWInput): number {
+    this.live();
+    return optimizerStep([this.params], input);
   }
 
   zeroGrad(): void {
-    this.live().zeroGrad();
+    this.live();
+    this.params.zeroGrad();
   }
 
   /** AdamW's step count and moments (for checkpoints). */
-  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array } {
-    return this.live().getOptimizerState();
+  getOptimizerState(): OptimizerState {
+    this.live();
+    return this.params.getOptimizerState();
   }
 
-  setOptimizerState(state: { step: number; m: Float32Array; v: Float32Array }): void {
-    callNative("setOptimizerState", () => this.live().setOptimizerState(state));
+  setOptimizerState(state: OptimizerState): void {
+    this.live();
+    this.params.setOptimizerState(state);
   }
 
   /** The LoRA adapter settings, when one is installed. */
@@ -298,8 +327,41 @@ export class DecoderModel {
 
   dispose(): void {
     if (this.disposed) return;
-    this.native.dispose();
+    callNative("Decoder.dispose", () => this.native.dispose());
     this.disposed = true;
+  }
+}
+
+/** The storage type a load resolves to: explicit, or "auto" from the checkpoint's matrices and whether they are trained. */
+export function resolveDType(requested: ModelDType | undefined, stored: () => "F32" | "F16" | "BF16" | undefined, trained: boolean): NativeDType {
+  if (requested === "f32" || requested === "bf16") {
+    if (requested === "bf16" && trained) throw new VlaError("CONFIG_INVALID", "dtype bf16 cannot be used for weights that are trained (full fine-tuning keeps f32 master weights)", "use dtype f32 (or auto), or LoRA");
+    return requested;
+  }
+  return !trained && stored() === "BF16" ? "bf16" : "f32";
+}
+
+/**
+ * The storage type of a checkpoint's embedding matrix (its matrices are stored alike), from
+ * the safetensors header (the index's shard when there is an index, as loadWeights reads it);
+ * undefined when it cannot tell (loadWeights then names the problem).
+ */
+function checkpointDType(dir: string, fileNames: (name: string) => string[]): "F32" | "F16" | "BF16" | undefined {
+  try {
+    const index = path.join(dir, "model.safetensors.index.json");
+    let file = path.join(dir, "model.safetensors");
+    if (fs.existsSync(index)) {
+      const map = (JSON.parse(fs.readFileSync(index, "utf8")) as { weight_map?: Record<string, string> }).weight_map ?? {};
+      const name = fileNames("model.embed_tokens.weight").find((n) => map[n] !== undefined);
+      if (!name) return undefined;
+      file = path.join(dir, map[name] as string);
+    }
+    const h = readSafetensorsHeader(file);
+    const name = fileNames("model.embed_tokens.weight").find((n) => h.tensors.has(n));
+    const dt = name ? h.tensors.get(name)?.dtype : undefined;
+    return dt === "F32" || dt === "F16" || dt === "BF16" ? dt : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { callNative, callNativeAsync, loadAddon, type NativeTensorInfo, type NativeVisionConfig, type NativeVisionTower } from "./addon.js";
-import { AdamWSchema, type AdamWInput } from "./decoder.js";
+import { optimizerStep, ParamStore, type AdamWInput, type OptimizerState } from "./params.js";
 
 const VisionConfigSchema = z
   .object({
@@ -58,27 +58,45 @@ export function parseVisionConfig(json: unknown, source = "vision_config"): Nati
 export class VisionModel {
   readonly config: NativeVisionConfig;
   private readonly native: NativeVisionTower;
+  /** The tower's tensors ("visual.*"). */
+  readonly params: ParamStore;
+  private disposed = false;
 
   constructor(config: NativeVisionConfig) {
     this.config = config;
     const addon = loadAddon();
     this.native = callNative("VisionTower", () => new addon.VisionTower(config));
+    this.params = new ParamStore(this.native.params, "vision tower");
+  }
+
+  private live(): NativeVisionTower {
+    if (this.disposed) throw new VlaError("NATIVE_STATE", "this VisionModel was disposed", "load the model again");
+    return this.native;
   }
 
   paramInfo(): NativeTensorInfo[] {
-    return this.native.paramInfo();
+    this.live();
+    return this.params.info().map((t) => ({ name: t.name, shape: t.shape }));
   }
 
   setParam(name: string, data: Float32Array): void {
-    callNative("setParam", () => this.native.setParam(name, data));
+    this.live();
+    this.params.set(name, data);
   }
 
   getParam(name: string): Float32Array {
-    return callNative("getParam", () => this.native.getParam(name));
+    this.live();
+    return this.params.get(name);
   }
 
   getParamGrad(name: string): Float32Array {
-    return callNative("getParamGrad", () => this.native.getParamGrad(name));
+    this.live();
+    return this.params.grad(name);
+  }
+
+  /** Train (or freeze) the tower; it is frozen by default and keeps gradients only while trained. */
+  setTrainable(on: boolean): void {
+    callNative("VisionTower.setTrainable", () => this.live().setTrainable(on));
   }
 
   /**
@@ -86,39 +104,40 @@ export class VisionModel {
    * order. train: keep the activations for the next backward().
    */
   async forward(pixels: Float32Array, grids: ReadonlyArray<{ t: number; h: number; w: number }>, options: { train?: boolean } = {}): Promise<Float32Array> {
-    return await callNativeAsync("vision forward", () => this.native.forwardAsync(pixels, Int32Array.from(grids.flatMap((g) => [g.t, g.h, g.w])), options.train ?? false));
+    return await callNativeAsync("vision forward", () => this.live().forwardAsync(pixels, Int32Array.from(grids.flatMap((g) => [g.t, g.h, g.w])), options.train ?? false));
   }
 
   /** Backward of the last training forward: dout is the gradient of its output; parameter gradients accumulate. */
   async backward(dout: Float32Array): Promise<void> {
-    await callNativeAsync("vision backward", () => this.native.backwardAsync(dout));
+    await callNativeAsync("vision backward", () => this.live().backwardAsync(dout));
   }
 
   zeroGrad(): void {
-    this.native.zeroGrad();
+    this.params.zeroGrad();
   }
 
   /** Sum of the squared parameter gradients. */
   gradSqNorm(): number {
-    return this.native.gradSqNorm();
+    return this.params.gradSqNorm();
   }
 
-  /** AdamW with clipping over sqrt(own + extraSqNorm); zeroes the gradients; returns that norm. */
-  optimizerStep(input: AdamWInput, extraSqNorm = 0): number {
-    const r = AdamWSchema.safeParse(input);
-    if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid optimizer config:\n${formatZodIssues(r.error.issues)}`);
-    return callNative("optimizerStep", () => this.native.optimizerStep({ ...r.data, extraSqNorm }));
+  /** AdamW on the tower alone (clipped by its own norm); a policy steps the tower with its language model through optimizerStep([...]). */
+  optimizerStep(input: AdamWInput): number {
+    this.live();
+    return optimizerStep([this.params], input);
   }
 
-  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array } {
-    return this.native.getOptimizerState();
+  getOptimizerState(): OptimizerState {
+    return this.params.getOptimizerState();
   }
 
-  setOptimizerState(state: { step: number; m: Float32Array; v: Float32Array }): void {
-    callNative("setOptimizerState", () => this.native.setOptimizerState(state));
+  setOptimizerState(state: OptimizerState): void {
+    this.params.setOptimizerState(state);
   }
 
   dispose(): void {
-    this.native.dispose();
+    if (this.disposed) return;
+    callNative("VisionTower.dispose", () => this.native.dispose());
+    this.disposed = true;
   }
 }

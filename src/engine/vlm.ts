@@ -9,11 +9,11 @@ import path from "node:path";
 import { z } from "zod";
 import type { RgbImage } from "../data/episode.js";
 import { VlaError, formatZodIssues } from "../errors.js";
-import { readSafetensors, safetensorsData, type SafetensorsFile } from "../io/safetensors.js";
+import { readSafetensorsHeader, type SafetensorsEntry, type SafetensorsHeader } from "../io/safetensors.js";
 import { imageLayout, preprocessImage, processorConfigFor, type ImageLayout, type ProcessedImage, type VisionProcessorConfig } from "../vision/processor.js";
 import { ropeIndex } from "../vision/rope-index.js";
 import { parseDecoderConfig } from "./config.js";
-import { DecoderModel } from "./decoder.js";
+import { DecoderModel, resolveDType, type ModelOptions } from "./decoder.js";
 import { parseVisionConfig, VisionModel } from "./vision.js";
 
 const VlmConfigSchema = z.object({ model_type: z.literal("qwen2_5_vl"), vision_config: z.record(z.string(), z.unknown()), image_token_id: z.number().int().optional() }).passthrough();
@@ -38,7 +38,8 @@ export class VlmModel {
     this.processor = processor;
   }
 
-  static load(dir: string, options: { threads?: number } = {}): VlmModel {
+  /** trainBase / trainVision: which weights will be trained (they are kept in f32 under dtype "auto"). */
+  static load(dir: string, options: ModelOptions & { trainBase?: boolean; trainVision?: boolean } = {}): VlmModel {
     const file = path.join(dir, "config.json");
     if (!fs.existsSync(file)) throw new VlaError("FILE_NOT_FOUND", `no config.json in ${dir}`);
     const json = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
@@ -61,13 +62,20 @@ export class VlmModel {
     }
     const processor = processorConfigFor({ patchSize: visionCfg.patchSize, temporalPatchSize: visionCfg.temporalPatchSize, mergeSize: visionCfg.spatialMergeSize }, ppJson, ppFile);
     if (visionCfg.outHiddenSize !== decoderCfg.native.hiddenSize) throw new VlaError("CONFIG_INVALID", `${file}: vision_config.out_hidden_size ${visionCfg.outHiddenSize} differs from hidden_size ${decoderCfg.native.hiddenSize}`);
-    const decoder = DecoderModel.load(dir, { ...options, config: decoderCfg, fileNames: (n) => (n.startsWith("model.") ? [`model.language_model.${n.slice(6)}`, n] : [n]) });
-    const vision = new VisionModel({ ...visionCfg, ...(options.threads ? { threads: options.threads } : {}) });
+    const { trainBase, trainVision, ...backend } = options;
+    const decoder = DecoderModel.load(dir, { ...backend, trainBase: trainBase ?? false, config: decoderCfg, fileNames: (n) => (n.startsWith("model.") ? [`model.language_model.${n.slice(6)}`, n] : [n]) });
+    let vision: VisionModel | undefined;
     try {
-      loadVisionTensors(vision, readSafetensors(path.join(dir, "model.safetensors")), dir);
+      const weights = path.join(dir, "model.safetensors");
+      const st = readSafetensorsHeader(weights);
+      const patch = st.tensors.get("model.visual.patch_embed.proj.weight") ?? st.tensors.get("visual.patch_embed.proj.weight");
+      const stored = patch?.dtype === "F32" || patch?.dtype === "F16" || patch?.dtype === "BF16" ? patch.dtype : undefined;
+      const vdtype = resolveDType(options.dtype, () => stored, trainVision ?? false);
+      vision = new VisionModel({ ...visionCfg, ...(options.threads ? { threads: options.threads } : {}), ...(options.device ? { device: options.device } : {}), ...(options.isa ? { isa: options.isa } : {}), dtype: vdtype });
+      loadVisionTensors(vision, st);
     } catch (e) {
       decoder.dispose();
-      vision.dispose();
+      vision?.dispose();
       throw e;
     }
     return new VlmModel(decoder, vision, r.data.image_token_id, processor);
@@ -106,7 +114,7 @@ export class VlmModel {
 
   /** Replace the tower's weights from a safetensors file holding "visual.*" (or "model.visual.*") tensors. */
   loadVisionWeights(file: string): void {
-    loadVisionTensors(this.vision, readSafetensors(file), file);
+    loadVisionTensors(this.vision, readSafetensorsHeader(file));
   }
 
   /** 3D positions (3, N) and the rows of the image pads, for a prompt encoded with imageTokens = per-image token counts. */
@@ -126,31 +134,38 @@ export class VlmModel {
   }
 }
 
-/** Every tower tensor from a safetensors file, under its HF name with or without the "model." prefix. */
-function loadVisionTensors(vision: VisionModel, st: SafetensorsFile, where: string): void {
+/** Every tower tensor from a safetensors file, under its HF name with or without the "model." prefix, mapped (not read into JavaScript). */
+function loadVisionTensors(vision: VisionModel, h: SafetensorsHeader): void {
+  const entries: Array<{ name: string; dtype: 0 | 1 | 2; offset: number }> = [];
   for (const p of vision.paramInfo()) {
-    const name = [`model.${p.name}`, p.name].find((c) => st.tensors.has(c));
-    if (!name) throw new VlaError("FILE_INVALID", `${where}: vision tensor '${p.name}' is missing`);
-    vision.setParam(p.name, safetensorsData(st, name));
+    const name = [`model.${p.name}`, p.name].find((c) => h.tensors.has(c));
+    if (!name) throw new VlaError("FILE_INVALID", `${h.file}: vision tensor '${p.name}' is missing`, "the file must hold every visual.* tensor of the config's vision tower");
+    const e = h.tensors.get(name) as SafetensorsEntry;
+    // the patch embedding is a 3D convolution in the checkpoint (C, 3, T, p, p) and a matrix (C, 3*T*p*p) here
+    const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+    if (e.shape[0] !== p.shape[0] || numel(e.shape) !== numel(p.shape)) throw new VlaError("FILE_INVALID", `${h.file}: vision tensor '${name}' has shape [${e.shape}] but the vision config implies [${p.shape}]`, "the weights do not match config.json's vision_config");
+    entries.push({ name: p.name, dtype: e.dtype === "F32" ? 0 : e.dtype === "F16" ? 1 : 2, offset: h.dataStart + e.begin });
   }
+  vision.params.loadSafetensors(h.file, entries);
 }
 
 /**
  * Load the language model of a Hugging Face directory: a Qwen2.5-VL (decoder + vision
  * tower) when config.json says so, else a decoder-only model. `dispose` frees both.
  */
-export function loadLanguageModel(dir: string, options: { threads?: number } = {}): { model: DecoderModel; vlm: VlmModel | undefined; dispose: () => void } {
+export function loadLanguageModel(dir: string, options: ModelOptions & { trainBase?: boolean; trainVision?: boolean } = {}): { model: DecoderModel; vlm: VlmModel | undefined; dispose: () => void } {
   let modelType: unknown;
   try {
     modelType = (JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as { model_type?: unknown }).model_type;
   } catch {
     modelType = undefined; // DecoderModel.load names the problem
   }
-  const threads = options.threads && options.threads > 0 ? { threads: options.threads } : {};
+  const { threads, trainVision, ...rest } = options;
+  const opts = { ...rest, ...(threads && threads > 0 ? { threads } : {}) };
   if (modelType === "qwen2_5_vl") {
-    const vlm = VlmModel.load(dir, threads);
+    const vlm = VlmModel.load(dir, { ...opts, ...(trainVision !== undefined ? { trainVision } : {}) });
     return { model: vlm.decoder, vlm, dispose: () => vlm.dispose() };
   }
-  const model = DecoderModel.load(dir, threads);
+  const model = DecoderModel.load(dir, opts);
   return { model, vlm: undefined, dispose: () => model.dispose() };
 }

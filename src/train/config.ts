@@ -82,6 +82,12 @@ export const FinetuneConfigSchema = z
     evalSamples: z.number().int().min(1).default(8),
     checkpointEvery: z.number().int().min(0).default(0),
     threads: z.number().int().min(0).default(0),
+    /**
+     * Storage of the base model's weight matrices: "auto" keeps a bf16 checkpoint in bf16 when its
+     * weights are frozen (LoRA: half the memory, bf16 kernels) and uses f32 otherwise; "f32" always;
+     * "bf16" (frozen weights only) converts an f32 checkpoint. Trained weights are f32.
+     */
+    dtype: z.enum(["auto", "f32", "bf16"]).default("auto"),
   })
   .strict();
 

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { generateConstrained, type ActionAutomaton } from "../engine/automaton.js";
 import type { DecoderModel, TrainBatch } from "../engine/decoder.js";
+import { optimizerStep } from "../engine/params.js";
 import { loadLanguageModel, type VlmModel } from "../engine/vlm.js";
 import type { RgbImage } from "../data/episode.js";
 import { VlaError } from "../errors.js";
@@ -166,11 +167,13 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
   if (existing && !options.resume) throw new VlaError("CONFIG_INVALID", `${runDir} already has checkpoints (${path.basename(existing)})`, "pass --resume to continue it, or choose another --output");
   const template = loadTemplate(cfg.template);
   const tok = cfg.tokenizer ? loadTokenizer(cfg.tokenizer) : loadTokenizerDir(cfg.model);
-  const { model, vlm, dispose } = loadLanguageModel(cfg.model, { threads: cfg.threads });
+  // frozen base weights keep the checkpoint's storage type (dtype auto: bf16 stays bf16); trained ones are f32
+  const { model, vlm, dispose } = loadLanguageModel(cfg.model, { threads: cfg.threads, dtype: cfg.dtype, trainBase: !cfg.lora.enabled, trainVision: cfg.vision.train });
   try {
     if (tok.vocabSize > model.config.native.vocabSize) throw new VlaError("CONFIG_INVALID", `tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.native.vocabSize}`);
     if (cfg.vision.train && !vlm) throw new VlaError("CONFIG_INVALID", `vision.train is set but ${cfg.model} has no vision tower`, "train a vision-language model (Qwen2.5-VL), or set vision.train to false");
     const tower = cfg.vision.train ? vlm : undefined;
+    tower?.vision.setTrainable(true);
     if (cfg.lora.enabled) model.enableLora({ rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets as "all-linear", dropout: cfg.lora.dropout, seed: cfg.seed });
     else model.setTrainBase(true);
     const data = await buildTrainData(cfg, tok, template, io.log, vlm);
@@ -232,10 +235,8 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
         throw new VlaError("TRAIN_DIVERGED", `loss became ${loss} at step ${step}`, `lower the learning rate (optimizer.lr = ${cfg.optimizer.lr}) or resume from the last checkpoint with a smaller one`);
       }
       const lr = learningRate(cfg, step);
-      // one clipping norm over everything trained: the language model and (if trained) the tower
-      const towerSq = tower ? tower.vision.gradSqNorm() : 0;
-      const gradNorm = model.optimizerStep({ ...cfg.optimizer, lr }, towerSq);
-      if (tower) tower.vision.optimizerStep({ ...cfg.optimizer, lr }, Math.max(0, gradNorm * gradNorm - towerSq));
+      // one step, one clipping norm over everything trained: the language model and (if trained) the tower
+      const gradNorm = optimizerStep(tower ? [model.params, tower.vision.params] : [model.params], { ...cfg.optimizer, lr });
       losses.push({ step, loss });
       const elapsed = (performance.now() - t0) / 1000;
       const line: Record<string, number> = { step, loss, lr, gradNorm, tokens, tokensPerSec: tokens / elapsed, elapsedSec: elapsed };

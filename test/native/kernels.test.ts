@@ -24,7 +24,7 @@ describe("native kernels (C++ tests)", () => {
       expect(failed, r.stdout + r.stderr).toEqual([]);
       expect(r.status).toBe(0);
       // the families that must be covered, by reference comparison and by finite differences
-      for (const name of ["matmul_forward", "matmul fd dweight", "rmsnorm fd dinp", "rope fd (3 sections)", "attention_backward dk", "attention fd dq", "attention is causal", "swiglu fd dgate", "embedding fd", "cross_entropy fd", "adamw first step by hand"]) {
+      for (const name of ["matmul_forward", "matmul fd dweight", "rmsnorm fd dinp", "rope fd (3 sections)", "attention_backward dk", "attention fd dq", "attention is causal", "swiglu fd dgate", "embedding fd", "head fd dhidden", "head fd dhead", "head_forward fused dhidden", "optimizer_step over two stores", "adamw first step by hand"]) {
         expect(lines.some((l) => l.startsWith(`PASS ${name}`)), `missing check '${name}'`).toBe(true);
       }
       expect(lines.length).toBeGreaterThan(60);

@@ -16,7 +16,7 @@
  */
 import fs from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadAddon } from "../../src/engine/addon.js";
+import { loadAddon, NATIVE_ISAS } from "../../src/engine/addon.js";
 import { Runtime, reduceSum, reduceSumAsync, reduceSumCuda, reduceSumRef } from "../../src/engine/reduce.js";
 import { VlaError } from "../../src/errors.js";
 import { rng } from "../support/rng.js";
@@ -78,7 +78,8 @@ function caught(f: () => unknown): unknown {
 describe(`native reduction (seed ${seed0})`, () => {
   it("reports its build", () => {
     const info = loadAddon().buildInfo();
-    expect(Object.keys(info).sort()).toEqual(["cuda", "simd", "threadsDefault", "version"]);
+    expect(Object.keys(info).sort()).toEqual(["cuda", "isa", "simd", "threadsDefault", "version"]);
+    expect(NATIVE_ISAS).toContain(info.isa);
     const pkg = JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
     expect(info.version).toBe(pkg.version);
     expect(Number.isInteger(info.threadsDefault) && info.threadsDefault >= 1).toBe(true);
@@ -87,6 +88,13 @@ describe(`native reduction (seed ${seed0})`, () => {
     const flags = fs.existsSync("/proc/cpuinfo") ? (/^flags\s*:(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "") : "";
     if (process.arch === "x64" && flags) expect(info.simd).toBe(/\bavx2\b/.test(flags) && /\bfma\b/.test(flags) ? "avx2" : "scalar");
     else expect(["avx2", "scalar"]).toContain(info.simd);
+    // the instruction-set level agrees too (avx512 needs F, BW, DQ and VL; bf16 needs avx512_bf16)
+    if (process.arch === "x64" && flags) {
+      const has = (f: string): boolean => new RegExp(`\\b${f}\\b`).test(flags);
+      const level = NATIVE_ISAS.indexOf(info.isa);
+      expect(level >= NATIVE_ISAS.indexOf("avx512")).toBe(["avx512f", "avx512bw", "avx512dq", "avx512vl"].every(has) && info.simd === "avx2");
+      if (level >= NATIVE_ISAS.indexOf("avx512")) expect(level >= NATIVE_ISAS.indexOf("avx512bf16")).toBe(has("avx512_bf16"));
+    }
   });
 
   it("the scalar reference equals an in-order JavaScript double sum exactly", () => {

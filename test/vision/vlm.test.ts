@@ -70,6 +70,7 @@ describe("tiny default Qwen2.5-VL model", () => {
     // ~1e-6 / e of noise on gradients of 1e-5..1e-3; tolerance 3e-2 * max|grad of the tensor| + 2e-6.
     const tok = loadTokenizerDir(dir, "tiny");
     const vlm = VlmModel.load(dir);
+    vlm.vision.setTrainable(true);
     try {
       const obs = new TabletopEnv({ size: 28 }).reset(3);
       const image = tileHorizontal([obs.images.top!, obs.images.front!]); // 56 x 28 -> (1, 2, 4): 2 merged tokens

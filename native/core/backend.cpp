@@ -1,0 +1,23 @@
+#include "backend.h"
+
+#include "../kernels/cpu_backend.h"
+
+namespace vlatext {
+
+// VLATEXT_CUDA_BACKEND: defined by CUDA builds once native/cuda/ implements the backend.
+#ifdef VLATEXT_CUDA_BACKEND
+// native/cuda/: the CUDA backend, in CUDA builds only.
+Status create_cuda_backend(const BackendOptions& opt, std::unique_ptr<Backend>* out, std::string* error);
+#endif
+
+Status create_backend(const BackendOptions& opt, std::unique_ptr<Backend>* out, std::string* error) {
+  if (opt.device == Device::Cpu) return create_cpu_backend(opt.threads, opt.isa, out, error);
+#ifdef VLATEXT_CUDA_BACKEND
+  return create_cuda_backend(opt, out, error);
+#else
+  *error = "this build of vlatext has no CUDA backend (build it with `npm run build:cuda`), so device 'cuda' is not available";
+  return Status::NoDevice;
+#endif
+}
+
+}  // namespace vlatext

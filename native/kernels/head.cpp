@@ -10,6 +10,11 @@ namespace vlatext {
 
 namespace {
 
+// exp(x) for the softmax weights, flushed to 0 below e^-80: smaller ones are float denormals,
+// which slow every product they enter ~100x, and they are below 1e-34 of the row's largest
+// weight (which is 1), so the sums cannot see them.
+inline float softmax_exp(float x) { return x < -80.0f ? 0.0f : std::exp(x); }
+
 float head_at(ConstTensorRef head, int64_t i) { return head.dtype == DType::BF16 ? bf16_to_f32(head.bf16()[i]) : head.f32()[i]; }
 
 // head rows [v0, v0 + n) as a weight of its own
@@ -95,7 +100,7 @@ double head_forward(ThreadPool& pool, Isa isa, int64_t* kept, float* lse, float*
         if (t >= v0 && t < v0 + n) tl[(size_t)k] = row[t - v0];
         if (dhidden) {
           float* prow = P + k * n;
-          for (int j = 0; j < n; j++) s += (prow[j] = std::exp((float)(row[j] - m_new)));
+          for (int j = 0; j < n; j++) s += (prow[j] = softmax_exp((float)(row[j] - m_new)));
           if (r != 1.0)
             for (int c = 0; c < C; c++) acc[(size_t)(k * C + c)] *= (float)r;
         } else {
@@ -151,7 +156,7 @@ void head_backward(ThreadPool& pool, Isa isa, float* dhead, float* dhidden, cons
           std::fill(row, row + n, 0.0f);
           continue;
         }
-        for (int j = 0; j < n; j++) row[j] = loss_scale * std::exp(row[j] - lse[k]);
+        for (int j = 0; j < n; j++) row[j] = loss_scale * softmax_exp(row[j] - lse[k]);
         if (t >= v0 && t < v0 + n) row[t - v0] -= loss_scale;
       }
     }, 0, grain_for((int64_t)n * 4));

@@ -4,7 +4,7 @@
  */
 import type { ActionGrammar } from "../actions/grammar.js";
 import { VlaError } from "../errors.js";
-import { callNative, loadAddon, type NativeAutomaton, type NativeGenOptions, type NativeGenResult } from "./addon.js";
+import { callNative, callNativeAsync, loadAddon, type NativeAutomaton, type NativeGenOptions, type NativeGenResult } from "./addon.js";
 import type { DecoderModel } from "./decoder.js";
 
 export interface GrammarVocabulary {
@@ -54,7 +54,7 @@ export type ConstrainedOptions = NativeGenOptions;
  * model share one batched forward pass. `onTokens(seq, tokens)` streams tokens.
  */
 export async function generateConstrainedBatch(model: DecoderModel, prompts: ReadonlyArray<readonly number[]>, automaton: ActionAutomaton, options: ConstrainedOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]> {
-  return await callNative("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(prompts.map((p) => Int32Array.from(p)), automaton.native, options, onTokens));
+  return await callNativeAsync("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(prompts.map((p) => Int32Array.from(p)), automaton.native, options, onTokens));
 }
 
 /**
@@ -62,5 +62,5 @@ export async function generateConstrainedBatch(model: DecoderModel, prompts: Rea
  * receives the chosen tokens as they are produced (for streaming).
  */
 export async function generateConstrained(model: DecoderModel, prompt: readonly number[], automaton: ActionAutomaton, options: ConstrainedOptions = {}, onTokens?: (tokens: Int32Array) => void): Promise<NativeGenResult> {
-  return await callNative("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(Int32Array.from(prompt), automaton.native, options, onTokens));
+  return await callNativeAsync("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(Int32Array.from(prompt), automaton.native, options, onTokens));
 }

@@ -296,9 +296,9 @@ export class DecoderModel {
   }
 
   /** A KV cache for incremental decoding of one sequence (see generate()). */
-  newCache(capacity: number): NativeKvCache {
+  newCache(capacity: number): KvCache {
     const addon = loadAddon();
-    return callNative("KvCache", () => new addon.KvCache(this.live(), capacity));
+    return new KvCache(callNative("KvCache", () => new addon.KvCache(this.live(), capacity)));
   }
 
   /**
@@ -329,6 +329,24 @@ export class DecoderModel {
     if (this.disposed) return;
     callNative("Decoder.dispose", () => this.native.dispose());
     this.disposed = true;
+  }
+}
+
+/** Incremental decoding state of one sequence on a decoder (its errors converted like every native call). */
+export class KvCache {
+  constructor(private readonly native: NativeKvCache) {}
+  get length(): number {
+    return this.native.length;
+  }
+  get capacity(): number {
+    return this.native.capacity;
+  }
+  /** Runs new tokens through the model, extending the cache; returns the last token's logits (V). */
+  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array }): Float32Array {
+    return callNative("KvCache.feed", () => this.native.feed(tokens, options));
+  }
+  reset(): void {
+    this.native.reset();
   }
 }
 

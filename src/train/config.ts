@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
+import { NATIVE_ISAS } from "../engine/addon.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { NORMALIZATIONS } from "../actions/spec.js";
 
@@ -88,6 +89,10 @@ export const FinetuneConfigSchema = z
      * "bf16" (frozen weights only) converts an f32 checkpoint. Trained weights are f32.
      */
     dtype: z.enum(["auto", "f32", "bf16"]).default("auto"),
+    /** Where the model runs: "cpu", or "cuda" (a CUDA build of vlatext and an NVIDIA GPU). */
+    device: z.enum(["cpu", "cuda"]).default("cpu"),
+    /** The highest CPU instruction set the kernels may use (default: the CPU's best). */
+    isa: z.enum(NATIVE_ISAS).optional(),
   })
   .strict();
 

@@ -168,7 +168,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
   const template = loadTemplate(cfg.template);
   const tok = cfg.tokenizer ? loadTokenizer(cfg.tokenizer) : loadTokenizerDir(cfg.model);
   // frozen base weights keep the checkpoint's storage type (dtype auto: bf16 stays bf16); trained ones are f32
-  const { model, vlm, dispose } = loadLanguageModel(cfg.model, { threads: cfg.threads, dtype: cfg.dtype, trainBase: !cfg.lora.enabled, trainVision: cfg.vision.train });
+  const { model, vlm, dispose } = loadLanguageModel(cfg.model, { threads: cfg.threads, dtype: cfg.dtype, device: cfg.device, ...(cfg.isa ? { isa: cfg.isa } : {}), trainBase: !cfg.lora.enabled, trainVision: cfg.vision.train });
   try {
     if (tok.vocabSize > model.config.native.vocabSize) throw new VlaError("CONFIG_INVALID", `tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.native.vocabSize}`);
     if (cfg.vision.train && !vlm) throw new VlaError("CONFIG_INVALID", `vision.train is set but ${cfg.model} has no vision tower`, "train a vision-language model (Qwen2.5-VL), or set vision.train to false");

@@ -13,6 +13,10 @@ windowed layers active, with a partial window):
     <config>/<n>img.safetensors      per case (one and two images): input_ids,
                                      pixel_values, image_grid_thw, position_ids (3, N),
                                      vision_features (after the merger), logits (N, V)
+    <config>/<n>img-bf16w.safetensors  vision_features and logits of the same model with its
+                                     weight matrices (every parameter of 2+ dimensions) rounded
+                                     to bf16 (torch's round-to-nearest-even) and computed in f32:
+                                     what vlatext's bf16 weight storage holds
 and processor.safetensors: raw uint8 images (stored as F16, exact) of sizes that
 need resizing up and down, and the pixel_values / image_grid_thw that
 Qwen2VLImageProcessor (PIL, bicubic) makes of them, and meta.json (versions, shapes).
@@ -170,6 +174,18 @@ def model_cases(out, rng, meta):
                 "logits": f32(logits),
             }, os.path.join(d, f"{n_images}img.safetensors"))
             meta[f"{name}/{n_images}img"] = {"tokens": len(tokens), "grid": grid.tolist(), "logits_absmax": float(logits.abs().max()), "features_absmax": float(feats.abs().max())}
+            # the same inputs through bf16-rounded weight matrices (norms and biases stay f32)
+            with torch.no_grad():
+                saved = {k: p.detach().clone() for k, p in model.named_parameters() if p.dim() >= 2}
+                for k, p in model.named_parameters():
+                    if p.dim() >= 2:
+                        p.copy_(p.to(torch.bfloat16).float())
+                feats_b = vision_features(model, pixels, grid)
+                logits_b = forward_logits(model, input_ids, pixels, grid)
+                for k, p in model.named_parameters():
+                    if k in saved:
+                        p.copy_(saved[k])
+            save_file({"vision_features": f32(feats_b), "logits": f32(logits_b)}, os.path.join(d, f"{n_images}img-bf16w.safetensors"))
             print("wrote", d, n_images, "image(s)")
 
 

@@ -109,6 +109,12 @@ export const DecodeResultSchema = z.object({
   setup: z.string(),
   /** vlatext only: the same decode as a bare KvCache.feed + argmax loop (what generate() adds on top is JavaScript). */
   feedTokensPerSec: z.number().optional(),
+  /**
+   * llama.cpp only: the greedy tokens once more with an f32 KV cache and no flash
+   * attention (untimed), so that the f32 file's tokens can be held to HF's exactly;
+   * its default f16 cache alone can move a near-tied greedy choice.
+   */
+  exactTokens: z.array(z.number().int()).optional(),
   versions: z.record(z.string(), z.string()).optional(),
 });
 export type DecodeResult = z.infer<typeof DecodeResultSchema>;

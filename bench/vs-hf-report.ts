@@ -20,15 +20,15 @@ export interface Check {
 
 /**
  * Tolerances. fp32 on both sides, the same weights, batch and initial adapter (PEFT's
- * A, B = 0), different summation orders: step-0 losses agree to ~1e-6 (measured), so
- * 1e-4 proves the same model. Later steps: Adam's first updates are ~lr * sign(g), so
- * round-off in a near-zero gradient can flip an update; measured 1e-6..1e-5 over 3-7
- * steps at the tiny and 20m shapes; 1e-3 still tells a different model or optimizer
- * (AdamW's steps move the loss by ~1e-3..1e-2 per step here) apart.
- * bf16: HF rounds the weights and also computes activations and gradients in bf16;
- * vlatext keeps bf16 weights but f32 activations: a few 1e-3 on the step-0 loss.
+ * A, B = 0), different summation orders: step-0 losses agreed to 2e-7..5e-7 (tiny, 20m,
+ * 200m), so 1e-4 proves the same model. Later steps: Adam's first updates are
+ * ~lr * sign(g), so round-off in a near-zero gradient can flip one; measured 4e-7..1e-5
+ * over 3 steps; 1e-3 still tells a different model or optimizer apart (over those runs
+ * the loss moves by 7e-3, tiny LoRA, to 9, 200m full fine-tune). bf16: HF's bf16-weight run also computes activations
+ * and gradients in bf16, vlatext keeps f32 activations; HF's bf16 step-0 loss is 1.4e-3
+ * (20m) / 1.9e-3 (200m) from the fp32 one, so 1e-2 between the two bf16 runs.
  */
-export const TOL = { loss0: 1e-4, lossSteps: 1e-3, gradNorm0Rel: 1e-3, bf16Loss0: 5e-2 } as const;
+export const TOL = { loss0: 1e-4, lossSteps: 1e-3, gradNorm0Rel: 1e-3, bf16Loss0: 1e-2 } as const;
 
 const ok = <T>(o: JobOutcome<T> | undefined): T | undefined => (o && "ok" in o ? o.ok : undefined);
 const why = <T>(o: JobOutcome<T> | undefined): string => (!o ? "not run" : "unsupported" in o ? o.unsupported : "failed" in o ? `failed (${o.failed.split("\n")[0]})` : "");
@@ -75,16 +75,25 @@ export function agreementChecks(r: Results): Check[] {
         if (o) checks.push({ status: "SKIP", what: `${key} greedy tokens`, detail: why(o) });
         continue;
       }
-      const n = Math.min(d.tokens.length, ref.tokens.length);
-      let prefix = 0;
-      while (prefix < n && d.tokens[prefix] === ref.tokens[prefix]) prefix++;
-      const same = d.tokens.slice(0, n).filter((t, i) => t === ref.tokens[i]).length;
-      // f32 weights on both sides: one greedy path unless two logits tie within round-off
-      // (llama.cpp keeps its KV cache in f16, so its f32 file may part ways late);
-      // 16-bit weights change the logits by ~1e-2 and may take another path: reported only
-      const strict = key === "vlatext-f32";
-      const detail = prefix === ref.tokens.length && d.tokens.length === ref.tokens.length ? `all ${n} tokens equal to HF's` : `first ${prefix} of ${ref.tokens.length} equal to HF's, ${same} equal overall${d.tokens.length !== ref.tokens.length ? `; it gave ${d.tokens.length} tokens` : ""}`;
-      checks.push({ status: strict ? (prefix === ref.tokens.length ? "PASS" : "FAIL") : "INFO", what: `${key} greedy tokens`, detail });
+      // f32 weights and f32 compute on both sides: one greedy path unless two logits tie
+      // within round-off, so vlatext f32 and llama.cpp's f32 file with an f32 KV cache must
+      // give HF's tokens. llama.cpp's default f16 KV cache, and 16-bit weights (logits move
+      // by ~1e-2), can take another path at a near tie: reported, not judged.
+      const compare = (tokens: number[]): { all: boolean; detail: string } => {
+        const n = Math.min(tokens.length, ref.tokens.length);
+        let prefix = 0;
+        while (prefix < n && tokens[prefix] === ref.tokens[prefix]) prefix++;
+        const same = tokens.slice(0, n).filter((t, i) => t === ref.tokens[i]).length;
+        const all = prefix === ref.tokens.length && tokens.length === ref.tokens.length;
+        return { all, detail: all ? `all ${n} tokens equal to HF's` : `first ${prefix} of ${ref.tokens.length} equal to HF's, ${same} equal overall${tokens.length !== ref.tokens.length ? `; it gave ${tokens.length} tokens` : ""}` };
+      };
+      const c = compare(d.tokens);
+      const timed = key.startsWith("llamacpp") ? " (llama.cpp defaults: f16 KV cache)" : "";
+      checks.push({ status: key === "vlatext-f32" ? (c.all ? "PASS" : "FAIL") : "INFO", what: `${key} greedy tokens${timed}`, detail: c.detail });
+      if (d.exactTokens) {
+        const e = compare(d.exactTokens);
+        checks.push({ status: key === "llamacpp-f32" ? (e.all ? "PASS" : "FAIL") : "INFO", what: `${key} greedy tokens, f32 KV cache`, detail: e.detail });
+      }
     }
   }
   return checks;

@@ -176,8 +176,9 @@ async function llamacpp(): Promise<void> {
   const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never, maxThreads: threads });
   const model = await llama.loadModel({ modelPath: file });
   // llama.cpp's defaults otherwise (f16 KV cache, its choice of flash attention): its best CPU path
-  const ctx = await model.createContext({ contextSize: inp.prompt.length + n + 64, batchSize: 512, threads: { ideal: threads, min: threads } });
-  const seq = ctx.getSequence();
+  const contextOptions = { contextSize: inp.prompt.length + n + 64, batchSize: 512, threads: { ideal: threads, min: threads } };
+  let ctx = await model.createContext(contextOptions);
+  let seq = ctx.getSequence();
   const run = async (count: number): Promise<{ tokens: number[]; seconds: number }> => {
     await seq.clearHistory();
     const tokens: number[] = [];
@@ -200,8 +201,13 @@ async function llamacpp(): Promise<void> {
     tokens = got.tokens;
     log(`run ${r + 1}/${a.reps}: ${got.tokens.length} tokens in ${got.seconds.toFixed(2)}s (${rates[r]!.toFixed(1)} tokens/s)`);
   }
-  const info = llama.systemInfo.replace(/\s+\|\s*$/, "");
   const actualThreads = ctx.currentThreads;
+  await ctx.dispose();
+  ctx = await model.createContext({ ...contextOptions, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
+  seq = ctx.getSequence();
+  const exactTokens = (await run(n)).tokens;
+  log(`f32 KV cache, no flash attention: ${exactTokens.filter((t, i) => t === tokens![i]).length} of ${n} tokens as with the defaults`);
+  const info = llama.systemInfo.replace(/\s+\|\s*$/, "");
   await ctx.dispose();
   await model.dispose();
   await llama.dispose();
@@ -210,6 +216,7 @@ async function llamacpp(): Promise<void> {
     tokensPerSec: median(rates),
     rates,
     tokens: tokens!,
+    exactTokens,
     peakRssKiB: rssKiB("VmHWM"),
     baselineRssKiB: base,
     setup: `node-llama-cpp ${pkg.version} sequence.evaluate (temperature 0), llama.cpp defaults (f16 KV cache), ${actualThreads} threads`,

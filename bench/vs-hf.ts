@@ -11,9 +11,15 @@
  *      vlatext LoRA on a bf16 base;
  *   4. decodes greedily (32-token prompt + 64 new tokens, batch 1): HF generate, vlatext
  *      (f32 and bf16 weights), llama.cpp via node-llama-cpp on the f32, f16 and bf16 GGUF;
- *   5. checks that they ran the same model (loss curves and gradient norms step by step,
- *      greedy tokens), prints one table of ratios against the issue's goals, and writes
- *      the raw results to runs/bench/vs-hf-<shape>.json (job logs beside it).
+ *   5. checks that they ran the same model: fp32 losses and gradient norms step by step
+ *      (step 0 within 1e-4), vlatext f32's and llama.cpp f32's (with an f32 KV cache)
+ *      greedy tokens equal to HF's; 16-bit runs and llama.cpp's default f16 KV cache are
+ *      reported, not judged (tolerances and measurements: bench/vs-hf-report.ts);
+ *   6. prints one table of ratios against the issue's goals and writes the raw results
+ *      to runs/bench/vs-hf-<shape>.json (job logs beside it).
+ * vlatext's bf16 rows pass DecoderModel.load(dir, { dtype: "bf16" }) and count only when
+ * the engine then reports bf16 tensors (paramInfo() dtype); otherwise they read
+ * "unsupported" with the reason (bench/vs-hf-worker.ts, loadModel).
  * Every contestant runs in its own process with the same thread count; peak RSS is
  * that process's VmHWM. The model family is Qwen2 (q/k/v biases, tied embeddings) by
  * default: vlatext's GGUF export and llama.cpp both support it, so the decode comparison
@@ -170,7 +176,7 @@ function runShape(s: Settings): number {
   const started = new Date();
   const load0 = os.loadavg();
   console.log(`== vs-hf ${s.shape}: ${s.arch}, V=${s0.V} C=${s0.C} L=${s0.L} NH=${s0.NH}/KV=${s0.KV} hd=64 F=${s0.F}, tied embeddings (${s0.note})`);
-  console.log(`   ${s.threads} threads for every contestant; training B=${B} T=${T}, ${s.warmup} warm-up + ${s.steps} timed steps; decode ${s.newTokens} new tokens after 32, median of ${s.reps}${s.quick ? "; --quick: a smoke run, not numbers to quote" : ""}`);
+  console.log(`   ${s.threads} thread${s.threads === 1 ? "" : "s"} for every contestant; training B=${B} T=${T}, ${s.warmup} warm-up + ${s.steps} timed steps; decode ${s.newTokens} new tokens after 32, median of ${s.reps}${s.quick ? "; --quick: a smoke run, not numbers to quote" : ""}`);
   console.log(`   ${os.cpus()[0]?.model ?? "cpu"}, ${os.availableParallelism()} cores, load average ${load0.map((x) => x.toFixed(2)).join(" ")}; logs: ${logs}`);
   if (load0[0]! > 0.25 * os.availableParallelism()) {
     console.log(`   warning: other processes keep ${load0[0]!.toFixed(1)} of ${os.availableParallelism()} cores busy. Multi-threaded timings then measure the contention more than the code`);

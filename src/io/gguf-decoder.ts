@@ -91,7 +91,11 @@ export function permuteForInterleavedRope(w: Float32Array, heads: number, headDi
   return out;
 }
 
-/** Write `weights` (HF names, row-major f32) as a GGUF llama.cpp can load. */
+/**
+ * Write `weights` (HF names, row-major f32) as a GGUF llama.cpp can load. `type` is the
+ * storage of every matrix (f32, or f16 / bf16 rounded to nearest even, as llama.cpp's
+ * convert_hf_to_gguf.py --outtype writes them); norms and biases stay f32.
+ */
 export function writeDecoderGguf(file: string, cfg: DecoderConfig, weights: ReadonlyMap<string, Float32Array>, vocab: GgufVocab, type: GgmlType = "f32"): void {
   if (vocab.tokens.length !== cfg.vocabSize) throw new VlaError("FILE_INVALID", `vocabulary has ${vocab.tokens.length} tokens but vocab_size is ${cfg.vocabSize}`);
   const a = cfg.arch;

@@ -11,7 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { VlaError } from "../errors.js";
-import { f16ToF32, f32ToF16 } from "./half.js";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./half.js";
 
 export const GGUF_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
 export type GgufScalarType = Exclude<keyof typeof GGUF_TYPE, "array">;
@@ -20,15 +20,17 @@ export type GgufValue =
   | { type: GgufScalarType; value: number | bigint | boolean | string }
   | { type: "array"; itemType: GgufScalarType; value: Array<number | bigint | boolean | string> };
 
-export const GGML_TYPE = { f32: 0, f16: 1 } as const;
+/** The ggml tensor types this module reads and writes (ggml.h's enum ggml_type). */
+export const GGML_TYPE = { f32: 0, f16: 1, bf16: 30 } as const;
 export type GgmlType = keyof typeof GGML_TYPE;
+const GGML_TYPE_BYTES: Record<GgmlType, number> = { f32: 4, f16: 2, bf16: 2 };
 
 export interface GgufTensorIn {
   name: string;
   /** Outermost-first, e.g. (out, in). */
   shape: number[];
   type: GgmlType;
-  /** Row-major values, length = product(shape). */
+  /** Row-major values, length = product(shape); rounded to `type` (nearest even) on write. */
   data: Float32Array;
 }
 
@@ -95,6 +97,15 @@ function product(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Values rounded to f16 or bf16 (nearest even); Uint16Array is host order, little-endian on every platform we build for. */
+function halfBody(data: Float32Array, type: "f16" | "bf16"): Buffer {
+  const body = Buffer.alloc(data.length * 2);
+  const out = new Uint16Array(body.buffer, body.byteOffset, data.length);
+  const round = type === "f16" ? f32ToF16 : f32ToBf16;
+  for (let i = 0; i < data.length; i++) out[i] = round(data[i] as number);
+  return body;
+}
+
 /** Write a GGUF file atomically (temp file, then rename). */
 export function writeGguf(file: string, metadata: Array<[string, GgufValue]>, tensors: GgufTensorIn[]): void {
   const w = new Writer();
@@ -123,13 +134,7 @@ export function writeGguf(file: string, metadata: Array<[string, GgufValue]>, te
     for (const d of [...t.shape].reverse()) w.u64(d);
     w.u32(GGML_TYPE[t.type]);
     w.u64(offset);
-    let body: Buffer;
-    if (t.type === "f32") {
-      body = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    } else {
-      body = Buffer.alloc(n * 2);
-      for (let i = 0; i < n; i++) body.writeUInt16LE(f32ToF16(t.data[i] as number), i * 2);
-    }
+    const body = t.type === "f32" ? Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength) : halfBody(t.data, t.type);
     const padded = Math.ceil(body.length / ALIGN) * ALIGN;
     bodies.push(body, Buffer.alloc(padded - body.length));
     offset += padded;
@@ -245,13 +250,13 @@ export function readGguf(file: string): GgufFile & { buffer: Buffer } {
     const ne: number[] = [];
     for (let d = 0; d < nd; d++) ne.push(r.u64());
     const code = r.u32();
-    const type = code === 0 ? "f32" : code === 1 ? "f16" : undefined;
-    if (!type) throw new VlaError("FILE_INVALID", `${file}: tensor ${name} has ggml type ${code}; only f32 and f16 are supported`);
+    const type = (Object.keys(GGML_TYPE) as GgmlType[]).find((k) => GGML_TYPE[k] === code);
+    if (!type) throw new VlaError("FILE_INVALID", `${file}: tensor ${name} has ggml type ${code}; only f32 (0), f16 (1) and bf16 (30) are supported`, "re-export it unquantized");
     infos.push({ name, shape: ne.reverse(), type, rel: r.u64() });
   }
   const dataStart = Math.ceil(r.pos / alignment) * alignment;
   const tensors = infos.map((t) => {
-    const bytes = product(t.shape) * (t.type === "f32" ? 4 : 2);
+    const bytes = product(t.shape) * GGML_TYPE_BYTES[t.type];
     const offset = dataStart + t.rel;
     if (offset + bytes > buf.length) throw new VlaError("FILE_INVALID", `${file}: tensor ${t.name} runs past the end of the file (truncated?)`);
     return { name: t.name, shape: t.shape, type: t.type, offset, bytes };
@@ -268,7 +273,8 @@ export function ggufTensorData(f: GgufFile & { buffer: Buffer }, name: string): 
   if (t.type === "f32") {
     for (let i = 0; i < n; i++) out[i] = f.buffer.readFloatLE(t.offset + 4 * i);
   } else {
-    for (let i = 0; i < n; i++) out[i] = f16ToF32(f.buffer.readUInt16LE(t.offset + 2 * i));
+    const widen = t.type === "f16" ? f16ToF32 : bf16ToF32;
+    for (let i = 0; i < n; i++) out[i] = widen(f.buffer.readUInt16LE(t.offset + 2 * i));
   }
   return out;
 }

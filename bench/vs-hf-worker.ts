@@ -50,7 +50,7 @@ const need = (v: string | undefined, flag: string): string => {
 
 /**
  * Load with `{ dtype: "bf16" }` (frozen base weights kept bf16 in memory). The option
- * counts as supported only when the engine reports bf16 tensors afterwards (paramInfo()
+ * counts as supported only when the engine reports bf16 tensors afterwards (params.info()
  * entries with dtype "bf16"); an engine that throws on it, or ignores it, is reported as
  * such: never an f32 run under a bf16 label.
  */
@@ -64,11 +64,11 @@ function loadModel(dir: string, dtype: string): DecoderModel | { unsupported: st
   } catch (e) {
     return { unsupported: `not supported by this engine build: DecoderModel.load(dir, { dtype: "bf16" }) threw: ${(e as Error).message.split("\n")[0]}` };
   }
-  const info = model.paramInfo() as Array<{ name: string; dtype?: unknown }>;
+  const info = model.params.info();
   const bf16 = info.filter((t) => t.dtype === "bf16").length;
   if (bf16 === 0) {
     model.dispose();
-    const why = info.some((t) => t.dtype !== undefined) ? "but reports no tensor stored as bf16" : "but paramInfo() reports no dtypes, so its weights are f32";
+    const why = info.some((t) => t.dtype !== undefined) ? "but reports no tensor stored as bf16" : "but params.info() reports no dtypes, so its weights are f32";
     return { unsupported: `not supported by this engine build: DecoderModel.load accepted { dtype: "bf16" } ${why}` };
   }
   log(`${bf16} of ${info.length} parameter tensors stored as bf16`);

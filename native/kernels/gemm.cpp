@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "gemm_kernels.h"
@@ -103,12 +104,12 @@ struct Problem {
 
 const char* at(const void* p, DType dt, int64_t i) { return static_cast<const char*>(p) + i * (int64_t)dtype_size(dt); }
 
-// 64-byte-aligned scratch, one per thread and call.
+// 64-byte-aligned scratch, one per thread and call (not zeroed: every byte read is written first).
 struct Scratch {
-  std::vector<char> bytes;
+  std::unique_ptr<char[]> bytes;
   void* get(size_t n) {
-    bytes.resize(n + 64);
-    return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(bytes.data()) + 63) & ~uintptr_t(63));
+    bytes.reset(new char[n + 64]);
+    return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(bytes.get()) + 63) & ~uintptr_t(63));
   }
 };
 
@@ -121,8 +122,9 @@ void run_block(const Kernel& kr, const Problem& p, int64_t m0, int64_t m1, int64
   if (m1 <= m0 || n1 <= n0) return;
   // balanced blocks of the reduction: ceil(K / kc) blocks of about equal depth
   const int64_t kcb = round_up(ceil_div(p.K, ceil_div(p.K, kr.kc)), kr.kgran);
-  const int64_t ncb = std::min<int64_t>(kr.nc, round_up(n1 - n0, kr.nr));
-  const int64_t mcb = std::min<int64_t>(kr.mc, round_up(m1 - m0, kr.mr));
+  // column and row blocks of whole tiles (kr.nc and kr.mc rounded up to nr and mr)
+  const int64_t ncb = round_up(std::min<int64_t>(kr.nc, n1 - n0), kr.nr);
+  const int64_t mcb = round_up(std::min<int64_t>(kr.mc, m1 - m0), kr.mr);
   Scratch sa, sb;
   char* bbuf = static_cast<char*>(sb.get((size_t)(ncb * kcb * kr.elem)));
   // A's blocks are prepared on the first column block and kept for the others when all of this

@@ -24,33 +24,35 @@ constexpr int kMR = 6, kNV = 4, kNR = 16 * kNV;
 
 // ---- f32 ----
 
+constexpr int kFMR = 6, kFNV = 4, kFNR = 16 * kFNV;
+
 // Bp[k * 64 + j] = S(j, k). f32 or bf16 (widened) sources with rows contiguous along j or
 // along k; anything else, and partial panels, through the generic loop.
 void pack_b_f32(void* dst_, const void* src, DType dt, int64_t sj, int64_t sk, int64_t w, int64_t kc, int64_t kc_pad) {
   float* dst = static_cast<float*>(dst_);
-  if (w != kNR || (sj != 1 && sk != 1)) return pack_b_f32_generic<kNR>(dst, src, dt, sj, sk, w, kc, kc_pad);
+  if (w != kFNR || (sj != 1 && sk != 1)) return pack_b_f32_generic<kFNR>(dst, src, dt, sj, sk, w, kc, kc_pad);
   if (sj == 1) {
     for (int64_t k = 0; k < kc; k++)
-      for (int v = 0; v < kNV; v++) _mm512_store_ps(dst + k * kNR + 16 * v, load16_f32(src, dt, k * sk + 16 * v, 0xffff));
+      for (int v = 0; v < kFNV; v++) _mm512_store_ps(dst + k * kFNR + 16 * v, load16_f32(src, dt, k * sk + 16 * v, 0xffff));
   } else {
     // sk == 1: 16 columns x 16 k at a time, transposed in registers
     for (int64_t k0 = 0; k0 < kc; k0 += 16) {
       const int kn = kc - k0 < 16 ? (int)(kc - k0) : 16;
       const __mmask16 mask = (__mmask16)((1u << kn) - 1);
-      for (int v = 0; v < kNV; v++) {
+      for (int v = 0; v < kFNV; v++) {
         __m512 r[16];
         for (int j = 0; j < 16; j++) r[j] = load16_f32(src, dt, (16 * v + j) * sj + k0, mask);
         transpose16(r);
-        for (int t = 0; t < kn; t++) _mm512_store_ps(dst + (k0 + t) * kNR + 16 * v, r[t]);
+        for (int t = 0; t < kn; t++) _mm512_store_ps(dst + (k0 + t) * kFNR + 16 * v, r[t]);
       }
     }
   }
   for (int64_t k = kc; k < kc_pad; k++)
-    for (int v = 0; v < kNV; v++) _mm512_store_ps(dst + k * kNR + 16 * v, _mm512_setzero_ps());
+    for (int v = 0; v < kFNV; v++) _mm512_store_ps(dst + k * kFNR + 16 * v, _mm512_setzero_ps());
 }
 
 AView prep_a_f32(void* buf, const void* src, DType dt, int64_t sam, int64_t sak, int64_t m, int64_t kc, int64_t kc_pad) {
-  return prep_a_f32_generic<kMR>(buf, src, dt, sam, sak, m, kc, kc_pad);
+  return prep_a_f32_generic<kFMR>(buf, src, dt, sam, sak, m, kc, kc_pad);
 }
 
 int64_t a_elems_f32(int64_t mc_pad, int64_t kc_pad) { return mc_pad * kc_pad; }
@@ -59,29 +61,29 @@ int64_t a_elems_f32(int64_t mc_pad, int64_t kc_pad) { return mc_pad * kc_pad; }
 void micro_f32(int64_t kc, const void* a_, int64_t ars, int64_t aks, int mv, const void* bp_, float* C, int64_t ldc, bool add) {
   const float* a = static_cast<const float*>(a_);
   const float* bp = static_cast<const float*>(bp_);
-  int64_t off[kMR];
-  for (int i = 0; i < kMR; i++) off[i] = (i < mv ? i : 0) * ars;
-  __m512 c[kMR][kNV];
+  int64_t off[kFMR];
+  for (int i = 0; i < kFMR; i++) off[i] = (i < mv ? i : 0) * ars;
+  __m512 c[kFMR][kFNV];
 #pragma GCC unroll 6
-  for (int i = 0; i < kMR; i++)
+  for (int i = 0; i < kFMR; i++)
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; v++) c[i][v] = _mm512_setzero_ps();
+    for (int v = 0; v < kFNV; v++) c[i][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; k++) {
-    __m512 b[kNV];
+    __m512 b[kFNV];
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; v++) b[v] = _mm512_load_ps(bp + k * kNR + 16 * v);
+    for (int v = 0; v < kFNV; v++) b[v] = _mm512_load_ps(bp + k * kFNR + 16 * v);
     const float* ak = a + k * aks;
 #pragma GCC unroll 6
-    for (int i = 0; i < kMR; i++) {
+    for (int i = 0; i < kFMR; i++) {
       const __m512 x = _mm512_set1_ps(ak[off[i]]);
 #pragma GCC unroll 4
-      for (int v = 0; v < kNV; v++) c[i][v] = _mm512_fmadd_ps(x, b[v], c[i][v]);
+      for (int v = 0; v < kFNV; v++) c[i][v] = _mm512_fmadd_ps(x, b[v], c[i][v]);
     }
   }
 #pragma GCC unroll 6
-  for (int i = 0; i < kMR; i++)
+  for (int i = 0; i < kFMR; i++)
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; v++) {
+    for (int v = 0; v < kFNV; v++) {
       float* ci = C + i * ldc + 16 * v;
       _mm512_storeu_ps(ci, add ? _mm512_add_ps(c[i][v], _mm512_loadu_ps(ci)) : c[i][v]);
     }
@@ -147,11 +149,11 @@ void micro_bf16(int64_t kc_pad, const void* a_, int64_t ars, int64_t aks, int mv
 namespace vlatext {
 namespace gemm_detail {
 
-// Blocks (measured, bench_kernels at the 20M and 0.5B shapes): kc = 256 of the reduction, a B block
-// of nc = 256 columns (256 KB) and the C block it updates (mc = 240 rows, 240 KB) stay in L2
-// across the reduction blocks, A's rows (in place or packed) stream through L1.
+// Blocks (measured at the 20M and 0.5B models' shapes): a B panel of kc = 128 (32 KB) stays in L1
+// across the row tiles; the B block (nc = 256 columns, 128 KB) and the C block it updates
+// (mc = 240 rows x 256, 240 KB) stay in L2 across the reduction blocks; A streams from L2.
 const Kernel& kernel_avx512() {
-  static const Kernel k{"avx512", kMR, kNR, 1, 256, 240, 256, 4, false, pack_b_f32, prep_a_f32, a_elems_f32, micro_f32, nullptr, nullptr};
+  static const Kernel k{"avx512", kFMR, kFNR, 1, 128, 240, 256, 4, false, pack_b_f32, prep_a_f32, a_elems_f32, micro_f32, nullptr, nullptr};
   return k;
 }
 

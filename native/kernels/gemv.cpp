@@ -1,7 +1,9 @@
 // GEMV for decoding (gemm.h, kGemvRows): C (M, N) (+)= A (M, K) . B with M <= 8 rows and
 // B(k, j) = B[j * sbn + k], the rows of a weight (N, K). Memory-bound: each weight row is read
 // once, with full-line loads, against all M activation rows (in L1), R rows of the weight at
-// a time (R streams); bf16 weights are widened in registers and multiplied in f32.
+// a time (R streams, the next R rows prefetched line for line meanwhile: a weight row is only
+// 28-56 lines, too short for the hardware prefetcher to lock on); bf16 weights are widened in
+// registers and multiplied in f32.
 //   avx512 bf16: one 64-byte load is 32 weights; x << 16 is the even ones as f32, x & 0xffff0000
 //   the odd ones, so the activations are split into even and odd halves per 32 once a call.
 #include <immintrin.h>
@@ -157,7 +159,10 @@ void cols_f32(float* C, int64_t ldc, const float* A, int64_t lda, const float* W
     const __mmask16 mask = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
     __m512 x[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) x[r] = _mm512_maskz_loadu_ps(mask, w[r] + k);
+    for (int r = 0; r < R; r++) {
+      x[r] = _mm512_maskz_loadu_ps(mask, w[r] + k);
+      _mm_prefetch(reinterpret_cast<const char*>(w[r] + R * sbn + k), _MM_HINT_T0);  // the next R rows
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < M; i++) {
       const __m512 a = _mm512_maskz_loadu_ps(mask, A + i * lda + k);
@@ -187,6 +192,7 @@ void cols_bf16(float* C, int64_t ldc, const float* Ae, int64_t Kp, const uint16_
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
       const __m512i x = _mm512_maskz_loadu_epi16(mask, w[r] + k);
+      _mm_prefetch(reinterpret_cast<const char*>(w[r] + R * sbn + k), _MM_HINT_T0);  // the next R rows
       ev[r] = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
       od[r] = _mm512_castsi512_ps(_mm512_and_si512(x, hi_mask));
     }

@@ -3,7 +3,9 @@
 // 16 columns (tmm6-7) per 32 steps of the reduction: four tdpbf16ps, each 16 x 16 x 32.
 // Every thread that runs it loads the tile configuration first and releases the tiles after
 // (Kernel::thread_begin / thread_end), so no tile state outlives a call.
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#endif
 
 #include <cstring>
 

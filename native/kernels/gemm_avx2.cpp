@@ -1,6 +1,8 @@
 // AVX2 + FMA GEMM micro-kernel (see gemm_kernels.h for the layouts): a 6 x 16 tile of C in
 // 12 ymm accumulators, two B vectors and one broadcast A value a step (15 of 16 registers).
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#endif
 
 #include "gemm.h"
 #include "gemm_kernels.h"

@@ -5,7 +5,9 @@
 //               to each f32 lane, B packed in pairs, A as bf16 rows broadcast a pair at a time.
 // and their packers: B's two orientations (rows contiguous along j, or along k: a weight read as
 // W^T, transposed 16 x 16 in registers), f32 -> bf16 rounding (RNE, as f32_to_bf16) in vectors.
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#endif
 
 #include "gemm.h"
 #include "gemm_kernels.h"

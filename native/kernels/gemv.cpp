@@ -6,7 +6,9 @@
 // registers and multiplied in f32.
 //   avx512 bf16: one 64-byte load is 32 weights; x << 16 is the even ones as f32, x & 0xffff0000
 //   the odd ones, so the activations are split into even and odd halves per 32 once a call.
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#endif
 
 #include "gemm.h"
 #include "gemm_kernels.h"

@@ -7,7 +7,10 @@
 // shared, so the best run is the one least disturbed.
 //   vlatext_bench_kernels [--quick] [--filter=SUBSTRING] [--peaks-only]
 #include <dlfcn.h>
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#define VLATEXT_X86 1
+#endif
 
 #include <chrono>
 #include <cstdio>
@@ -46,6 +49,7 @@ double best_time(const std::function<void()>& f, int min_reps, double budget) {
   return best;
 }
 
+#ifdef VLATEXT_X86
 // ---- peaks: independent accumulator chains, nothing but the instruction under test ----
 __attribute__((target("avx512f"))) float fma_loop(int64_t iters) {
   __m512 a[16];
@@ -144,6 +148,8 @@ double dram_gbps(ThreadPool& pool, const float* buf, int64_t n) {
   (void)sink;
   return (double)n * 4 / t / 1e9;
 }
+
+#endif  // VLATEXT_X86
 
 // ---- OpenBLAS, found at run time ----
 // cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
@@ -256,6 +262,7 @@ int main(int argc, char** argv) {
   ThreadPool one(1), all(0);
   const Isa best = cpu_best_isa();
   std::printf("{\"kind\":\"machine\",\"threads\":%d,\"best_isa\":\"%s\"}\n", all.size(), isa_name(best));
+#ifdef VLATEXT_X86
   {
     for (int th : {1, all.size()}) {
       if (best >= Isa::Avx512) std::printf("{\"kind\":\"peak\",\"what\":\"f32 fma zmm\",\"threads\":%d,\"gflops\":%.1f}\n", th, peak(fma_loop, 20000000, 16 * 16 * 2, th));
@@ -275,6 +282,7 @@ int main(int argc, char** argv) {
       }
     }
   }
+#endif
   std::fflush(stdout);
   if (peaks_only) return 0;
 

@@ -1,11 +1,10 @@
 /**
- * Engine benchmark: matmul GFLOP/s at transformer shapes (scalar reference, optimized
- * on 1 and all threads, and a BLAS sgemm when one is installed), then training and
+ * Engine benchmark: the linear layer's GEMM at model shapes, every path on 1 and all threads,
+ * beside OpenBLAS and PyTorch in the same run (bench/kernels.ts), then training and
  * decoding throughput of a ~20M-parameter Llama-style model, with node-llama-cpp
  * decoding the same weights (GGUF, f32) as the reference, all in the same run.
- * Run: npx tsx bench/engine.ts
+ * Run: npx tsx bench/engine.ts [--quick] [--filter=SUBSTRING]
  */
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,19 +14,11 @@ import { parseDecoderConfig } from "../src/engine/config.js";
 import { byteLevelVocab, writeDecoderGguf, type DecoderConfig } from "../src/io/gguf-decoder.js";
 import { randomDecoderWeights } from "../test/support/ref-decoder.js";
 import { hfConfigJson } from "../test/support/tiny-models.js";
+import { runKernelBench } from "./kernels.js";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const exe = path.join(root, "build/Release/vlatext_bench_kernels");
-console.log("== matmul_forward (out = inp . W^T), GFLOP/s, best of 5\n");
-const r = spawnSync(exe, { encoding: "utf8" });
-if (r.status !== 0) throw new Error(`${exe} failed (run npm install): ${r.stderr}`);
-const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, number | string>);
-console.log(["shape".padEnd(28), "ref".padStart(8), "opt x1".padStart(8), `opt x${rows[0]!.threads}`.padStart(8), "blas".padStart(8), "  opt/ref  opt/blas"].join(""));
-for (const x of rows) {
-  const blas = Number(x.blas_gflops);
-  console.log([String(x.shape).padEnd(28), Number(x.ref_gflops).toFixed(1).padStart(8), Number(x.opt1_gflops).toFixed(1).padStart(8), Number(x.optN_gflops).toFixed(1).padStart(8), (blas > 0 ? blas.toFixed(1) : "-").padStart(8), `  ${(Number(x.optN_gflops) / Number(x.ref_gflops)).toFixed(1)}x`.padEnd(9), blas > 0 ? `  ${(Number(x.optN_gflops) / blas).toFixed(2)}x` : ""].join(""));
-}
-console.log(`(blas: ${rows[0]!.blas}; Debian's libopenblas0-pthread gives OpenBLAS, libblas3 is the slow reference BLAS)\n`);
+// the GEMM table (bench/kernels.ts); `--quick` shortens it, `--filter=SUBSTRING` picks shapes
+runKernelBench(root, process.argv.slice(2).filter((a) => a === "--quick" || a.startsWith("--filter=")));
 
 const cfg: DecoderConfig = { arch: "llama", vocabSize: 8192, hiddenSize: 384, numLayers: 10, numHeads: 6, numKvHeads: 2, headDim: 64, intermediateSize: 1024, rmsNormEps: 1e-5, ropeTheta: 10000, maxPositions: 1024, tieEmbeddings: true };
 const weights = randomDecoderWeights(cfg, 1, 0.05);

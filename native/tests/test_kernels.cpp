@@ -20,6 +20,7 @@
 #include "../kernels/adamw.h"
 #include "../kernels/attention.h"
 #include "../kernels/elementwise.h"
+#include "../kernels/gemm.h"
 #include "../kernels/head.h"
 #include "../kernels/matmul.h"
 #include "../kernels/norm.h"
@@ -466,6 +467,142 @@ void test_param_store() {
   report(a.tensors().size() == 2 && a.trainable_size() == 0 && a.step() == 0, "param store truncate drops segment 1 and its training state", "");
 }
 
+// ---- GEMM core (gemm.h): every path this CPU has, forced through the isa cap ----
+// Each case: C (M, N) (+)= A (M, K) . B (K, N) on fresh random inputs, in four layouts (the
+// linear layer's forward A . W^T, dinp A . W, dweight A^T . B, and both operands transposed),
+// row strides padded on every other shape, C accumulated into or overwritten, B f32 or bf16,
+// against gemm_ref (products and sums in double). Per element, with S = sum_k |A(i,k) B(k,j)|
+// (+ |C0| when accumulating), the error bound is tol * S:
+//   f32 paths (f32 FMA, and bf16 B widened exactly): tol = 1e-5. Summing K f32 terms in
+//     blocks errs by at most ~(kc + K / kc) 2^-24 S in the worst case, ~sqrt(K) 2^-24 S in
+//     practice (2e-6 at K = 530).
+//   bf16 paths (avx512bf16, amx): against the reference on bf16-rounded A (what they multiply;
+//     the bf16 x bf16 products are exact in f32), the same tol = 1e-5; and against the
+//     unrounded reference, tol = 5e-3 (rounding A to bf16 moves each term by <= 2^-9 of it).
+// Shapes are ragged on purpose: M, N, K off every block size, K = 1, N = 1, M = 1 (GEMV), M past
+// mc, N past nc, K past kc; narrow N (LoRA's rank 16) runs transposed.
+struct GemmCase {
+  int64_t M, N, K;
+};
+
+std::vector<uint16_t> to_bf16(std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); i++) h[i] = f32_to_bf16(v[i]), v[i] = bf16_to_f32(h[i]);
+  return h;
+}
+
+void test_gemm(ThreadPool& pool) {
+  const Isa isas[] = {Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx};
+  const char* forms[] = {"forward", "dinp", "dweight", "tt"};
+  const std::vector<GemmCase> cases = {{1, 1, 1}, {1, 37, 5}, {3, 50, 70}, {8, 100, 33}, {9, 70, 1}, {13, 1, 40}, {50, 33, 17}, {64, 16, 96}, {64, 96, 16},
+                                       {67, 129, 300}, {130, 64, 530}, {37, 2100, 20}, {490, 128, 24}, {40, 40, 64}};
+  // worst error / bound per (isa, form, dtype), and the paths each ran
+  double worst[5][4][2] = {}, worst_loose[5][4] = {};
+  std::string paths[5][4][2];
+  for (size_t ci = 0; ci < cases.size(); ci++) {
+    const auto [M, N, K] = cases[ci];
+    const int64_t pad = ci % 2 ? 3 : 0;
+    for (int f = 0; f < 4; f++) {
+      const bool at = f == 2 || f == 3, bt = f == 0 || f == 3;  // A stored (K, M); B stored (N, K)
+      const int64_t sam = at ? 1 : K + pad, sak = at ? M + pad : 1, sbk = bt ? 1 : N + pad, sbn = bt ? K + pad : 1, ldc = N + pad;
+      auto A = randn((size_t)((at ? K : M) * (at ? M + pad : K + pad)));
+      auto B = randn((size_t)((bt ? N : K) * (bt ? K + pad : N + pad)));
+      std::vector<float> Bw = B;
+      const std::vector<uint16_t> Bh = to_bf16(Bw);  // Bw: the bf16 values, widened
+      std::vector<float> Ar(A.size());
+      for (size_t i = 0; i < A.size(); i++) Ar[i] = round_bf16(A[i]);
+      const auto C0 = randn((size_t)(M * ldc));
+      for (int d = 0; d < 2; d++) {
+        const ConstTensorRef Bref = d == 0 ? ConstTensorRef{B.data(), DType::F32} : ConstTensorRef{Bh.data(), DType::BF16};
+        const float* Bv = d == 0 ? B.data() : Bw.data();
+        for (int acc = 0; acc < 2; acc++) {
+          // S(i, j) and the two references
+          std::vector<float> S((size_t)(M * ldc)), ref = C0, ref_r = C0;
+          gemm_ref(ref.data(), ldc, A.data(), sam, sak, Bref, sbk, sbn, M, N, K, acc, false);
+          gemm_ref(ref_r.data(), ldc, A.data(), sam, sak, Bref, sbk, sbn, M, N, K, acc, true);
+          for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+              double s = acc ? std::fabs(C0[i * ldc + j]) : 0.0;
+              for (int64_t k = 0; k < K; k++) s += std::fabs((double)A[i * sam + k * sak] * Bv[k * sbk + j * sbn]);
+              S[i * ldc + j] = (float)s + 1e-30f;
+            }
+          for (int ii = 0; ii < 5; ii++) {
+            if (!cpu_supports(isas[ii])) continue;
+            std::vector<float> got = C0;
+            gemm(pool, isas[ii], got.data(), ldc, A.data(), sam, sak, Bref, sbk, sbn, M, N, K, acc);
+            const bool rounds = gemm_path_rounds_to_bf16(isas[ii], Bref.dtype, M, N, K, sbk, sbn);
+            const std::string path = gemm_path(isas[ii], Bref.dtype, M, N, K, sbk, sbn);
+            if (("," + paths[ii][f][d] + ",").find("," + path + ",") == std::string::npos) paths[ii][f][d] += (paths[ii][f][d].empty() ? "" : ",") + path;
+            for (int64_t i = 0; i < M; i++)
+              for (int64_t j = 0; j < N; j++) {
+                const size_t e = (size_t)(i * ldc + j);
+                const double err = std::fabs((double)got[e] - (rounds ? ref_r[e] : ref[e])) / (1e-5 * S[e]);
+                worst[ii][f][d] = std::max(worst[ii][f][d], std::isfinite(got[e]) ? err : INFINITY);
+                if (rounds) worst_loose[ii][f] = std::max(worst_loose[ii][f], std::fabs((double)got[e] - ref[e]) / (5e-3 * S[e]));
+              }
+            for (int64_t i = 0; i < M && pad; i++)  // the padding of C's rows is never written
+              for (int64_t j = N; j < ldc; j++) worst[ii][f][d] = std::max(worst[ii][f][d], got[(size_t)(i * ldc + j)] == C0[(size_t)(i * ldc + j)] ? 0.0 : INFINITY);
+          }
+        }
+      }
+    }
+  }
+  for (int ii = 0; ii < 5; ii++) {
+    const std::string isa = isa_name(isas[ii]);
+    if (!cpu_supports(isas[ii])) {
+      std::printf("SKIP gemm %s: this CPU has no %s\n", isa.c_str(), isa.c_str());
+      continue;
+    }
+    for (int f = 0; f < 4; f++)
+      for (int d = 0; d < 2; d++) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "%zu shapes x accumulate on/off, paths %s: max err / (1e-5 S) = %.3g", cases.size(), paths[ii][f][d].c_str(), worst[ii][f][d]);
+        report(worst[ii][f][d] <= 1.0, "gemm " + isa + " " + (d ? "bf16 " : "f32 ") + forms[f], buf);
+      }
+    if (isas[ii] >= Isa::Avx512Bf16)
+      for (int f = 0; f < 4; f++) {
+        char buf[120];
+        std::snprintf(buf, sizeof buf, "(the reference on f32 activations): max err / (5e-3 S) = %.3g", worst_loose[ii][f]);
+        report(worst_loose[ii][f] <= 1.0, "gemm " + isa + " bf16 unrounded " + forms[f], buf);
+      }
+  }
+}
+
+// The linear layer at each level with f32 and bf16 weights: forward with bias, backward with
+// every gradient accumulating, against matmul_*_ref on the widened weight (and on bf16-rounded
+// activations where the path rounds them). Tolerances as in test_matmul, scaled: these are
+// sums of C, OC or N f32 terms.
+void test_matmul_isa(ThreadPool& pool) {
+  for (Isa isa : {Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx}) {
+    if (!cpu_supports(isa)) continue;  // gemm's checks say SKIP for it
+    for (auto [N, C, OC] : std::vector<std::tuple<int, int, int>>{{4, 40, 70}, {70, 96, 130}}) {
+      for (DType dt : {DType::F32, DType::BF16}) {
+        auto inp = randn((size_t)N * C), w = randn((size_t)OC * C), b = randn(OC), dout = randn((size_t)N * OC);
+        const std::vector<uint16_t> wh = to_bf16(w);  // w: the bf16 values, for the reference
+        if (dt == DType::F32) w = randn((size_t)OC * C);
+        const ConstTensorRef W = dt == DType::F32 ? ConstTensorRef{w.data(), DType::F32} : ConstTensorRef{wh.data(), DType::BF16};
+        const bool fr = gemm_path_rounds_to_bf16(isa, dt, N, OC, C, 1, C), br = gemm_path_rounds_to_bf16(isa, dt, N, C, OC, C, 1);
+        auto inp_r = inp, dout_r = dout;
+        for (auto& x : inp_r) x = fr ? round_bf16(x) : x;
+        for (auto& x : dout_r) x = br ? round_bf16(x) : x;
+        std::vector<float> ref((size_t)N * OC), got((size_t)N * OC);
+        matmul_forward_ref(ref.data(), inp_r.data(), w.data(), b.data(), N, C, OC);
+        matmul_forward(pool, isa, got.data(), inp.data(), W, b.data(), N, C, OC);
+        const std::string tag = std::string(isa_name(isa)) + " " + dtype_name(dt) + " N=" + std::to_string(N) + ",C=" + std::to_string(C) + ",OC=" + std::to_string(OC);
+        compare("matmul_forward " + tag, got, ref, 1e-4f * std::sqrt((float)C), 1e-4f);
+        std::vector<float> di_r((size_t)N * C, 0.5f), dw_r((size_t)OC * C, 0.5f), db_r(OC, 0.5f), di_x((size_t)N * C, 0.5f);
+        std::vector<float> di_g = di_r, dw_g = dw_r, db_g = db_r;
+        matmul_backward_ref(di_r.data(), nullptr, nullptr, dout_r.data(), inp.data(), w.data(), N, C, OC);
+        matmul_backward_ref(nullptr, dw_r.data(), db_r.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+        matmul_backward(pool, isa, di_g.data(), dt == DType::F32 ? dw_g.data() : nullptr, db_g.data(), dout.data(), inp.data(), W, N, C, OC);
+        compare("matmul_backward dinp " + tag, di_g, di_r, 1e-4f * std::sqrt((float)OC), 1e-4f);
+        compare("matmul_backward dbias " + tag, db_g, db_r, 1e-4f * std::sqrt((float)N), 1e-4f);
+        if (dt == DType::F32) compare("matmul_backward dweight " + tag, dw_g, dw_r, 1e-4f * std::sqrt((float)N), 1e-4f);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -473,6 +610,8 @@ int main(int argc, char** argv) {
   ThreadPool pool(threads);
   test_threadpool_grain(pool);
   test_matmul(pool);
+  test_gemm(pool);
+  test_matmul_isa(pool);
   test_rmsnorm(pool);
   test_rope(pool);
   test_attention(pool);

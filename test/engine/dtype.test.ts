@@ -9,8 +9,10 @@
  * - at the CPU's best level (avx512bf16 / amx also round activations to bf16 before each
  *   product) 3e-2 on log-probs of this tiny random model;
  * - the LoRA loss curves (bf16 base vs the f32 base it was rounded from, 40 steps of
- *   memorization, lr 2e-2) agree within 3e-2 * max(1, loss) at every step, and both fall by
- *   more than half (a curve that did not train would fail).
+ *   memorization, lr 2e-2) agree within 6e-2 * max(1, loss) at every step and within 3% at
+ *   the end, and both fall by more than half (a curve that did not train would fail). At the
+ *   amx level, where activations are rounded too, the trajectories part by up to ~4% on the
+ *   loss plateau (steps 15-30, measured) and meet again (0.4% at step 40).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -128,6 +130,7 @@ describe("bf16 weight storage", () => {
     const bf16 = await run(DecoderModel.load(bf16Dir));
     expect(f32[39]!).toBeLessThan(0.5 * f32[0]!);
     expect(bf16[39]!).toBeLessThan(0.5 * bf16[0]!);
-    f32.forEach((l, s) => expect(Math.abs(bf16[s]! - l), `step ${s}: bf16 ${bf16[s]} vs f32 ${l}`).toBeLessThanOrEqual(3e-2 * Math.max(1, l)));
+    f32.forEach((l, s) => expect(Math.abs(bf16[s]! - l), `step ${s}: bf16 ${bf16[s]} vs f32 ${l}`).toBeLessThanOrEqual(6e-2 * Math.max(1, l)));
+    expect(Math.abs(bf16[39]! - f32[39]!)).toBeLessThanOrEqual(3e-2 * f32[39]!);
   });
 });

@@ -15,7 +15,7 @@
  *   (<n>img-bf16w.safetensors): 1e-4 at the avx512 level (the weights are widened exactly,
  *   so only the summation order differs); at the CPU's best level, where avx512bf16 and amx
  *   also round the activations to bf16 before each product (8 mantissa bits, errors ~2^-9
- *   relative per product, growing through the layers), 3e-2.
+ *   relative per product, growing through the layers), 1.5e-2 (measured 2e-3 to 5e-3 at amx).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -99,7 +99,7 @@ describe(`Qwen2.5-VL against transformers ${meta.transformers} goldens`, () => {
       });
 
       for (const isa of ["avx512", undefined] as const) {
-        const tol = isa === "avx512" || NATIVE_ISAS.indexOf(loadAddon().buildInfo().isa) < NATIVE_ISAS.indexOf("avx512bf16") ? 1e-4 : 3e-2;
+        const tol = isa === "avx512" || NATIVE_ISAS.indexOf(loadAddon().buildInfo().isa) < NATIVE_ISAS.indexOf("avx512bf16") ? 1e-4 : 1.5e-2;
         it(`${config} attention, ${n} image${n > 1 ? "s" : ""}, bf16 weights at ${isa ?? `the best level (${loadAddon().buildInfo().isa})`}: features and logits within ${tol}`, async () => {
           const vlm = VlmModel.load(path.join(dir, config), { dtype: "bf16", ...(isa ? { isa } : {}) });
           try {
@@ -120,7 +120,6 @@ describe(`Qwen2.5-VL against transformers ${meta.transformers} goldens`, () => {
             expect(logitErr).toBeLessThanOrEqual(tol);
             // the check can fail: the f32 goldens differ from the bf16-weight ones by more than the tight tolerance
             if (tol === 1e-4) expect(maxDiff(tensor(g, "logits").data, wantLogits) / maxAbs(wantLogits)).toBeGreaterThan(1e-3);
-            console.log(`${config}/${n}img ${isa ?? "best"}: features ${featErr.toExponential(2)}, logits ${logitErr.toExponential(2)}`);
           } finally {
             vlm.dispose();
           }

@@ -17,6 +17,7 @@ import type { DecoderModel } from "../engine/decoder.js";
 import type { VlmModel } from "../engine/vlm.js";
 import { VlaError } from "../errors.js";
 import { loadPeftAdapter, savePeftAdapter } from "../io/adapter-export.js";
+import { readJsonFile } from "../io/json-file.js";
 import { readSafetensors, safetensorsData, writeSafetensors } from "../io/safetensors.js";
 import type { FinetuneConfig } from "./config.js";
 
@@ -90,11 +91,12 @@ export function saveCheckpoint(runDir: string, step: number, model: DecoderModel
 }
 
 export function readCheckpointState(dir: string): CheckpointState {
-  const file = path.join(dir, "state.json");
-  if (!fs.existsSync(file)) throw new VlaError("CHECKPOINT_INVALID", `${dir} has no state.json`, "checkpoints are written by vlatext finetune; pick another one");
-  const r = CheckpointStateSchema.safeParse(JSON.parse(fs.readFileSync(file, "utf8")));
-  if (!r.success) throw new VlaError("CHECKPOINT_INVALID", `${file} is not a vlatext checkpoint`);
-  return r.data;
+  return readJsonFile(path.join(dir, "state.json"), CheckpointStateSchema, {
+    what: "checkpoint state",
+    code: "CHECKPOINT_INVALID",
+    missingCode: "CHECKPOINT_INVALID",
+    hint: `delete ${dir} to resume from the checkpoint before it (checkpoints are written by vlatext finetune)`,
+  });
 }
 
 /** The trained vision tower's weights inside a checkpoint directory. */

@@ -10,14 +10,14 @@ import { VLA0_SPEC } from "../src/actions/spec.js";
 import { generateConstrained } from "../src/engine/automaton.js";
 import { writeSafetensors } from "../src/io/safetensors.js";
 import { loadTokenizer } from "../src/prompts/tokenizer.js";
-import { Policy } from "../src/serve/policy.js";
+import { Policy } from "../src/policy/policy.js";
 import { randomDecoderWeights } from "../test/support/ref-decoder.js";
 import { hfConfigJson, tinyConfig } from "../test/support/tiny-models.js";
 import { TINY_STATS } from "../test/support/tiny-policy.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-bench-policy-"));
 const V = loadTokenizer("qwen").vocabSize;
-const c = tinyConfig("qwen2", true, { vocabSize: V, hiddenSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 768 });
+const c = tinyConfig("qwen2", true, { vocabSize: V, hiddenSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 768, maxPositions: 4096 });
 const w = randomDecoderWeights(c, 1, 0.05);
 fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(hfConfigJson(c)));
 const C = c.hiddenSize;

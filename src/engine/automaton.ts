@@ -68,9 +68,9 @@ function checkCancelFlags(options: readonly ConstrainedOptions[]): void {
  * Generate several action texts together: at every step the sequences that need the
  * model share one batched forward pass. `onTokens(seq, tokens)` streams tokens.
  */
-export async function generateConstrainedBatch(model: DecoderModel, prompts: ReadonlyArray<readonly number[]>, automaton: ActionAutomaton, options: ConstrainedOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]> {
+export async function generateConstrainedBatch(model: DecoderModel, prompts: ReadonlyArray<ArrayLike<number>>, automaton: ActionAutomaton, options: ConstrainedOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]> {
   checkCancelFlags(options);
-  return await callNative("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(prompts.map((p) => Int32Array.from(p)), automaton.native, options, onTokens));
+  return await callNative("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(prompts.map((p) => (p instanceof Int32Array ? p : Int32Array.from(p))), automaton.native, options, onTokens));
 }
 
 /**

@@ -41,6 +41,21 @@ export function checkpointDir(runDir: string, step: number): string {
   return path.join(runDir, "checkpoints", `step-${String(step).padStart(7, "0")}`);
 }
 
+/**
+ * Delete all but the newest `keep` checkpoints of a run (and temporary directories left
+ * by killed runs); returns the deleted directories.
+ */
+export function pruneCheckpoints(runDir: string, keep: number): string[] {
+  const dir = path.join(runDir, "checkpoints");
+  if (!fs.existsSync(dir)) return [];
+  const names = fs.readdirSync(dir);
+  const steps = names.filter((n) => /^step-\d{7}$/.test(n)).sort();
+  const stale = names.filter((n) => /^step-\d{7}\.tmp-\d+$/.test(n) && !n.endsWith(`.tmp-${process.pid}`));
+  const gone = [...steps.slice(0, Math.max(0, steps.length - keep)), ...stale].map((n) => path.join(dir, n));
+  for (const d of gone) fs.rmSync(d, { recursive: true, force: true });
+  return gone;
+}
+
 export function latestCheckpoint(runDir: string): string | undefined {
   const dir = path.join(runDir, "checkpoints");
   if (!fs.existsSync(dir)) return undefined;

@@ -82,6 +82,8 @@ export const FinetuneConfigSchema = z
     evalEvery: z.number().int().min(0).default(0),
     evalSamples: z.number().int().min(1).default(8),
     checkpointEvery: z.number().int().min(0).default(0),
+    /** Checkpoints kept in the run directory: the newest N (the final one among them); older ones are deleted. */
+    keepCheckpoints: z.number().int().min(1).default(3),
     threads: z.number().int().min(0).default(0),
   })
   .strict();

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
 import { evaluateInSim } from "../../src/serve/eval.js";
-import { Policy } from "../../src/serve/policy.js";
+import { Policy } from "../../src/policy/policy.js";
 import { startServer } from "../../src/serve/server.js";
 import { bufferIO } from "../support/io.js";
 import { writeTinyPolicy } from "../support/tiny-policy.js";

@@ -10,7 +10,7 @@ import { parseStrict } from "../../src/actions/parser.js";
 import { parseActionSpec, VLA0_SPEC } from "../../src/actions/spec.js";
 import { encodePng } from "../../src/data/image.js";
 import { encodeNpyImage, parseNpyImage } from "../../src/serve/npy.js";
-import { Policy } from "../../src/serve/policy.js";
+import { Policy } from "../../src/policy/policy.js";
 import { startServer, type RunningServer } from "../../src/serve/server.js";
 import { TINY_STATS, writeTinyPolicy } from "../support/tiny-policy.js";
 
@@ -18,7 +18,7 @@ let policy: Policy;
 let srv: RunningServer;
 beforeAll(async () => {
   policy = Policy.load(writeTinyPolicy());
-  srv = await startServer(policy, { maxQueue: 64, maxBodyBytes: 2 * 1024 * 1024 });
+  srv = await startServer(policy, { maxQueue: 64, limits: { maxBodyBytes: 2 * 1024 * 1024 } });
 });
 afterAll(async () => {
   await srv?.close();

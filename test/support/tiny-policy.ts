@@ -24,7 +24,7 @@ export const TINY_STATS: ActionStats = {
 export function writeTinyPolicy(seed = 1, extra: Record<string, unknown> = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-policy-"));
   const V = loadTokenizer("qwen").vocabSize;
-  const c = tinyConfig("qwen2", true, { vocabSize: V, hiddenSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 16, intermediateSize: 48 });
+  const c = tinyConfig("qwen2", true, { vocabSize: V, hiddenSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 16, intermediateSize: 48, maxPositions: 2048 });
   const w = randomDecoderWeights(c, seed, 0.3);
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(hfConfigJson(c)));
   const C = c.hiddenSize;

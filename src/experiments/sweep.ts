@@ -153,7 +153,8 @@ const MetricsLineSchema = z
   .passthrough();
 type MetricsLine = z.output<typeof MetricsLineSchema>;
 
-function lastMetrics(runDir: string): { final?: MetricsLine; lastEval?: MetricsLine } {
+/** The last line of a run's metrics.jsonl, and the last with validation results. */
+export function readRunMetrics(runDir: string): { final?: MetricsLine; lastEval?: MetricsLine } {
   const file = path.join(runDir, "metrics.jsonl");
   if (!fs.existsSync(file)) return {};
   const lines = readJsonLines(file, MetricsLineSchema, { what: "training metrics", code: "FILE_INVALID", hint: `delete ${file} (or the variant's directory) to train that variant again` }).rows.map((r) => r.value);
@@ -183,6 +184,11 @@ async function closedLoop(policyDir: string, spec: SweepSpec, size: number, onEp
   }
 }
 
+/** A finished variant's rows (<variant>/sweep-result.json). */
+export function readSweepResult(file: string): SweepRow[] {
+  return readJsonFile(file, z.array(SweepRowSchema), { what: "sweep result", code: "FILE_INVALID", hint: `delete ${file} to evaluate that variant again` });
+}
+
 export interface SweepResult {
   rows: SweepRow[];
   dir: string;
@@ -200,7 +206,7 @@ export async function runSweep(base: Record<string, unknown>, spec: SweepSpec, i
     const resultFile = path.join(v.config.output, "sweep-result.json");
     if (fs.existsSync(resultFile)) {
       io.log(`[${i + 1}/${variants.length}] ${v.name}: done earlier (${resultFile})`);
-      rows.push(...readJsonFile(resultFile, z.array(SweepRowSchema), { what: "sweep result", code: "FILE_INVALID", hint: `delete ${resultFile} to evaluate that variant again` }));
+      rows.push(...readSweepResult(resultFile));
       continue;
     }
     io.log(`[${i + 1}/${variants.length}] ${v.name}: training ${v.config.steps} steps`);
@@ -208,7 +214,7 @@ export async function runSweep(base: Record<string, unknown>, spec: SweepSpec, i
     const trained = await finetune(v.config, io, { resume: true, ...(io.signal ? { signal: io.signal } : {}) });
     if (trained.stopped) break;
     const trainSeconds = (performance.now() - t0) / 1000;
-    const m = lastMetrics(trained.runDir);
+    const m = readRunMetrics(trained.runDir);
     const variantRows: SweepRow[] = [];
     for (const mode of spec.ensemble) {
       const row: SweepRow = {

@@ -14,8 +14,19 @@ import { actBodySchema, vla0BodySchema, type ServerLimits } from "./limits.js";
 import type { Metrics } from "./metrics.js";
 import type { Scheduler } from "./scheduler.js";
 
+/** The request schemas for a server's limits (built once per server). */
+export interface RouteSchemas {
+  act: ReturnType<typeof actBodySchema>;
+  vla0: ReturnType<typeof vla0BodySchema>;
+}
+
+export function routeSchemas(limits: ServerLimits): RouteSchemas {
+  return { act: actBodySchema(limits), vla0: vla0BodySchema(limits) };
+}
+
 export interface RouteContext {
   policy: Policy;
+  schemas: RouteSchemas;
   scheduler: Scheduler;
   sessions: SessionStore;
   metrics: Metrics;
@@ -59,7 +70,7 @@ async function run(ctx: RouteContext, req: ActRequest, options: { temperature?: 
 }
 
 export async function handleAct(ctx: RouteContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
-  const body = validate(actBodySchema(ctx.limits), await readJson(req, ctx.limits.maxBodyBytes));
+  const body = validate(ctx.schemas.act, await readJson(req, ctx.limits.maxBodyBytes));
   const images = body.images.map((img, i) => decodeRequestImage(img, `images[${i}]`, ctx.limits));
   checkRequestPixels(images, ctx.limits);
   const request: ActRequest = { images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}) };
@@ -96,7 +107,7 @@ export async function handleAct(ctx: RouteContext, req: http.IncomingMessage, re
  * same actions for the same request (greedy).
  */
 export async function handleVla0(ctx: RouteContext, req: http.IncomingMessage, res: http.ServerResponse, stream: boolean): Promise<number> {
-  const body = validate(vla0BodySchema(ctx.limits), await readJson(req, ctx.limits.maxBodyBytes));
+  const body = validate(ctx.schemas.vla0, await readJson(req, ctx.limits.maxBodyBytes));
   const images = body.base64_rgb.map((s, i) => decodeNpyBase64(s, `base64_rgb[${i}]`, ctx.limits));
   checkRequestPixels(images, ctx.limits);
   const instruction = body.instr ?? ctx.defaultInstruction;

@@ -15,7 +15,7 @@ import { bearerMatches, errorResponse, HttpError } from "./http.js";
 import { DEFAULT_LIMITS, type ServerLimits } from "./limits.js";
 import { Metrics, routeLabel, ROUTES } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
-import { handleAct, handleVla0, sendJson, type RouteContext } from "./routes.js";
+import { handleAct, handleVla0, routeSchemas, sendJson, type RouteContext } from "./routes.js";
 import { Scheduler } from "./scheduler.js";
 
 export interface ServerOptions {
@@ -63,6 +63,7 @@ const ROUTE_METHODS: Record<(typeof ROUTES)[number], string> = {
 
 export async function startServer(policy: Policy, options: ServerOptions = {}): Promise<RunningServer> {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const schemas = routeSchemas(limits);
   const metrics = new Metrics();
   const scheduler = new Scheduler(policy, { ...(options.maxQueue ? { maxQueue: options.maxQueue } : {}), ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}) });
   const sessions = new SessionStore(policy, { ...(options.sessionTtlMs !== undefined ? { ttlMs: options.sessionTtlMs } : {}), ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}) });
@@ -84,7 +85,7 @@ export async function startServer(policy: Policy, options: ServerOptions = {}): 
         return 200;
       }
       if (route === "GET /openapi.json") return sendJson(res, 200, openApiDocument(limits));
-      const ctx: RouteContext = { policy, scheduler, sessions, metrics, limits, signal, ...(options.defaultInstruction ? { defaultInstruction: options.defaultInstruction } : {}) };
+      const ctx: RouteContext = { policy, schemas, scheduler, sessions, metrics, limits, signal, ...(options.defaultInstruction ? { defaultInstruction: options.defaultInstruction } : {}) };
       if (route === "POST /v1/act") return await handleAct(ctx, req, res);
       if (route === "POST /predict_base64") return await handleVla0(ctx, req, res, false);
       if (route === "POST /predict_base64_stream") return await handleVla0(ctx, req, res, true);

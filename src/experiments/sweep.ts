@@ -18,7 +18,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
-import { ENSEMBLE_MODES, type EnsembleMode } from "../actions/ensembler.js";
+import { ENSEMBLE_MODES } from "../actions/ensembler.js";
 import { LeRobotDataset } from "../data/lerobot/dataset.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";

@@ -31,61 +31,10 @@ import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/
 import { preprocessImage, type ProcessedImage } from "../vision/processor.js";
 import { readPolicyFile, type PolicyFileData } from "./file.js";
 import { encodePolicyPrompt, policyAutomaton, stateText } from "./prompt.js";
+import { TimestepStreams } from "./timesteps.js";
+import type { ActItem, ActOptions, ActOutcome, ActRequest, ActResult, TimestepCallback } from "./types.js";
 
-export interface ActRequest {
-  images: RgbImage[];
-  instruction: string;
-  state?: number[];
-}
-
-export interface ActOptions {
-  temperature?: number;
-  seed?: number;
-  jumpForward?: boolean;
-  sparseMax?: number;
-}
-
-export type TimestepCallback = (t: number, raw: number[], normalized: number[]) => void;
-
-/** One request of a batch. cancel: a flag from newCancelFlag(); set, the request stops at its next decoding step. */
-export interface ActItem {
-  req: ActRequest;
-  options?: ActOptions;
-  onTimestep?: TimestepCallback;
-  cancel?: Int32Array;
-}
-
-export interface ActTimings {
-  /** Preparing the batch's prompts and images (JavaScript). */
-  promptMs: number;
-  /** The batch's one vision-tower call (0 without images). */
-  visionMs: number;
-  generateMs: number;
-  totalMs: number;
-  promptTokens: number;
-  generatedTokens: number;
-  modelCalls: number;
-  forcedTokens: number;
-  maskMs: number;
-  /** Requests decoded together with this one (itself included). */
-  batchSize: number;
-  /** Time spent waiting for the model before this batch (set by a scheduler; 0 when called directly). */
-  queueMs: number;
-}
-
-export interface ActResult {
-  text: string;
-  /** (H, D) raw units (denormalized), or normalized when the policy has no statistics. */
-  chunk: number[][];
-  /** (H, D) normalized to [-1, 1]. */
-  normalized: number[][];
-  /** Whether the images reached the model (a vision-language model was given images). */
-  imagesUsed: boolean;
-  timings: ActTimings;
-}
-
-/** A batch item's outcome: failures are values, so one bad request never fails the others. */
-export type ActOutcome = { status: "ok"; result: ActResult } | { status: "failed"; error: Error } | { status: "cancelled"; generatedTokens: number };
+export type { ActItem, ActOptions, ActOutcome, ActRequest, ActResult, ActTimings, TimestepCallback } from "./types.js";
 
 function rows(flat: Float32Array, D: number): number[][] {
   const out: number[][] = [];
@@ -325,29 +274,7 @@ export class Policy {
     const live = prepared.flatMap((p, i) => (p ? [{ i, p, item: items[i] as ActItem }] : []));
     if (live.length === 0) return outcomes as ActOutcome[];
     const D = this.spec.dims;
-    const grammar = this.codec.grammar;
-    const streams = live.map(({ item }) => ({ cb: item.onTimestep, streamed: 0, text: "", state: grammar.start() as ReturnType<typeof grammar.start> | null }));
-    const emit = (j: number, upTo: number): void => {
-      const s = streams[j]!;
-      const numbers = s.text.split(/[^0-9]+/).filter((x) => x.length > 0).map(Number);
-      for (; s.streamed < upTo; s.streamed++) {
-        const bins = numbers.slice(s.streamed * D, (s.streamed + 1) * D);
-        s.cb?.(s.streamed, Array.from(this.codec.normalizer ? this.codec.binsToRaw(bins) : this.codec.binsToNormalized(bins)), Array.from(this.codec.binsToNormalized(bins)));
-      }
-    };
-    const onTokens = streams.some((s) => s.cb)
-      ? (j: number, tokens: Int32Array): void => {
-          const s = streams[j]!;
-          if (!s.cb) return;
-          for (const t of tokens) {
-            const piece = this.tokenizer.decodeOne(t);
-            s.text += piece;
-            s.state = s.state && grammar.advance(s.state, piece);
-          }
-          // numbers before the current one are complete (ActionGrammar.num counts started numbers)
-          if (s.state) emit(j, Math.floor(s.state.num / D));
-        }
-      : undefined;
+    const streams = new TimestepStreams(this.codec, this.tokenizer, live.map(({ item }) => item.onTimestep));
     const options = live.map(({ i, p, item }): ConstrainedOptions => {
       const f = features[i];
       return {
@@ -360,7 +287,7 @@ export class Policy {
     });
     let gens;
     try {
-      gens = await generateConstrainedBatch(this.model, live.map(({ p }) => p.ids), this.automaton, options, onTokens);
+      gens = await generateConstrainedBatch(this.model, live.map(({ p }) => p.ids), this.automaton, options, streams.onTokens);
     } catch (e) {
       for (const { i } of live) outcomes[i] = { status: "failed", error: e as Error };
       return outcomes as ActOutcome[];
@@ -372,7 +299,7 @@ export class Policy {
         outcomes[i] = { status: "cancelled", generatedTokens: g.tokens.length };
         return;
       }
-      if (streams[j]!.cb) emit(j, this.spec.horizon); // the end of sequence completes the last timestep
+      streams.finish(j); // the end of sequence completes the last timestep
       const text = this.tokenizer.decode(Array.from(g.tokens));
       const decoded = this.codec.decode(text, "strict");
       if (!decoded.ok) {

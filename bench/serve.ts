@@ -10,6 +10,7 @@ import { VLA0_SPEC } from "../src/actions/spec.js";
 import { generateConstrained } from "../src/engine/automaton.js";
 import { writeSafetensors } from "../src/io/safetensors.js";
 import { loadTokenizer } from "../src/prompts/tokenizer.js";
+import { writePolicyFile } from "../src/policy/file.js";
 import { Policy } from "../src/policy/policy.js";
 import { randomDecoderWeights } from "../test/support/ref-decoder.js";
 import { hfConfigJson, tinyConfig } from "../test/support/tiny-models.js";
@@ -23,7 +24,7 @@ fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(hfConfigJson(c)))
 const C = c.hiddenSize;
 const shape = (n: string, d: Float32Array): number[] => (d.length === C ? [C] : n.includes("embed") ? [V, C] : n.endsWith("bias") ? [d.length] : n.includes("down_proj") || n.includes("o_proj") ? [C, d.length / C] : [d.length / C, C]);
 writeSafetensors(path.join(dir, "model.safetensors"), [...w].map(([n, d]) => ({ name: n, shape: shape(n, d), data: d })));
-fs.writeFileSync(path.join(dir, "policy.json"), JSON.stringify({ spec: VLA0_SPEC, stats: TINY_STATS, template: "vla0", tokenizer: "qwen" }));
+writePolicyFile(dir, { spec: VLA0_SPEC as unknown as Record<string, unknown>, stats: TINY_STATS, template: "vla0", tokenizer: "qwen" });
 const policy = Policy.load(dir);
 const prompt = policy.promptIds({ images: [], instruction: "put the red block on the green block" });
 console.log(`policy: ${(policy.model.numParams / 1e6).toFixed(1)}M params (V=${V}, C=256, L=4), prompt ${prompt.length} tokens, ${os.cpus().length} cores\n`);

@@ -4,6 +4,7 @@
  * tower's counters staying where they were — and the server stays healthy.
  */
 import zlib from "node:zlib";
+import jpeg from "jpeg-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodePng, imageHeader } from "../../src/data/image.js";
 import { Policy } from "../../src/policy/policy.js";
@@ -113,6 +114,15 @@ describe("size bounds, refused before the work", () => {
     const m = await untouched(() => post(srv.url, "/v1/act", { instruction: "x", images: many }, {}));
     expect([413, 422]).toContain(m.status);
     expect((await fetch(srv.url + "/health")).status).toBe(200);
+  });
+
+  it("image sizes come from real PNG and JPEG headers", () => {
+    const img = testImage(37, 21, 2);
+    expect(imageHeader(encodePng(img))).toEqual({ format: "png", width: 37, height: 21 });
+    const jpg = jpeg.encode({ width: 37, height: 21, data: Buffer.from(Array.from({ length: 37 * 21 * 4 }, (_, i) => (i % 4 === 3 ? 255 : img.data[Math.floor(i / 4) * 3 + (i % 4)]!))) }, 80).data;
+    expect(imageHeader(new Uint8Array(jpg))).toEqual({ format: "jpeg", width: 37, height: 21 });
+    expect(imageHeader(new Uint8Array([0xff, 0xd8, 0xff, 0xda, 0, 2]))).toBeUndefined(); // scan data before any frame header
+    expect(imageHeader(new Uint8Array([1, 2, 3]))).toBeUndefined();
   });
 
   it(".npy headers: versions 1.0-3.0 are read, others refused; bad headers named", () => {

@@ -21,12 +21,13 @@ export class HttpError extends Error {
 }
 
 /** How long a refused body may keep arriving (discarded) before the connection is cut. */
-const DRAIN_MS = 2000;
+const DRAIN_MS = 10_000;
 
 /**
- * The request body, at most maxBytes. Over the limit: HttpError 413 (the response asks
- * to close the connection; what is still arriving is discarded for a moment, so that
- * the client reads the 413 instead of a reset).
+ * The request body, at most maxBytes. Over the limit: HttpError 413. What is still
+ * arriving is read and discarded (for at most DRAIN_MS, then the connection is cut):
+ * closing the socket under an upload would reset it, and the client would never read
+ * the 413.
  */
 export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -36,7 +37,7 @@ export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<B
       const t = setTimeout(() => req.destroy(), DRAIN_MS);
       t.unref();
       req.once("end", () => clearTimeout(t));
-      reject(new HttpError(413, `${what} is over the ${maxBytes}-byte limit`, "BODY_TOO_LARGE", { Connection: "close" }));
+      reject(new HttpError(413, `${what} is over the ${maxBytes}-byte limit`, "BODY_TOO_LARGE"));
     };
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > maxBytes) return tooLarge(`body of ${declared} bytes`);

@@ -8,6 +8,16 @@ namespace vlatext {
 
 namespace {
 double ms_since(std::chrono::steady_clock::time_point t0) { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); }
+
+// The caller's cancel flag, read with a relaxed atomic load (another thread sets it).
+bool cancel_requested(const int32_t* flag) {
+  if (!flag) return false;
+#if defined(__GNUC__) || defined(__clang__)
+  return __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
+#else
+  return *static_cast<const volatile int32_t*>(flag) != 0;
+#endif
+}
 }  // namespace
 
 // One sequence is a batch of one.
@@ -102,6 +112,11 @@ Status generate_constrained_batch(Decoder& model, const std::vector<std::vector<
     std::vector<int> need;
     for (int i = 0; i < B; i++) {
       Seq& q = seqs[(size_t)i];
+      if (!q.done && cancel_requested(opts[(size_t)i].cancel)) {
+        q.done = true;
+        (*results)[(size_t)i].cancelled = true;
+        q.cache = KvCache{};  // its memory goes now, not at the end of the batch
+      }
       while (!q.done) {
         auto t0 = std::chrono::steady_clock::now();
         const std::vector<int32_t>& allowed = automaton.allowed(q.state);

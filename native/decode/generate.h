@@ -30,11 +30,17 @@ struct GenOptions {
   int sparse_max = 64;
   int max_tokens = 512;
   PromptInputs prompt;
+  // Optional cancellation flag owned by the caller (e.g. an Int32Array on a SharedArrayBuffer
+  // that the caller keeps alive for the call): polled with a relaxed atomic load before every
+  // step of this sequence; non-zero stops the sequence (its result says cancelled) while the
+  // other sequences of the batch go on.
+  const int32_t* cancel = nullptr;
 };
 
 struct GenResult {
   std::vector<int32_t> tokens;  // generated, without the end token
   bool finished = false;        // ended with end-of-sequence
+  bool cancelled = false;       // stopped by its cancel flag (tokens: what was generated until then)
   int model_calls = 0;          // forward passes, prompt included
   int forced = 0;               // tokens appended by jump-forward
   int sampled = 0;
@@ -48,7 +54,7 @@ Status generate_constrained(Decoder& model, const std::vector<int32_t>& prompt, 
 // Several sequences decoded together: every step, the sequences that need the model
 // share one batched forward pass (Decoder::infer_hidden_batch); forced tokens are taken
 // per sequence without the model. results[i] is filled for prompts[i]. on_token gets
-// (sequence index, token).
+// (sequence index, token). A sequence whose cancel flag is set stops at its next step.
 Status generate_constrained_batch(Decoder& model, const std::vector<std::vector<int32_t>>& prompts, TokenAutomaton& automaton, const std::vector<GenOptions>& opts, std::vector<GenResult>* results,
                                   std::string* error, const std::function<void(int, int32_t)>& on_token = nullptr);
 

@@ -87,10 +87,12 @@ struct SeqToken {
 class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
  public:
   GenerateWorker(Napi::Env env, DecoderState* d, Napi::Object dobj, AutomatonWrap* a, Napi::Object aobj, std::vector<std::vector<int32_t>> prompts, std::vector<vlatext::GenOptions> opts,
-                 Napi::Function on_tokens, bool batch)
+                 Napi::Function on_tokens, bool batch, const std::vector<Napi::Object>& keep)
       : Napi::AsyncProgressQueueWorker<SeqToken>(env, "vlatext:generateConstrained"), deferred_(Napi::Promise::Deferred::New(env)), d_(d), a_(a), prompts_(std::move(prompts)), opts_(std::move(opts)), batch_(batch) {
     dref_ = Napi::Persistent(dobj);
     aref_ = Napi::Persistent(aobj);
+    // the cancel flags' typed arrays stay alive (their memory is polled) until the worker is deleted
+    for (const Napi::Object& o : keep) keep_.push_back(Napi::Persistent(o));
     if (!on_tokens.IsEmpty()) on_tokens_ = Napi::Persistent(on_tokens);
     d_->in_flight++;
     a_->in_flight++;
@@ -124,6 +126,7 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
       std::copy(r.tokens.begin(), r.tokens.end(), t.Data());
       o.Set("tokens", t);
       o.Set("finished", r.finished);
+      o.Set("cancelled", r.cancelled);
       o.Set("modelCalls", r.model_calls);
       o.Set("forced", r.forced);
       o.Set("sampled", r.sampled);
@@ -154,6 +157,7 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
   DecoderState* d_;
   AutomatonWrap* a_;
   Napi::ObjectReference dref_, aref_;
+  std::vector<Napi::ObjectReference> keep_;
   Napi::FunctionReference on_tokens_;
   std::vector<std::vector<int32_t>> prompts_;
   std::vector<vlatext::GenOptions> opts_;
@@ -162,9 +166,17 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
   Status status_ = Status::Ok;
 };
 
-bool read_gen_options(Napi::Env env, Napi::Value v, vlatext::GenOptions* opt) {
+// keep: objects the worker must hold on to (the cancel flag's typed array).
+bool read_gen_options(Napi::Env env, Napi::Value v, vlatext::GenOptions* opt, std::vector<Napi::Object>* keep) {
   if (!v.IsObject()) return true;
   Napi::Object o = v.As<Napi::Object>();
+  Napi::Value c = o.Get("cancel");
+  if (!c.IsUndefined()) {
+    if (!c.IsTypedArray() || c.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || c.As<Napi::TypedArray>().ElementLength() < 1)
+      return type_error(env, "'cancel' must be an Int32Array of at least one element (element 0 non-zero: stop this sequence)");
+    opt->cancel = c.As<Napi::Int32Array>().Data();
+    keep->push_back(c.As<Napi::Object>());
+  }
   int seed = 0, jf = 1;
   if (!get_float(env, o, "temperature", &opt->temperature) || !get_int(env, o, "seed", 0, &seed) || !get_int(env, o, "jumpForward", 0, &jf) || !get_int(env, o, "sparseMax", 0, &opt->sparse_max) ||
       !get_int(env, o, "maxTokens", 1, &opt->max_tokens))
@@ -192,12 +204,13 @@ Napi::Value generate_constrained_async(const Napi::CallbackInfo& info, DecoderSt
   if (a->in_flight.load() > 0) return state_error(env, "the ActionAutomaton is in use by another generation"), env.Undefined();
   std::vector<std::vector<int32_t>> prompts;
   std::vector<vlatext::GenOptions> opts;
+  std::vector<Napi::Object> keep;
   auto add_prompt = [&](Napi::Value p, Napi::Value o) {
     if (!p.IsTypedArray() || p.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return type_error(env, "each prompt must be an Int32Array");
     auto t = p.As<Napi::Int32Array>();
     prompts.emplace_back(t.Data(), t.Data() + t.ElementLength());
     vlatext::GenOptions opt;
-    if (!read_gen_options(env, o, &opt)) return false;
+    if (!read_gen_options(env, o, &opt, &keep)) return false;
     opts.push_back(opt);
     return true;
   };
@@ -212,7 +225,7 @@ Napi::Value generate_constrained_async(const Napi::CallbackInfo& info, DecoderSt
   }
   Napi::Function on_tokens;
   if (info.Length() > 3 && info[3].IsFunction()) on_tokens = info[3].As<Napi::Function>();
-  auto* w = new GenerateWorker(env, d, self, a, aobj, std::move(prompts), std::move(opts), on_tokens, batch);
+  auto* w = new GenerateWorker(env, d, self, a, aobj, std::move(prompts), std::move(opts), on_tokens, batch, keep);
   Napi::Promise pr = w->promise();
   w->Queue();
   return pr;

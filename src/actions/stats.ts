@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
+import { readJsonFile } from "../io/json-file.js";
 
 export interface ActionStats {
   dims: number;
@@ -177,17 +178,6 @@ export function saveStats(file: string, stats: ActionStats): void {
 }
 
 export function loadStats(file: string, expectedDims?: number): ActionStats {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
-    throw new VlaError("FILE_NOT_FOUND", `statistics file not found: ${file}`, "compute it with `vlatext dataset stats <dataset> --out <file>`");
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new VlaError("STATS_INVALID", `statistics file ${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = readJsonFile(file, z.unknown(), { what: "statistics file", code: "STATS_INVALID", hint: "regenerate it with `vlatext dataset stats <dataset> --out <file>`", missingHint: "compute it with `vlatext dataset stats <dataset> --out <file>`" });
   return parseStats(json, file, expectedDims);
 }

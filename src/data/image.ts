@@ -24,8 +24,51 @@ export function checkImage(img: RgbImage, what: string): void {
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
 
-/** Decode PNG or JPEG bytes (detected by magic number) to RGB8; alpha is dropped. */
-export function decodeImageBytes(bytes: Uint8Array, what: string): RgbImage {
+const JPEG_SOF = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]);
+
+/**
+ * Format and size from a PNG's IHDR chunk or a JPEG's frame header, without decoding
+ * anything (a tiny file can declare a huge image). undefined: not PNG/JPEG, or no header.
+ */
+export function imageHeader(bytes: Uint8Array): { format: "png" | "jpeg"; width: number; height: number } | undefined {
+  const u32 = (o: number) => (((bytes[o] as number) << 24) | ((bytes[o + 1] as number) << 16) | ((bytes[o + 2] as number) << 8) | (bytes[o + 3] as number)) >>> 0;
+  const u16 = (o: number) => ((bytes[o] as number) << 8) | (bytes[o + 1] as number);
+  if (PNG_MAGIC.every((b, i) => bytes[i] === b)) {
+    // signature (8), then the IHDR chunk: length (4), "IHDR", width (4), height (4)
+    if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") return undefined;
+    return { format: "png", width: u32(16), height: u32(20) };
+  }
+  if (bytes[0] !== 0xff || bytes[1] !== 0xd8) return undefined;
+  let o = 2;
+  while (o + 4 <= bytes.length) {
+    if (bytes[o] !== 0xff) return undefined;
+    const marker = bytes[o + 1] as number;
+    if (marker === 0xff) {
+      o++; // fill byte
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      o += 2; // no length
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return undefined; // scan data or the end before any frame header
+    const len = u16(o + 2);
+    if (JPEG_SOF.has(marker)) return o + 9 <= bytes.length ? { format: "jpeg", height: u16(o + 5), width: u16(o + 7) } : undefined;
+    if (len < 2) return undefined;
+    o += 2 + len;
+  }
+  return undefined;
+}
+
+/**
+ * Decode PNG or JPEG bytes (detected by magic number) to RGB8; alpha is dropped.
+ * maxPixels: refuse (from the header, before decoding) an image with more pixels.
+ */
+export function decodeImageBytes(bytes: Uint8Array, what: string, options: { maxPixels?: number } = {}): RgbImage {
+  if (options.maxPixels !== undefined) {
+    const h = imageHeader(bytes);
+    if (h && h.width * h.height > options.maxPixels) throw new VlaError("DATA_INVALID", `${what} is ${h.width}x${h.height}, over the ${options.maxPixels}-pixel limit`, "send a smaller image");
+  }
   const isPng = PNG_MAGIC.every((b, i) => bytes[i] === b);
   const isJpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
   try {
@@ -41,7 +84,7 @@ export function decodeImageBytes(bytes: Uint8Array, what: string): RgbImage {
       return out;
     }
     if (isJpeg) {
-      const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false });
+      const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, ...(options.maxPixels !== undefined ? { maxResolutionInMP: options.maxPixels / 1e6 } : {}) });
       return { width: j.width, height: j.height, data: j.data };
     }
   } catch (e) {

@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
+import { readJsonFile } from "../io/json-file.js";
 import type { LeRobotDataset } from "./lerobot/dataset.js";
 import { featureKind, featureSize } from "./lerobot/format.js";
 import { Rng } from "./rng.js";
@@ -81,12 +82,7 @@ export function loadRecipe(fileOrName: string): Recipe {
     const known = fs.existsSync(recipesDir()) ? fs.readdirSync(recipesDir()).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)) : [];
     throw new VlaError("FILE_NOT_FOUND", `recipe not found: ${fileOrName}`, `pass a recipe JSON file or a shipped name (${known.join(", ") || "none"})`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new VlaError("CONFIG_INVALID", `recipe ${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = readJsonFile(file, z.unknown(), { what: "recipe", code: "CONFIG_INVALID", hint: "a recipe is a JSON object (see datasets/*.json); fix the file or pass a shipped name" });
   return parseRecipe(json, `recipe ${file}`);
 }
 

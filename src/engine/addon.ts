@@ -174,11 +174,20 @@ export interface NativeGenOptions {
   /** Compute the LM head only over the allowed tokens when at most this many are allowed (0: never). */
   sparseMax?: number;
   maxTokens?: number;
+  /**
+   * Cancellation flag of this sequence: element 0 is polled (relaxed atomic load) before
+   * every step; non-zero stops the sequence (result.cancelled) while the rest of the batch
+   * goes on. Put it on a SharedArrayBuffer and set it with Atomics.store; the call keeps the
+   * array alive until it ends.
+   */
+  cancel?: Int32Array;
 }
 
 export interface NativeGenResult {
   tokens: Int32Array;
   finished: boolean;
+  /** Stopped by its cancel flag; tokens holds what was generated until then. */
+  cancelled: boolean;
   modelCalls: number;
   forced: number;
   sampled: number;

@@ -49,12 +49,28 @@ export class ActionAutomaton {
 
 export type ConstrainedOptions = NativeGenOptions;
 
+/** A cancellation flag for one sequence of a generation: set it with cancelGeneration(). */
+export function newCancelFlag(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4));
+}
+
+/** Stop the sequence that was given this flag (at its next step; a no-op once it ended). */
+export function cancelGeneration(flag: Int32Array): void {
+  Atomics.store(flag, 0, 1);
+}
+
+function checkCancelFlags(options: readonly ConstrainedOptions[]): void {
+  for (const o of options)
+    if (o.cancel && !(o.cancel.buffer instanceof SharedArrayBuffer)) throw new VlaError("NATIVE_ARGUMENT", "a generation's cancel flag must be an Int32Array on a SharedArrayBuffer (another thread reads it)", "make it with newCancelFlag()");
+}
+
 /**
  * Generate several action texts together: at every step the sequences that need the
  * model share one batched forward pass. `onTokens(seq, tokens)` streams tokens.
  */
-export async function generateConstrainedBatch(model: DecoderModel, prompts: ReadonlyArray<readonly number[]>, automaton: ActionAutomaton, options: ConstrainedOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]> {
-  return await callNativeAsync("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(prompts.map((p) => Int32Array.from(p)), automaton.native, options, onTokens));
+export async function generateConstrainedBatch(model: DecoderModel, prompts: ReadonlyArray<ArrayLike<number>>, automaton: ActionAutomaton, options: ConstrainedOptions[], onTokens?: (seq: number, tokens: Int32Array) => void): Promise<NativeGenResult[]> {
+  checkCancelFlags(options);
+  return await callNativeAsync("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(prompts.map((p) => (p instanceof Int32Array ? p : Int32Array.from(p))), automaton.native, options, onTokens));
 }
 
 /**
@@ -62,5 +78,6 @@ export async function generateConstrainedBatch(model: DecoderModel, prompts: Rea
  * receives the chosen tokens as they are produced (for streaming).
  */
 export async function generateConstrained(model: DecoderModel, prompt: readonly number[], automaton: ActionAutomaton, options: ConstrainedOptions = {}, onTokens?: (tokens: Int32Array) => void): Promise<NativeGenResult> {
+  checkCancelFlags([options]);
   return await callNativeAsync("generateConstrained", () => model.nativeHandle().generateConstrainedAsync(Int32Array.from(prompt), automaton.native, options, onTokens));
 }

@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
+import { readJsonFile, type JsonFileKind } from "../io/json-file.js";
 import { readSafetensorsHeader, type SafetensorsHeader } from "../io/safetensors.js";
 import type { AdapterInfo } from "../io/adapter-export.js";
 import { callNative, callNativeAsync, loadAddon, type NativeBackendOptions, type NativeBatch, type NativeDecoder, type NativeDType, type NativeKvCache, type NativeTensorInfo } from "./addon.js";
@@ -13,6 +14,9 @@ import { parseDecoderConfig, type DecoderModelConfig } from "./config.js";
 import { AdamWSchema, optimizerStep, ParamStore, type AdamWInput, type OptimizerState } from "./params.js";
 
 export { AdamWSchema, type AdamWInput } from "./params.js";
+
+/** A model directory's config.json, for readJsonFile. */
+export const MODEL_CONFIG_FILE: JsonFileKind = { what: "model config", code: "CONFIG_INVALID", hint: "a Hugging Face model directory holds config.json as transformers saves it; download or export the model again" };
 
 export const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
 
@@ -79,12 +83,7 @@ export class DecoderModel {
   static load(dir: string, options: ModelOptions & { config?: DecoderModelConfig; fileNames?: (name: string) => string[]; trainBase?: boolean } = {}): DecoderModel {
     const cfgFile = path.join(dir, "config.json");
     if (!fs.existsSync(cfgFile)) throw new VlaError("FILE_NOT_FOUND", `no config.json in ${dir}`, "point at a Hugging Face model directory");
-    let json: unknown;
-    try {
-      json = JSON.parse(fs.readFileSync(cfgFile, "utf8"));
-    } catch (e) {
-      throw new VlaError("CONFIG_INVALID", `${cfgFile} is not valid JSON: ${(e as Error).message}`);
-    }
+    const json = readJsonFile(cfgFile, z.unknown(), MODEL_CONFIG_FILE);
     const config = options.config ?? parseDecoderConfig(json, cfgFile);
     const dtype = resolveDType(options.dtype, () => checkpointDType(dir, options.fileNames ?? ((n) => [n])), options.trainBase ?? false);
     const { config: _c, fileNames: _f, trainBase: _t, ...backend } = options;
@@ -116,15 +115,8 @@ export class DecoderModel {
     const index = path.join(dir, "model.safetensors.index.json");
     let where: (name: string) => string | undefined;
     if (fs.existsSync(index)) {
-      let json: unknown;
-      try {
-        json = JSON.parse(fs.readFileSync(index, "utf8"));
-      } catch (e) {
-        throw new VlaError("FILE_INVALID", `${index} is not valid JSON: ${(e as Error).message}`);
-      }
-      const parsed = z.object({ weight_map: z.record(z.string(), z.string()) }).safeParse(json);
-      if (!parsed.success) throw new VlaError("FILE_INVALID", `${index}:\n${formatZodIssues(parsed.error.issues)}`);
-      where = (n) => parsed.data.weight_map[n];
+      const parsed = readJsonFile(index, z.object({ weight_map: z.record(z.string(), z.string()) }), { what: "safetensors index", code: "FILE_INVALID", hint: "the index lists each tensor's shard ({weight_map: {name: file}}); download the model again" });
+      where = (n) => parsed.weight_map[n];
     } else {
       if (!fs.existsSync(path.join(dir, "model.safetensors"))) throw new VlaError("FILE_NOT_FOUND", `no model.safetensors or model.safetensors.index.json in ${dir}`);
       where = (n) => (header("model.safetensors").tensors.has(n) ? "model.safetensors" : undefined);
@@ -369,7 +361,7 @@ function checkpointDType(dir: string, fileNames: (name: string) => string[]): "F
     const index = path.join(dir, "model.safetensors.index.json");
     let file = path.join(dir, "model.safetensors");
     if (fs.existsSync(index)) {
-      const map = (JSON.parse(fs.readFileSync(index, "utf8")) as { weight_map?: Record<string, string> }).weight_map ?? {};
+      const map = readJsonFile(index, z.object({ weight_map: z.record(z.string(), z.string()) }), MODEL_CONFIG_FILE).weight_map;
       const name = fileNames("model.embed_tokens.weight").find((n) => map[n] !== undefined);
       if (!name) return undefined;
       file = path.join(dir, map[name] as string);

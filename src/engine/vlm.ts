@@ -9,11 +9,12 @@ import path from "node:path";
 import { z } from "zod";
 import type { RgbImage } from "../data/episode.js";
 import { VlaError, formatZodIssues } from "../errors.js";
+import { readJsonFile } from "../io/json-file.js";
 import { readSafetensorsHeader, type SafetensorsEntry, type SafetensorsHeader } from "../io/safetensors.js";
 import { imageLayout, preprocessImage, processorConfigFor, type ImageLayout, type ProcessedImage, type VisionProcessorConfig } from "../vision/processor.js";
 import { ropeIndex } from "../vision/rope-index.js";
 import { parseDecoderConfig } from "./config.js";
-import { DecoderModel, resolveDType, type ModelOptions } from "./decoder.js";
+import { DecoderModel, MODEL_CONFIG_FILE, resolveDType, type ModelOptions } from "./decoder.js";
 import { parseVisionConfig, VisionModel } from "./vision.js";
 
 const VlmConfigSchema = z.object({ model_type: z.literal("qwen2_5_vl"), vision_config: z.record(z.string(), z.unknown()), image_token_id: z.number().int().optional() }).passthrough();
@@ -41,8 +42,7 @@ export class VlmModel {
   /** trainBase / trainVision: which weights will be trained (they are kept in f32 under dtype "auto"). */
   static load(dir: string, options: ModelOptions & { trainBase?: boolean; trainVision?: boolean } = {}): VlmModel {
     const file = path.join(dir, "config.json");
-    if (!fs.existsSync(file)) throw new VlaError("FILE_NOT_FOUND", `no config.json in ${dir}`);
-    const json = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+    const json = readJsonFile(file, z.record(z.string(), z.unknown()), MODEL_CONFIG_FILE);
     const r = VlmConfigSchema.safeParse(json);
     if (!r.success) {
       const mt = typeof json.model_type === "string" ? json.model_type : "missing";
@@ -52,14 +52,7 @@ export class VlmModel {
     const decoderCfg = parseDecoderConfig({ ...text, model_type: "qwen2" }, `${file} (language model)`);
     const visionCfg = parseVisionConfig(r.data.vision_config, `${file} vision_config`);
     const ppFile = path.join(dir, "preprocessor_config.json");
-    let ppJson: unknown;
-    if (fs.existsSync(ppFile)) {
-      try {
-        ppJson = JSON.parse(fs.readFileSync(ppFile, "utf8")) as unknown;
-      } catch (e) {
-        throw new VlaError("CONFIG_INVALID", `${ppFile} is not valid JSON: ${(e as Error).message}`, "fix the file, or remove it to use the vision config's sizes with Qwen2.5-VL's defaults");
-      }
-    }
+    const ppJson = fs.existsSync(ppFile) ? readJsonFile(ppFile, z.unknown(), { what: "image preprocessor config", code: "CONFIG_INVALID", hint: "fix the file, or remove it to use the vision config's sizes with Qwen2.5-VL's defaults" }) : undefined;
     const processor = processorConfigFor({ patchSize: visionCfg.patchSize, temporalPatchSize: visionCfg.temporalPatchSize, mergeSize: visionCfg.spatialMergeSize }, ppJson, ppFile);
     if (visionCfg.outHiddenSize !== decoderCfg.native.hiddenSize) throw new VlaError("CONFIG_INVALID", `${file}: vision_config.out_hidden_size ${visionCfg.outHiddenSize} differs from hidden_size ${decoderCfg.native.hiddenSize}`);
     const { trainBase, trainVision, ...backend } = options;
@@ -154,12 +147,7 @@ function loadVisionTensors(vision: VisionModel, h: SafetensorsHeader): void {
  * tower) when config.json says so, else a decoder-only model. `dispose` frees both.
  */
 export function loadLanguageModel(dir: string, options: ModelOptions & { trainBase?: boolean; trainVision?: boolean } = {}): { model: DecoderModel; vlm: VlmModel | undefined; dispose: () => void } {
-  let modelType: unknown;
-  try {
-    modelType = (JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as { model_type?: unknown }).model_type;
-  } catch {
-    modelType = undefined; // DecoderModel.load names the problem
-  }
+  const modelType = readJsonFile(path.join(dir, "config.json"), z.object({ model_type: z.unknown() }).passthrough(), MODEL_CONFIG_FILE).model_type;
   const { threads, trainVision, ...rest } = options;
   const opts = { ...rest, ...(threads && threads > 0 ? { threads } : {}) };
   if (modelType === "qwen2_5_vl") {

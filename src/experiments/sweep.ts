@@ -18,13 +18,14 @@
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
-import { ENSEMBLE_MODES, type EnsembleMode } from "../actions/ensembler.js";
+import { ENSEMBLE_MODES } from "../actions/ensembler.js";
 import { LeRobotDataset } from "../data/lerobot/dataset.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { evaluateInSim } from "../serve/eval.js";
-import { Policy } from "../serve/policy.js";
-import { startServer } from "../serve/server.js";
+import { readJsonFile, readJsonLines } from "../io/json-file.js";
+import { evaluateClosedLoop, policyActor } from "../policy/evaluate.js";
+import { derivePolicy } from "../policy/file.js";
+import { Policy } from "../policy/policy.js";
 import { ROBOT_TYPE } from "../sim/generate.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
 import { applyOverrides, configPaths, parseFinetuneConfig, readConfigFile, type FinetuneConfig } from "../train/config.js";
@@ -116,37 +117,47 @@ export function sweepVariants(base: Record<string, unknown>, spec: SweepSpec): S
   });
 }
 
-export interface SweepRow {
-  variant: string;
-  settings: Record<string, string>;
-  ensemble: EnsembleMode;
-  steps: number;
-  trainSeconds: number;
-  finalLoss: number;
-  valLoss?: number;
-  valL1?: number;
-  parseRate?: number;
-  /** Generated answer tokens per chunk in the closed loop (jump-forward tokens included). */
-  tokensPerChunk?: number;
-  /** Closed loop: successes / episodes per family, and overall. */
-  families?: Array<{ family: TaskFamilyName; successes: number; episodes: number }>;
-  successRate?: number;
-}
+/** A number that JSON may have written as null (NaN, Infinity). */
+const JsonNumber = z.number().nullable().transform((x) => x ?? NaN);
 
-interface MetricsLine {
-  step: number;
-  loss?: number;
-  valLoss?: number;
-  l1?: number;
-  parsed?: number;
-  samples?: number;
-  elapsedSec?: number;
-}
+export const SweepRowSchema = z
+  .object({
+    variant: z.string(),
+    settings: z.record(z.string(), z.string()),
+    ensemble: z.enum(ENSEMBLE_MODES),
+    steps: z.number().int(),
+    trainSeconds: JsonNumber,
+    finalLoss: JsonNumber,
+    valLoss: JsonNumber.optional(),
+    valL1: JsonNumber.optional(),
+    parseRate: JsonNumber.optional(),
+    /** Generated answer tokens per chunk in the closed loop (jump-forward tokens included). */
+    tokensPerChunk: JsonNumber.optional(),
+    /** Closed loop: successes / episodes per family, and overall. */
+    families: z.array(z.object({ family: z.enum(TASK_FAMILIES as [TaskFamilyName, ...TaskFamilyName[]]), successes: z.number().int(), episodes: z.number().int() })).optional(),
+    successRate: JsonNumber.optional(),
+  })
+  .strict();
+export type SweepRow = z.output<typeof SweepRowSchema>;
 
-function lastMetrics(runDir: string): { final?: MetricsLine; lastEval?: MetricsLine } {
+const MetricsLineSchema = z
+  .object({
+    step: z.number(),
+    loss: z.number().optional(),
+    valLoss: z.number().optional(),
+    l1: z.number().nullable().optional(),
+    parsed: z.number().optional(),
+    samples: z.number().optional(),
+    elapsedSec: z.number().optional(),
+  })
+  .passthrough();
+type MetricsLine = z.output<typeof MetricsLineSchema>;
+
+/** The last line of a run's metrics.jsonl, and the last with validation results. */
+export function readRunMetrics(runDir: string): { final?: MetricsLine; lastEval?: MetricsLine } {
   const file = path.join(runDir, "metrics.jsonl");
   if (!fs.existsSync(file)) return {};
-  const lines = fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsLine);
+  const lines = readJsonLines(file, MetricsLineSchema, { what: "training metrics", code: "FILE_INVALID", hint: `delete ${file} (or the variant's directory) to train that variant again` }).rows.map((r) => r.value);
   return { final: lines[lines.length - 1], lastEval: [...lines].reverse().find((l) => l.valLoss !== undefined) };
 }
 
@@ -158,24 +169,24 @@ async function simDatasets(cfg: FinetuneConfig): Promise<boolean> {
   return true;
 }
 
-/** Closed loop through the real server: success per family and generated tokens per chunk (from /metrics). */
-async function closedLoop(policyDir: string, spec: SweepSpec, size: number, onEpisode: () => void): Promise<Pick<SweepRow, "families" | "successRate" | "tokensPerChunk">> {
+/** Closed loop in the simulator: success per family and generated tokens per chunk. */
+async function closedLoop(policyDir: string, spec: SweepSpec, size: number, onEpisode: (done: number, total: number) => void): Promise<Pick<SweepRow, "families" | "successRate" | "tokensPerChunk">> {
   const policy = Policy.load(policyDir);
-  const srv = await startServer(policy, { maxQueue: 4 });
   try {
-    const report = await evaluateInSim({ url: srv.url, episodes: spec.eval.episodes, seed: spec.eval.seed, size, ...(spec.eval.families ? { families: spec.eval.families } : {}), onEpisode });
-    const metrics = await (await fetch(`${srv.url}/metrics`)).text();
-    const tokens = Number(/^vlatext_generated_tokens_total (\S+)$/m.exec(metrics)?.[1] ?? NaN);
-    const acts = Number(/^vlatext_requests_total\{route="\/v1\/act",code="200"\} (\S+)$/m.exec(metrics)?.[1] ?? NaN);
+    const report = await evaluateClosedLoop(policyActor(policy), { episodes: spec.eval.episodes, seed: spec.eval.seed, size, ...(spec.eval.families ? { families: spec.eval.families } : {}), onEpisode: (e) => onEpisode(e.done, e.total) });
     return {
       families: report.families.map((f) => ({ family: f.family, successes: f.successes, episodes: f.episodes })),
       successRate: report.successRate,
-      ...(acts > 0 ? { tokensPerChunk: tokens / acts } : {}),
+      ...(report.requests > 0 ? { tokensPerChunk: report.tokensPerChunk } : {}),
     };
   } finally {
-    await srv.close();
     policy.dispose();
   }
+}
+
+/** A finished variant's rows (<variant>/sweep-result.json). */
+export function readSweepResult(file: string): SweepRow[] {
+  return readJsonFile(file, z.array(SweepRowSchema), { what: "sweep result", code: "FILE_INVALID", hint: `delete ${file} to evaluate that variant again` });
 }
 
 export interface SweepResult {
@@ -195,7 +206,7 @@ export async function runSweep(base: Record<string, unknown>, spec: SweepSpec, i
     const resultFile = path.join(v.config.output, "sweep-result.json");
     if (fs.existsSync(resultFile)) {
       io.log(`[${i + 1}/${variants.length}] ${v.name}: done earlier (${resultFile})`);
-      rows.push(...(JSON.parse(fs.readFileSync(resultFile, "utf8")) as SweepRow[]));
+      rows.push(...readSweepResult(resultFile));
       continue;
     }
     io.log(`[${i + 1}/${variants.length}] ${v.name}: training ${v.config.steps} steps`);
@@ -203,8 +214,7 @@ export async function runSweep(base: Record<string, unknown>, spec: SweepSpec, i
     const trained = await finetune(v.config, io, { resume: true, ...(io.signal ? { signal: io.signal } : {}) });
     if (trained.stopped) break;
     const trainSeconds = (performance.now() - t0) / 1000;
-    const m = lastMetrics(trained.runDir);
-    const policyJson = JSON.parse(fs.readFileSync(path.join(trained.policyDir, "policy.json"), "utf8")) as Record<string, unknown>;
+    const m = readRunMetrics(trained.runDir);
     const variantRows: SweepRow[] = [];
     for (const mode of spec.ensemble) {
       const row: SweepRow = {
@@ -215,14 +225,12 @@ export async function runSweep(base: Record<string, unknown>, spec: SweepSpec, i
         trainSeconds: m.final?.elapsedSec ?? trainSeconds,
         finalLoss: trained.losses[trained.losses.length - 1]?.loss ?? m.final?.loss ?? NaN,
         ...(m.lastEval?.valLoss !== undefined ? { valLoss: m.lastEval.valLoss } : {}),
-        ...(m.lastEval?.l1 !== undefined && Number.isFinite(m.lastEval.l1) ? { valL1: m.lastEval.l1 } : {}),
+        ...(typeof m.lastEval?.l1 === "number" && Number.isFinite(m.lastEval.l1) ? { valL1: m.lastEval.l1 } : {}),
         ...(m.lastEval?.parsed !== undefined && m.lastEval.samples ? { parseRate: m.lastEval.parsed / m.lastEval.samples } : {}),
       };
       if (closed) {
-        const pdir = path.join(v.config.output, `policy-${mode}`);
-        writeFileAtomic(path.join(pdir, "policy.json"), JSON.stringify({ ...policyJson, ensemble: { mode } }, null, 2) + "\n");
-        let n = 0;
-        Object.assign(row, await closedLoop(pdir, spec, v.config.imageSize, () => io.progress(`${v.name} / ${mode}: closed-loop episode ${++n}`)));
+        const pdir = derivePolicy(trained.policyDir, path.join(v.config.output, `policy-${mode}`), (f) => ({ ...f, ensemble: { mode } }));
+        Object.assign(row, await closedLoop(pdir, spec, v.config.imageSize, (done, total) => io.progress(`${v.name} / ${mode}: closed-loop episode ${done}/${total}`)));
       }
       variantRows.push(row);
       io.log(`${v.name} / ${mode}: ${describeRow(row)}`);

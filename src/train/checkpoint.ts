@@ -17,6 +17,7 @@ import type { DecoderModel } from "../engine/decoder.js";
 import type { VlmModel } from "../engine/vlm.js";
 import { VlaError } from "../errors.js";
 import { loadPeftAdapter, savePeftAdapter } from "../io/adapter-export.js";
+import { readJsonFile } from "../io/json-file.js";
 import { readSafetensors, safetensorsData, writeSafetensors } from "../io/safetensors.js";
 import type { FinetuneConfig } from "./config.js";
 
@@ -38,6 +39,21 @@ export type CheckpointState = z.infer<typeof CheckpointStateSchema>;
 
 export function checkpointDir(runDir: string, step: number): string {
   return path.join(runDir, "checkpoints", `step-${String(step).padStart(7, "0")}`);
+}
+
+/**
+ * Delete all but the newest `keep` checkpoints of a run (and temporary directories left
+ * by killed runs); returns the deleted directories.
+ */
+export function pruneCheckpoints(runDir: string, keep: number): string[] {
+  const dir = path.join(runDir, "checkpoints");
+  if (!fs.existsSync(dir)) return [];
+  const names = fs.readdirSync(dir);
+  const steps = names.filter((n) => /^step-\d{7}$/.test(n)).sort();
+  const stale = names.filter((n) => /^step-\d{7}\.tmp-\d+$/.test(n) && !n.endsWith(`.tmp-${process.pid}`));
+  const gone = [...steps.slice(0, Math.max(0, steps.length - keep)), ...stale].map((n) => path.join(dir, n));
+  for (const d of gone) fs.rmSync(d, { recursive: true, force: true });
+  return gone;
 }
 
 export function latestCheckpoint(runDir: string): string | undefined {
@@ -90,11 +106,12 @@ export function saveCheckpoint(runDir: string, step: number, model: DecoderModel
 }
 
 export function readCheckpointState(dir: string): CheckpointState {
-  const file = path.join(dir, "state.json");
-  if (!fs.existsSync(file)) throw new VlaError("CHECKPOINT_INVALID", `${dir} has no state.json`, "checkpoints are written by vlatext finetune; pick another one");
-  const r = CheckpointStateSchema.safeParse(JSON.parse(fs.readFileSync(file, "utf8")));
-  if (!r.success) throw new VlaError("CHECKPOINT_INVALID", `${file} is not a vlatext checkpoint`);
-  return r.data;
+  return readJsonFile(path.join(dir, "state.json"), CheckpointStateSchema, {
+    what: "checkpoint state",
+    code: "CHECKPOINT_INVALID",
+    missingCode: "CHECKPOINT_INVALID",
+    hint: `delete ${dir} to resume from the checkpoint before it (checkpoints are written by vlatext finetune)`,
+  });
 }
 
 /** The trained vision tower's weights inside a checkpoint directory. */

@@ -10,6 +10,7 @@ import YAML from "yaml";
 import { z } from "zod";
 import { NATIVE_ISAS } from "../engine/addon.js";
 import { VlaError, formatZodIssues } from "../errors.js";
+import { checkJson, readJsonFile, type JsonFileKind } from "../io/json-file.js";
 import { NORMALIZATIONS } from "../actions/spec.js";
 
 export const FinetuneConfigSchema = z
@@ -82,6 +83,8 @@ export const FinetuneConfigSchema = z
     evalEvery: z.number().int().min(0).default(0),
     evalSamples: z.number().int().min(1).default(8),
     checkpointEvery: z.number().int().min(0).default(0),
+    /** Checkpoints kept in the run directory: the newest N (the final one among them); older ones are deleted. */
+    keepCheckpoints: z.number().int().min(1).default(3),
     threads: z.number().int().min(0).default(0),
     /**
      * Storage of the base model's weight matrices: "auto" keeps a bf16 checkpoint in bf16 when its
@@ -110,17 +113,20 @@ export function parseFinetuneConfig(input: unknown, source = "config"): Finetune
   return r.data;
 }
 
+const CONFIG_FILE: JsonFileKind = { what: "config file", code: "CONFIG_INVALID", hint: "a config file holds one object of config keys (JSON or YAML); `vlatext finetune --help` lists them" };
+
+/** A config file (JSON, or YAML by extension) holding one object. */
 export function readConfigFile(file: string): Record<string, unknown> {
-  if (!fs.existsSync(file)) throw new VlaError("FILE_NOT_FOUND", `config file not found: ${file}`);
-  const text = fs.readFileSync(file, "utf8");
+  const obj = z.record(z.string(), z.unknown());
+  if (!/\.ya?ml$/i.test(file)) return readJsonFile(file, obj, CONFIG_FILE);
+  if (!fs.existsSync(file)) throw new VlaError("FILE_NOT_FOUND", `config file not found: ${file}`, CONFIG_FILE.hint);
   let v: unknown;
   try {
-    v = /\.ya?ml$/i.test(file) ? YAML.parse(text) : JSON.parse(text);
+    v = YAML.parse(fs.readFileSync(file, "utf8"));
   } catch (e) {
-    throw new VlaError("CONFIG_INVALID", `${file} does not parse: ${(e as Error).message}`);
+    throw new VlaError("CONFIG_INVALID", `config file ${file} does not parse as YAML: ${(e as Error).message}`, CONFIG_FILE.hint);
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new VlaError("CONFIG_INVALID", `${file} must hold an object`);
-  return v as Record<string, unknown>;
+  return checkJson(v, obj, file, CONFIG_FILE);
 }
 
 /** Every settable leaf of the schema as a dotted path (what --help lists and the CLI accepts). */

@@ -17,7 +17,7 @@ import type { VlmModel } from "../engine/vlm.js";
 import type { ImageLayout } from "../vision/processor.js";
 import { VlaError } from "../errors.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
-import { encodePolicyPrompt, stateText } from "../prompts/policy-prompt.js";
+import { encodePolicyPrompt, stateText } from "../policy/prompt.js";
 import type { PromptTemplate } from "../prompts/template.js";
 import type { TextTokenizer } from "../prompts/tokenizer.js";
 import type { FinetuneConfig } from "./config.js";

@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { z } from "zod";
 import { generateConstrained, type ActionAutomaton } from "../engine/automaton.js";
 import type { DecoderModel, TrainBatch } from "../engine/decoder.js";
 import { optimizerStep } from "../engine/params.js";
@@ -12,12 +13,14 @@ import { loadLanguageModel, type VlmModel } from "../engine/vlm.js";
 import type { RgbImage } from "../data/episode.js";
 import { VlaError } from "../errors.js";
 import { buildTrainingExample, IGNORE_INDEX } from "../prompts/encode.js";
-import { policyAutomaton } from "../prompts/policy-prompt.js";
+import { policyAutomaton } from "../policy/prompt.js";
 import { loadTemplate } from "../prompts/template.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
 import { actionSpecToJSON } from "../actions/spec.js";
 import { keyedRandom } from "../rng.js";
-import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, VISION_WEIGHTS } from "./checkpoint.js";
+import { readJsonLines } from "../io/json-file.js";
+import { writePolicyFile } from "../policy/file.js";
+import { latestCheckpoint, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, VISION_WEIGHTS } from "./checkpoint.js";
 import type { FinetuneConfig } from "./config.js";
 import { buildTrainData, type TrainData, type TrainExample } from "./data.js";
 import { lossCurvePng } from "./plot.js";
@@ -35,6 +38,9 @@ export interface FinetuneResult {
   stopped: boolean;
   policyDir: string;
 }
+
+/** A metrics.jsonl line, as far as resuming reads it. */
+const MetricsLineSchema = z.object({ step: z.number().int().min(0), loss: z.number().optional() }).passthrough();
 
 export function learningRate(cfg: FinetuneConfig, step: number): number {
   const base = cfg.optimizer.lr;
@@ -188,13 +194,10 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     const metricsFile = path.join(runDir, "metrics.jsonl");
     const losses: Array<{ step: number; loss: number }> = [];
     if (start > 0 && fs.existsSync(metricsFile)) {
-      // keep the history up to the checkpoint; drop lines a killed run wrote after it
-      const kept = fs.readFileSync(metricsFile, "utf8").split("\n").filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= start);
-      fs.writeFileSync(metricsFile, kept.map((l) => l + "\n").join(""));
-      for (const l of kept) {
-        const m = JSON.parse(l) as { step: number; loss?: number };
-        if (m.loss !== undefined) losses.push({ step: m.step, loss: m.loss });
-      }
+      // keep the history up to the checkpoint; drop lines a killed run wrote after it (the last may be cut off)
+      const kept = readJsonLines(metricsFile, MetricsLineSchema, { what: "training metrics", code: "CHECKPOINT_INVALID", hint: `fix or delete the named line of ${metricsFile} (the loss history before the checkpoint is read from it), then resume` }, { allowTruncatedLast: true }).rows.filter((r) => r.value.step <= start);
+      fs.writeFileSync(metricsFile, kept.map((r) => JSON.stringify(r.value) + "\n").join(""));
+      for (const { value: m } of kept) if (m.loss !== undefined) losses.push({ step: m.step, loss: m.loss });
     } else fs.writeFileSync(metricsFile, "");
     const padId = tok.requireId(tok.eosToken ?? "<|endoftext|>");
     const maskId = tok.singleTokenId("?");
@@ -202,6 +205,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     const templateText = fs.readFileSync(template.source, "utf8");
     const save = (step: number): string => {
       const dir = saveCheckpoint(runDir, step, model, cfg, data.spec, data.stats, { name: template.name, text: templateText }, data.format, tower);
+      pruneCheckpoints(runDir, cfg.keepCheckpoints);
       fs.writeFileSync(path.join(runDir, "loss.png"), lossCurvePng(losses));
       return dir;
     };
@@ -251,18 +255,16 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     io.log(`${stopped ? "stopped; " : ""}checkpoint ${ckpt}`);
     // a servable policy: policy.json pointing at the base model and this checkpoint
     const policyDir = path.join(runDir, "policy");
-    fs.mkdirSync(policyDir, { recursive: true });
-    const policy = {
+    writePolicyFile(policyDir, {
       model: path.resolve(cfg.model),
       ...(model.lora ? { adapter: path.join(ckpt, "adapter") } : { weights: path.join(ckpt, "model.safetensors") }),
       ...(tower ? { visionWeights: path.join(ckpt, VISION_WEIGHTS) } : {}),
-      spec: actionSpecToJSON(data.spec),
+      spec: actionSpecToJSON(data.spec) as Record<string, unknown>,
       stats: data.stats,
       template: cfg.template,
       format: data.format,
       tokenizer: cfg.tokenizer ?? path.resolve(cfg.model),
-    };
-    fs.writeFileSync(path.join(policyDir, "policy.json"), JSON.stringify(policy, null, 2) + "\n");
+    });
     return { runDir, steps: last, losses, stopped, policyDir };
   } finally {
     dispose();

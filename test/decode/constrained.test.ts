@@ -8,7 +8,7 @@ import { ActionGrammar, type GrammarState } from "../../src/actions/grammar.js";
 import { getFormat, parseTextFormat, type TextFormat } from "../../src/actions/format.js";
 import { parseStrict } from "../../src/actions/parser.js";
 import { parseActionSpec, VLA0_SPEC } from "../../src/actions/spec.js";
-import { ActionAutomaton, generateConstrained } from "../../src/engine/automaton.js";
+import { ActionAutomaton, cancelGeneration, generateConstrained, generateConstrainedBatch, newCancelFlag } from "../../src/engine/automaton.js";
 import { DecoderModel } from "../../src/engine/decoder.js";
 import { parseDecoderConfig } from "../../src/engine/config.js";
 import { randomDecoderWeights } from "../support/ref-decoder.js";
@@ -134,6 +134,62 @@ describe("constrained generation", () => {
     expect(base.forced).toBe(0);
     expect(fast.forced).toBeGreaterThan(0);
     expect(fast.modelCalls).toBe(base.modelCalls - fast.forced);
+    m.dispose();
+  });
+});
+
+describe("cancellation", () => {
+  it("a cancelled sequence stops and says so; the rest of the batch is unchanged", async () => {
+    const v = qwenStyle;
+    const g = new ActionGrammar(spec, getFormat("vla0"));
+    const a = automaton(v, g);
+    const m = model(v.V, 3);
+    const prompts = [
+      [1, 2, 3],
+      [4, 5, 6],
+      [7, 8, 9],
+    ];
+    const alone: number[][] = [];
+    for (const i of [0, 2]) alone.push(Array.from((await generateConstrained(m, prompts[i]!, a, {})).tokens));
+    const flag = newCancelFlag();
+    cancelGeneration(flag); // before the call: the sequence never runs
+    const rs = await generateConstrainedBatch(m, prompts, a, [{}, { cancel: flag }, {}]);
+    expect(rs.map((r) => r.cancelled)).toEqual([false, true, false]);
+    expect(rs[1]!.tokens.length).toBe(0);
+    expect(rs[1]!.finished).toBe(false);
+    expect(Array.from(rs[0]!.tokens)).toEqual(alone[0]);
+    expect(Array.from(rs[2]!.tokens)).toEqual(alone[1]);
+    m.dispose();
+  });
+
+  it("a flag set while the sequence runs stops it before its end", async () => {
+    const v = qwenStyle;
+    const g = new ActionGrammar(spec, getFormat("vla0"));
+    const a = automaton(v, g);
+    const c = tinyConfig("qwen2", true, { vocabSize: v.V, hiddenSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 512 });
+    const m = new DecoderModel(parseDecoderConfig(hfConfigJson(c)), { threads: 1 });
+    for (const [n, d] of randomDecoderWeights(c, 4, 0.5)) m.setParam(n, d);
+    const full = await generateConstrained(m, [1, 2, 3], a, { jumpForward: false });
+    const flag = newCancelFlag();
+    let seen = 0;
+    const r = await generateConstrained(m, [1, 2, 3], a, { jumpForward: false, cancel: flag }, (t) => {
+      seen += t.length;
+      if (seen === 1) cancelGeneration(flag); // the first token reached JavaScript: stop
+    });
+    expect(r.cancelled).toBe(true);
+    expect(r.finished).toBe(false);
+    expect(r.tokens.length).toBeGreaterThanOrEqual(1);
+    expect(r.tokens.length).toBeLessThan(full.tokens.length);
+    expect(Array.from(r.tokens)).toEqual(Array.from(full.tokens).slice(0, r.tokens.length));
+    m.dispose();
+  });
+
+  it("refuses a cancel flag that is not on a SharedArrayBuffer", async () => {
+    const v = qwenStyle;
+    const g = new ActionGrammar(spec, getFormat("vla0"));
+    const a = automaton(v, g);
+    const m = model(v.V, 5);
+    await expect(generateConstrained(m, [1], a, { cancel: new Int32Array(1) })).rejects.toThrow(/SharedArrayBuffer/);
     m.dispose();
   });
 });

@@ -1,7 +1,8 @@
 /**
- * The inference server over real HTTP on 127.0.0.1: valid and malformed requests,
- * sessions, the VLA-0-compatible endpoint (requests built as VLA-0's sample client
- * builds them), bearer auth, and 32 concurrent clients with and without back-pressure.
+ * The inference server over real HTTP on 127.0.0.1 (a text-only policy): valid and
+ * malformed requests, sessions, the VLA-0-compatible endpoint (requests built as VLA-0's
+ * sample client builds them), bearer auth, and 32 concurrent clients with and without
+ * back-pressure. Images, limits, cancellation, shutdown and fuzzing have files of their own.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ActionGrammar } from "../../src/actions/grammar.js";
@@ -10,7 +11,7 @@ import { parseStrict } from "../../src/actions/parser.js";
 import { parseActionSpec, VLA0_SPEC } from "../../src/actions/spec.js";
 import { encodePng } from "../../src/data/image.js";
 import { encodeNpyImage, parseNpyImage } from "../../src/serve/npy.js";
-import { Policy } from "../../src/serve/policy.js";
+import { Policy } from "../../src/policy/policy.js";
 import { startServer, type RunningServer } from "../../src/serve/server.js";
 import { TINY_STATS, writeTinyPolicy } from "../support/tiny-policy.js";
 
@@ -18,7 +19,7 @@ let policy: Policy;
 let srv: RunningServer;
 beforeAll(async () => {
   policy = Policy.load(writeTinyPolicy());
-  srv = await startServer(policy, { maxQueue: 64, maxBodyBytes: 2 * 1024 * 1024 });
+  srv = await startServer(policy, { maxQueue: 64, limits: { maxBodyBytes: 2 * 1024 * 1024 } });
 });
 afterAll(async () => {
   await srv?.close();
@@ -214,11 +215,11 @@ describe("vlatext serve", () => {
 });
 
 describe("streaming", () => {
+  // when the lines arrive is checked in concurrency.test.ts (on a model slow enough to watch)
   it("streams one NDJSON line per timestep, matching the final chunk", async () => {
     const res = await fetch(srv.url + "/v1/act", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ instruction: "stack the blocks", stream: true, temperature: 0 }) });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/x-ndjson");
-    const arrivals: number[] = [];
     let buf = "";
     const lines: Array<{ type: string; t?: number; action?: number[]; chunk?: number[][]; text?: string }> = [];
     const reader = res.body!.getReader();
@@ -229,7 +230,6 @@ describe("streaming", () => {
       let nl: number;
       while ((nl = buf.indexOf("\n")) >= 0) {
         lines.push(JSON.parse(buf.slice(0, nl)));
-        arrivals.push(performance.now());
         buf = buf.slice(nl + 1);
       }
     }

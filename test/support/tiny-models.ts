@@ -5,6 +5,8 @@ import type { DecoderConfig } from "../../src/io/gguf-decoder.js";
 import { writeSafetensors } from "../../src/io/safetensors.js";
 import type { Weights } from "./ref-decoder.js";
 
+export type TinyConfig = ReturnType<typeof tinyConfig>;
+
 export function tinyConfig(arch: DecoderConfig["arch"], tie: boolean, over: Partial<DecoderConfig> = {}): DecoderConfig {
   return { arch, vocabSize: 272, hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, intermediateSize: 96, rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 256, tieEmbeddings: tie, ...over };
 }

@@ -7,7 +7,7 @@ import type { ActionStats } from "../../src/actions/stats.js";
 import { writeSafetensors } from "../../src/io/safetensors.js";
 import { loadTokenizer } from "../../src/prompts/tokenizer.js";
 import { randomDecoderWeights } from "./ref-decoder.js";
-import { hfConfigJson, tinyConfig } from "./tiny-models.js";
+import { hfConfigJson, tinyConfig, type TinyConfig } from "./tiny-models.js";
 
 export const TINY_STATS: ActionStats = {
   dims: 7,
@@ -21,10 +21,14 @@ export const TINY_STATS: ActionStats = {
   q99: [0.8, 0.7, 0.6, 0.25, 0.25, 0.4, 1],
 };
 
-export function writeTinyPolicy(seed = 1, extra: Record<string, unknown> = {}): string {
+/**
+ * model: the decoder's size (default: 1 layer of width 32, 2048 positions). A wider,
+ * deeper one makes a chunk take long enough to watch it stream or cancel it.
+ */
+export function writeTinyPolicy(seed = 1, extra: Record<string, unknown> = {}, model: Partial<TinyConfig> = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-policy-"));
   const V = loadTokenizer("qwen").vocabSize;
-  const c = tinyConfig("qwen2", true, { vocabSize: V, hiddenSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 16, intermediateSize: 48 });
+  const c = tinyConfig("qwen2", true, { vocabSize: V, hiddenSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 16, intermediateSize: 48, maxPositions: 2048, ...model });
   const w = randomDecoderWeights(c, seed, 0.3);
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(hfConfigJson(c)));
   const C = c.hiddenSize;

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { Policy } from "../../src/serve/policy.js";
+import { Policy } from "../../src/policy/policy.js";
 import { parseFinetuneConfig } from "../../src/train/config.js";
 import { finetune } from "../../src/train/trainer.js";
 import { bufferIO } from "../support/io.js";

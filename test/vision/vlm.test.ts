@@ -134,7 +134,7 @@ describe("tiny default Qwen2.5-VL model", () => {
 
 describe("a vision-language policy", () => {
   it("sees the cameras: tiled, encoded, injected, with 3D positions; over HTTP too", async () => {
-    const { Policy } = await import("../../src/serve/policy.js");
+    const { Policy } = await import("../../src/policy/policy.js");
     const { startServer } = await import("../../src/serve/server.js");
     const { TINY_STATS } = await import("../support/tiny-policy.js");
     const pdir = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-vlm-policy-"));

@@ -6,9 +6,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createTinyDefaultModel } from "../../models/tiny-default.js";
-import { evaluateInSim, type SimEvalReport } from "../../serve/eval.js";
-import { Policy } from "../../serve/policy.js";
-import { startServer } from "../../serve/server.js";
+import { evaluateClosedLoop, policyActor, type ClosedLoopReport } from "../../policy/evaluate.js";
+import { derivePolicy } from "../../policy/file.js";
+import { Policy } from "../../policy/policy.js";
 import { generateDataset, recordEpisode } from "../../sim/generate.js";
 import { TabletopEnv } from "../../sim/env.js";
 import { CAMERA_NAMES } from "../../sim/camera.js";
@@ -19,6 +19,7 @@ import { parseFinetuneConfig } from "../../train/config.js";
 import { finetune } from "../../train/trainer.js";
 import { intOpt, str, type CliCommand, type CliIO } from "../command.js";
 import { VlaError } from "../../errors.js";
+import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
 
 /** Frames the tiny model's vision sensor is calibrated on: every third frame of this many expert episodes. */
@@ -37,16 +38,20 @@ interface DemoWorld {
   scene: SceneOptions | undefined;
 }
 
-async function evaluate(policyDir: string, world: DemoWorld, episodes: number, seed: number, io: CliIO, label: string): Promise<SimEvalReport> {
+async function evaluate(policyDir: string, world: DemoWorld, episodes: number, seed: number, io: CliIO, label: string): Promise<ClosedLoopReport> {
   const policy = Policy.load(policyDir);
-  const srv = await startServer(policy, { maxQueue: 4 });
+  const progress = progressReporter(io);
   try {
-    let n = 0;
-    const total = episodes * world.tasks.length;
-    return await evaluateInSim({ url: srv.url, episodes, seed, size: IMAGE_SIZE, families: world.tasks, ...(world.scene ? { scene: world.scene } : {}), onEpisode: () => io.err(`\r${label}: episode ${++n}/${total}   `) });
+    return await evaluateClosedLoop(policyActor(policy), {
+      episodes,
+      seed,
+      size: IMAGE_SIZE,
+      families: world.tasks,
+      ...(world.scene ? { scene: world.scene } : {}),
+      onEpisode: (e) => progress.update(`  ${label}: episode ${e.done}/${e.total}, ${e.family} ${e.success ? "success" : "fail"}`, e.done / e.total),
+    });
   } finally {
-    io.err("\n");
-    await srv.close();
+    progress.done();
     policy.dispose();
   }
 }
@@ -101,8 +106,9 @@ export const demoCommand: CliCommand = {
     // the data is reused only when it was made with the same options
     const genFile = path.join(dataDir, "demo-options.json");
     if (!fs.existsSync(path.join(dataDir, "meta", "info.json")) || !fs.existsSync(genFile) || fs.readFileSync(genFile, "utf8") !== JSON.stringify(genOptions)) {
-      await generateDataset(dataDir, genOptions, (p) => io.err(`\r  episode ${p.done}/${p.total} (${p.frames} frames, ${p.seconds.toFixed(0)} s)`), { overwrite: true });
-      io.err("\n");
+      const progress = progressReporter(io);
+      await generateDataset(dataDir, genOptions, (p) => progress.update(`  episode ${p.done}/${p.total} (${p.frames} frames, ${p.seconds.toFixed(0)} s)`, p.done / p.total), { overwrite: true });
+      progress.done();
       fs.writeFileSync(genFile, JSON.stringify(genOptions));
     }
     io.err(`[2/4] creating the tiny default model (vision sensor calibrated on ${CALIBRATION_EPISODES} expert episodes)…\n`);
@@ -131,15 +137,12 @@ export const demoCommand: CliCommand = {
       imageSize: IMAGE_SIZE,
       logEvery: 10,
     });
-    const trained = await finetune(cfg, { log: (l) => io.err(`${l}\n`), progress: (l) => io.err(io.isTTY ? `\r${l}\x1b[K` : `${l}\n`) });
-    io.err(`\n[4/4] closed-loop evaluation (${evalEpisodes} episodes per task family)…\n`);
-    const untrainedDir = path.join(out, "untrained");
-    fs.mkdirSync(untrainedDir, { recursive: true });
-    const policyJson = JSON.parse(fs.readFileSync(path.join(trained.policyDir, "policy.json"), "utf8")) as Record<string, unknown>;
-    delete policyJson.weights;
-    delete policyJson.adapter;
-    delete policyJson.visionWeights;
-    fs.writeFileSync(path.join(untrainedDir, "policy.json"), JSON.stringify(policyJson, null, 2));
+    const trainProgress = progressReporter(io);
+    const trained = await finetune(cfg, { log: (l) => trainProgress.log(l), progress: (l) => trainProgress.update(l) });
+    trainProgress.done();
+    io.err(`[4/4] closed-loop evaluation (${evalEpisodes} episodes per task family)…\n`);
+    // the baseline: the same policy without the trained weights
+    const untrainedDir = derivePolicy(trained.policyDir, path.join(out, "untrained"), ({ weights: _w, adapter: _a, visionWeights: _v, ...base }) => base);
     const before = await evaluate(untrainedDir, world, evalEpisodes, 5000, io, "untrained");
     const after = await evaluate(trained.policyDir, world, evalEpisodes, 5000, io, "trained");
     const lastLoss = trained.losses[trained.losses.length - 1]?.loss ?? NaN;

@@ -1,11 +1,13 @@
-/** `vlatext eval --sim`: closed-loop success in the toy simulator, through the server protocol. */
+/** `vlatext eval --sim`: closed-loop success in the toy simulator, in this process or against a running server. */
 import { VlaError } from "../../errors.js";
-import { evaluateInSim } from "../../serve/eval.js";
-import { Policy } from "../../serve/policy.js";
-import { startServer, type RunningServer } from "../../serve/server.js";
+import { evaluateClosedLoop, policyActor, type Actor } from "../../policy/evaluate.js";
+import { Policy } from "../../policy/policy.js";
+import { httpActor } from "../../serve/client.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
 import { flag, intOpt, str, type CliCommand } from "../command.js";
+import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
+import { readToken, TOKEN_HELP, TOKEN_OPTIONS } from "../token.js";
 
 function families(v: string | undefined): TaskFamilyName[] {
   if (!v) return [...TASK_FAMILIES];
@@ -16,35 +18,38 @@ function families(v: string | undefined): TaskFamilyName[] {
 
 export const evalCommand: CliCommand = {
   name: "eval",
-  summary: "Evaluate a policy closed loop in the toy simulator (--sim), through the HTTP server protocol",
-  details: `Either --model DIR (a server is started in this process on a free port) or --url of a running
-\`vlatext serve\`. Each episode is one session (temporal ensembling as the policy configures it).`,
+  summary: "Evaluate a policy closed loop in the toy simulator (--sim), in this process or through a running server",
+  details: `Either --model DIR (the policy runs in this process) or --url of a running \`vlatext serve\` (every
+step is a POST /v1/act). Each episode is one session (temporal ensembling as the policy configures it).
+The report: successes per task family, requests, and generated answer tokens per chunk.`,
   options: {
     sim: { type: "boolean" },
     model: { type: "string" },
     adapter: { type: "string" },
     url: { type: "string" },
-    token: { type: "string" },
+    ...TOKEN_OPTIONS,
     episodes: { type: "string" },
     families: { type: "string" },
     seed: { type: "string" },
+    size: { type: "string" },
     temperature: { type: "string" },
     json: { type: "boolean" },
   },
   optionHelp: {
     sim: { description: "Evaluate in the toy tabletop simulator (the only environment for now)" },
-    model: { value: "dir", description: "Policy directory to serve in-process" },
+    model: { value: "dir", description: "Policy directory to run in this process" },
     adapter: { value: "dir", description: "PEFT adapter on top of --model" },
     url: { value: "url", description: "A running server instead of --model" },
-    token: { value: "secret", description: "Bearer token for --url" },
+    ...TOKEN_HELP,
     episodes: { value: "n", description: "Episodes per task family (default 10)" },
     families: { value: "a,b", description: `Task families (default ${TASK_FAMILIES.join(",")})` },
     seed: { value: "n", description: "First episode seed (default 1000)" },
+    size: { value: "px", description: "Camera image size (default 64; use the size the policy was trained on)" },
     temperature: { value: "t", description: "Sampling temperature (default 0: greedy)" },
     json: { description: "Print the report as JSON" },
   },
   async run(args, io) {
-    if (!flag(args, "sim")) throw new VlaError("CLI_USAGE", "pass --sim (the toy tabletop simulator is the evaluation environment)", "e.g. vlatext eval --sim --model runs/demo/policy");
+    if (!flag(args, "sim")) throw new VlaError("CLI_USAGE", "pass --sim (the toy tabletop simulator is the evaluation environment)", "e.g. vlatext eval --sim --model runs/demo/run/policy");
     const model = str(args, "model");
     const url = str(args, "url");
     if (!model === !url) throw new VlaError("CLI_USAGE", "give exactly one of --model or --url");
@@ -53,40 +58,36 @@ export const evalCommand: CliCommand = {
     const episodes = intOpt(args, "episodes", 10, 1);
     const fams = families(str(args, "families"));
     const seed = intOpt(args, "seed", 1000, 0);
+    const size = intOpt(args, "size", 64, 8);
     if (temperature !== undefined && !(Number(temperature) >= 0)) throw new VlaError("CLI_USAGE", `--temperature must be a number >= 0, got '${temperature}'`);
+    const act = temperature !== undefined ? { temperature: Number(temperature) } : {};
+    const token = url ? readToken(args, io) : undefined;
     let policy: Policy | undefined;
-    let srv: RunningServer | undefined;
+    const progress = progressReporter(io);
     try {
-      let base = url ?? "";
+      let actor: Actor;
       if (model) {
         const adapter = str(args, "adapter");
         policy = Policy.load(model, adapter ? { adapterDir: adapter } : {});
-        srv = await startServer(policy, { maxQueue: 4 });
-        base = srv.url;
-      }
-      let done = 0;
-      const report = await evaluateInSim({
-        url: base,
-        ...(str(args, "token") ? { token: str(args, "token") as string } : {}),
+        actor = policyActor(policy, act);
+      } else actor = httpActor(url as string, { ...(token ? { token } : {}), ...act });
+      const report = await evaluateClosedLoop(actor, {
         families: fams,
         episodes,
         seed,
-        ...(temperature !== undefined ? { temperature: Number(temperature) } : {}),
-        onEpisode: (f, e, ok, steps) => {
-          done++;
-          io.err(`\r[${done}/${episodes * fams.length}] ${f} #${e}: ${ok ? "success" : "fail"} in ${steps} steps   ${io.isTTY ? "" : "\n"}`);
-        },
+        size,
+        onEpisode: (e) => progress.update(`[${e.done}/${e.total}] ${e.family} #${e.episode}: ${e.success ? "success" : "fail"} in ${e.steps} steps`, e.done / e.total),
       });
-      io.err("\n");
+      progress.done();
       if (flag(args, "json")) {
         io.out(JSON.stringify(report, null, 2) + "\n");
         return 0;
       }
       io.out(table(["family", "episodes", "success", "rate", "mean steps"], report.families.map((r) => [r.family, String(r.episodes), String(r.successes), `${((100 * r.successes) / r.episodes).toFixed(0)}%`, r.meanSteps.toFixed(1)])));
-      io.out(`\noverall: ${(100 * report.successRate).toFixed(1)}% of ${report.episodes} episodes, ${report.requests} requests in ${report.seconds.toFixed(1)} s\n`);
+      io.out(`\noverall: ${(100 * report.successRate).toFixed(1)}% of ${report.episodes} episodes, ${report.requests} requests (${report.tokensPerChunk.toFixed(1)} tokens/chunk) in ${report.seconds.toFixed(1)} s\n`);
       return 0;
     } finally {
-      await srv?.close();
+      progress.done();
       policy?.dispose();
     }
   },

@@ -4,6 +4,7 @@ import { applyOverrides, configPaths, deepMerge, parseFinetuneConfig, PRESETS, r
 import { finetune } from "../../train/trainer.js";
 import { parseSweepSpec, runSweep, sweepTable, sweepVariants } from "../../experiments/sweep.js";
 import { flag, str, type CliCommand, type OptionSpec } from "../command.js";
+import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
 
 const PATHS = configPaths();
@@ -64,25 +65,24 @@ A sweep that stops resumes where it was when run again (finished variants are ke
       io.err("\ninterrupted: saving a checkpoint…\n");
       ac.abort();
     };
-    const trainerIO = {
-      log: (l: string) => io.err(`${l}\n`),
-      progress: (l: string) => io.err(io.isTTY ? `\r${l}\x1b[K` : `${l}\n`),
-    };
+    const progress = progressReporter(io);
+    const trainerIO = { log: (l: string) => progress.log(l), progress: (l: string) => progress.update(l) };
     process.on("SIGINT", onSigint);
     try {
       if (sweep) {
         const res = await runSweep(merged, sweep, { ...trainerIO, signal: ac.signal });
+        progress.done();
         const t = sweepTable(res.rows);
-        io.err("\n");
         io.out(table(t.headers, t.cells));
         io.out(`\n${ac.signal.aborted ? "stopped (run the same command again to continue)" : "sweep finished"}: ${res.rows.length} row(s) in ${res.dir}/sweep.md and sweep.json\n`);
         return ac.signal.aborted ? 130 : 0;
       }
       const r = await finetune(cfg, trainerIO, { resume: flag(args, "resume"), signal: ac.signal });
-      io.err("\n");
+      progress.done();
       io.out(`${r.stopped ? "stopped" : "finished"} at step ${r.steps}; run: ${r.runDir}; policy: ${r.policyDir} (serve it with: vlatext serve --model ${r.policyDir})\n`);
       return r.stopped ? 130 : 0;
     } finally {
+      progress.done();
       process.off("SIGINT", onSigint);
     }
   },

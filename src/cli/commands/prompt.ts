@@ -2,12 +2,13 @@
  * `vlatext prompt`: render one sample as the model sees it, or compare text
  * formats across real tokenizers (--compare).
  */
-import fs from "node:fs";
+import { z } from "zod";
 import { ActionCodec } from "../../actions/codec.js";
 import { FORMATS, getFormat, type TextFormat } from "../../actions/format.js";
 import { binToNorm } from "../../actions/normalize.js";
 import { parseActionSpec, VLA0_SPEC, type ActionSpec } from "../../actions/spec.js";
 import { VlaError } from "../../errors.js";
+import { readJsonFile } from "../../io/json-file.js";
 import { segmentsToText } from "../../prompts/chat.js";
 import { buildPromptSample, randomChunk, seededRandom } from "../../prompts/sample.js";
 import { listTemplates, loadTemplate } from "../../prompts/template.js";
@@ -19,13 +20,7 @@ import { table } from "../table.js";
 function loadSpec(args: ParsedArgs): ActionSpec {
   const file = str(args, "spec");
   if (!file) return parseActionSpec(VLA0_SPEC);
-  if (!fs.existsSync(file)) throw new VlaError("FILE_NOT_FOUND", `--spec file not found: ${file}`, "pass a JSON action spec (see datasets/*.json)");
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new VlaError("SPEC_INVALID", `--spec ${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = readJsonFile(file, z.unknown(), { what: "--spec action spec", code: "SPEC_INVALID", hint: "pass a JSON action spec (see datasets/*.json)" });
   return parseActionSpec(json, `action spec ${file}`);
 }
 

@@ -11,10 +11,11 @@ import { VlaError } from "../../errors.js";
 import { CAMERA_NAMES } from "../../sim/camera.js";
 import { TabletopEnv } from "../../sim/env.js";
 import { ScriptedExpert } from "../../sim/expert.js";
-import { generateDataset, type GenerateOptions, type Progress, type ResolvedGenerateOptions } from "../../sim/generate.js";
+import { generateDataset, type GenerateOptions, type Progress as GenerationProgress, type ResolvedGenerateOptions } from "../../sim/generate.js";
 import { mixSeed } from "../../sim/rng.js";
 import { TASKS, TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
 import { flag, intOpt, str, type CliCommand, type CliIO, type ParsedArgs } from "../command.js";
+import { progressReporter } from "../progress.js";
 
 function parseFamily(name: string, flagName: string): TaskFamilyName {
   if (!(name in TASKS)) throw new VlaError("CLI_USAGE", `--${flagName}: unknown task family '${name}'`, `use one of: ${TASK_FAMILIES.join(", ")}`);
@@ -48,17 +49,12 @@ const FROM_FLAGS: { [K in keyof ResolvedGenerateOptions]: (args: ParsedArgs) => 
   expert: () => undefined, // the expert's noise settings are library options only
 };
 
-function progressReporter(io: CliIO): (p: Progress) => void {
-  let lastLine = -1;
-  return (p) => {
-    const rate = p.seconds > 0 ? p.done / p.seconds : 0;
-    const line = `episodes ${p.done}/${p.total}  frames ${p.frames}  ${rate.toFixed(1)} eps/s`;
-    if (io.isTTY) io.err(`\r${line}${p.done === p.total ? "\n" : ""}`);
-    else {
-      const decile = Math.floor((p.done * 10) / p.total);
-      if (decile !== lastLine || p.done === p.total) io.err(`${line}\n`);
-      lastLine = decile;
-    }
+/** Data generation progress: redrawn on a terminal, a line every few seconds or 10% in a log. */
+function generationProgress(io: CliIO): { onProgress: (p: GenerationProgress) => void; done: () => void } {
+  const progress = progressReporter(io);
+  return {
+    onProgress: (p) => progress.update(`episodes ${p.done}/${p.total}  frames ${p.frames}  ${(p.seconds > 0 ? p.done / p.seconds : 0).toFixed(1)} eps/s`, p.done / p.total),
+    done: () => progress.done(),
   };
 }
 
@@ -68,7 +64,9 @@ async function generate(args: ParsedArgs, io: CliIO): Promise<number> {
   // generateDataset validates the assembled options with its zod schema
   const opts = Object.fromEntries(Object.entries(FROM_FLAGS).map(([k, f]) => [k, f(args)]).filter(([, v]) => v !== undefined)) as GenerateOptions;
   const dir = path.resolve(io.cwd, out);
-  const s = await generateDataset(dir, opts, progressReporter(io), { overwrite: flag(args, "overwrite") });
+  const progress = generationProgress(io);
+  const s = await generateDataset(dir, opts, progress.onProgress, { overwrite: flag(args, "overwrite") });
+  progress.done();
   io.out(`wrote ${s.dir}: LeRobot ${s.version}, ${s.episodes} episodes, ${s.frames} frames, ${s.tasks} distinct instructions\n`);
   io.out(`expert retries ${s.retries}, failures kept ${s.failures}, ${s.seconds.toFixed(1)} s (${(s.episodes / s.seconds).toFixed(1)} eps/s)\n`);
   if (s.video) io.out(`video: ${s.video.codec} via ${s.video.ffmpeg}\n`);

@@ -5,7 +5,8 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { VlaError, formatZodIssues } from "../../errors.js";
+import { VlaError } from "../../errors.js";
+import { readJsonFile, readJsonLines, type JsonFileKind } from "../../io/json-file.js";
 import { InfoSchema, V21EpisodeLine, V21TaskLine, featureKind, type Info } from "./format.js";
 import { asNumber, openParquet, readRows } from "./parquet.js";
 
@@ -42,19 +43,14 @@ export interface DatasetMeta {
   tasks: Map<number, string>;
 }
 
-function readJson(file: string, what: string): unknown {
-  if (!fs.existsSync(file)) throw new VlaError("DATA_MISSING", `${what} not found: ${file}`, "point at a LeRobot dataset folder (it holds meta/info.json)");
-  try {
-    return JSON.parse(fs.readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new VlaError("DATA_INVALID", `${what} ${file} is not valid JSON: ${(e as Error).message}`, "the file is truncated or corrupt; download the dataset again");
-  }
+/** A LeRobot metadata file, for readJsonFile / readJsonLines. */
+function metaFile(what: string, hint: string): JsonFileKind {
+  return { what, code: "DATA_INVALID", hint, missingCode: "DATA_MISSING", missingHint: "point at a LeRobot dataset folder (it holds meta/info.json); download the dataset again if its meta/ folder is incomplete" };
 }
 
 export function loadInfo(dir: string): { info: Info; version: Version } {
   const file = path.join(dir, "meta", "info.json");
-  const r = InfoSchema.safeParse(readJson(file, "dataset info"));
-  if (!r.success) throw new VlaError("DATA_INVALID", `invalid ${file}:\n${formatZodIssues(r.error.issues)}`, "this is not a LeRobot v2.1/v3.0 info.json");
+  const r = { data: readJsonFile(file, InfoSchema, metaFile("dataset info", "this is not a LeRobot v2.1/v3.0 info.json, or it is truncated; download the dataset again")) };
   const v = r.data.codebase_version;
   let version: Version;
   if (v === "v2.0" || v === "v2.1") version = "v2.1";
@@ -65,35 +61,16 @@ export function loadInfo(dir: string): { info: Info; version: Version } {
   return { info: r.data, version };
 }
 
-function readJsonl(file: string, what: string): Array<{ line: number; value: unknown }> {
-  if (!fs.existsSync(file)) throw new VlaError("DATA_MISSING", `${what} not found: ${file}`, "the dataset's meta/ folder is incomplete; download it again");
-  const out: Array<{ line: number; value: unknown }> = [];
-  const lines = fs.readFileSync(file, "utf8").split("\n");
-  for (const [i, text] of lines.entries()) {
-    if (!text.trim()) continue;
-    try {
-      out.push({ line: i + 1, value: JSON.parse(text) });
-    } catch (e) {
-      throw new VlaError("DATA_INVALID", `${file}:${i + 1} is not valid JSON: ${(e as Error).message}`, "the file is truncated or corrupt; download it again");
-    }
-  }
-  return out;
-}
-
 function loadV21(dir: string, info: Info): DatasetMeta {
   const tasks = new Map<number, string>();
   const tasksFile = path.join(dir, "meta", "tasks.jsonl");
-  for (const { line, value } of readJsonl(tasksFile, "task list")) {
-    const r = V21TaskLine.safeParse(value);
-    if (!r.success) throw new VlaError("DATA_INVALID", `${tasksFile}:${line}:\n${formatZodIssues(r.error.issues)}`, 'each line is {"task_index": N, "task": "..."}');
-    tasks.set(r.data.task_index, r.data.task);
+  for (const { value } of readJsonLines(tasksFile, V21TaskLine, metaFile("task list", 'each line is {"task_index": N, "task": "..."}; a truncated file: download the dataset again')).rows) {
+    tasks.set(value.task_index, value.task);
   }
   const episodes: EpisodeInfo[] = [];
   const epFile = path.join(dir, "meta", "episodes.jsonl");
-  for (const { line, value } of readJsonl(epFile, "episode list")) {
-    const r = V21EpisodeLine.safeParse(value);
-    if (!r.success) throw new VlaError("DATA_INVALID", `${epFile}:${line}:\n${formatZodIssues(r.error.issues)}`, 'each line is {"episode_index": N, "tasks": [...], "length": T}');
-    const { episode_index, tasks: epTasks, length, ...extra } = r.data;
+  for (const { value } of readJsonLines(epFile, V21EpisodeLine, metaFile("episode list", 'each line is {"episode_index": N, "tasks": [...], "length": T}; a truncated file: download the dataset again')).rows) {
+    const { episode_index, tasks: epTasks, length, ...extra } = value;
     episodes.push({ index: episode_index, length, tasks: epTasks, extra });
   }
   return { version: "v2.1", info, episodes: sortUnique(episodes, epFile), tasks };

@@ -7,11 +7,11 @@ import type { ActionGrammar } from "../actions/grammar.js";
 import type { ActionSpec } from "../actions/spec.js";
 import { ActionAutomaton } from "../engine/automaton.js";
 import { VlaError } from "../errors.js";
-import { renderChat } from "./chat.js";
-import { encodeSegments, type EncodedPrompt } from "./encode.js";
-import { renderTemplate, type PromptTemplate } from "./template.js";
-import { grammarVocab } from "./tokencost.js";
-import type { TextTokenizer } from "./tokenizer.js";
+import { renderChat } from "../prompts/chat.js";
+import { encodeSegments, type EncodedPrompt } from "../prompts/encode.js";
+import { renderTemplate, type PromptTemplate } from "../prompts/template.js";
+import { grammarVocab } from "../prompts/tokencost.js";
+import type { TextTokenizer } from "../prompts/tokenizer.js";
 
 export interface PolicyPromptInput {
   tokenizer: TextTokenizer;

@@ -1,0 +1,71 @@
+/**
+ * Sessions: one robot's stream of chunks, temporally ensembled (src/actions/ensembler.ts)
+ * into the next actions to execute. A store keeps a bounded number of them, least
+ * recently used first out, each dropped after a time without requests.
+ */
+import { TemporalEnsembler } from "../actions/ensembler.js";
+import type { Policy } from "./policy.js";
+
+export interface SessionStep {
+  /** The next executeK actions in robot units. */
+  actions: number[][];
+  /** Actions handed out by this session so far. */
+  time: number;
+}
+
+export interface SessionStoreOptions {
+  /** A session unused this long is dropped (default 10 minutes). */
+  ttlMs?: number;
+  /** Sessions kept at once; the least recently used go first (default 1024). */
+  maxSessions?: number;
+  /** The clock (tests pass their own). */
+  now?: () => number;
+}
+
+export class SessionStore {
+  private readonly sessions = new Map<string, { ensembler: TemporalEnsembler; lastUsed: number }>();
+  readonly ttlMs: number;
+  readonly maxSessions: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly policy: Pick<Policy, "ensemble" | "spec" | "denormalize">,
+    options: SessionStoreOptions = {},
+  ) {
+    this.ttlMs = options.ttlMs ?? 10 * 60 * 1000;
+    this.maxSessions = options.maxSessions ?? 1024;
+    this.now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    this.expire();
+    return this.sessions.size;
+  }
+
+  private expire(): void {
+    const now = this.now();
+    for (const [k, s] of this.sessions) if (now - s.lastUsed > this.ttlMs) this.sessions.delete(k);
+  }
+
+  /** Feed session `id` a predicted chunk ((H, D) normalized); the actions to execute next. */
+  step(id: string, normalized: readonly number[][]): SessionStep {
+    this.expire();
+    let s = this.sessions.get(id);
+    if (!s) s = { ensembler: new TemporalEnsembler(this.policy.ensemble, this.policy.spec.horizon, this.policy.spec.dims), lastUsed: 0 };
+    s.lastUsed = this.now();
+    this.sessions.delete(id); // keep the map in least-recently-used order
+    this.sessions.set(id, s);
+    while (this.sessions.size > this.maxSessions) this.sessions.delete(this.sessions.keys().next().value as string);
+    const e = s.ensembler;
+    while (!e.needsPrediction()) e.next(); // the client skipped actions: catch up
+    e.push(Float32Array.from(normalized.flat()));
+    const actions: number[][] = [];
+    for (let k = 0; k < e.executeK; k++) actions.push(this.policy.denormalize(e.next()));
+    return { actions, time: e.time };
+  }
+
+  /** Forget a session (an episode ended). */
+  end(id: string): void {
+    this.sessions.delete(id);
+  }
+}

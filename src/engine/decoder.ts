@@ -141,6 +141,19 @@ export class DecoderModel {
     for (const [file, entries] of perFile) this.params.loadSafetensors(path.join(dir, file), entries);
   }
 
+  /** Every base weight from one safetensors file under its own name (fully fine-tuned weights), mapped, not read into JavaScript. */
+  loadWeightsFile(file: string): void {
+    const h = readSafetensorsHeader(file);
+    const entries: Array<{ name: string; dtype: 0 | 1 | 2; offset: number }> = [];
+    for (const p of this.paramInfo()) {
+      const e = h.tensors.get(p.name);
+      if (!e) throw new VlaError("FILE_INVALID", `${file}: tensor '${p.name}' is missing`, "a fully fine-tuned weights file holds every base tensor of the model");
+      if (e.shape.join(",") !== p.shape.join(",")) throw new VlaError("FILE_INVALID", `${file}: tensor '${p.name}' has shape [${e.shape}] but the model needs [${p.shape}]`, "the weights were trained for another model");
+      entries.push({ name: p.name, dtype: e.dtype === "F32" ? 0 : e.dtype === "F16" ? 1 : 2, offset: h.dataStart + e.begin });
+    }
+    this.params.loadSafetensors(file, entries);
+  }
+
   /** The native handle, for engine modules (automaton, server) that call it directly. */
   nativeHandle(): NativeDecoder {
     return this.live();

@@ -20,11 +20,11 @@ import type { RgbImage } from "../data/episode.js";
 import { tileHorizontal } from "../data/image.js";
 import { generateConstrainedBatch, type ActionAutomaton, type ConstrainedOptions } from "../engine/automaton.js";
 import { MODEL_CONFIG_FILE, type DecoderModel } from "../engine/decoder.js";
+import type { ModelOptions } from "../engine/decoder.js";
 import { loadLanguageModel, type VlmModel } from "../engine/vlm.js";
 import { VlaError } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
 import { readJsonFile } from "../io/json-file.js";
-import { readSafetensors, safetensorsData } from "../io/safetensors.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
 import { loadTemplate, type PromptTemplate } from "../prompts/template.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
@@ -106,19 +106,24 @@ export class Policy {
     this.maxAnswerTokens = g.count * Math.max(g.width ?? 0, g.maxDigits) + (g.count - 1) * Math.max(g.separator.length, g.timestepSeparator.length) + 1;
   }
 
-  /** Load a policy directory; `adapterDir` adds a PEFT LoRA adapter on top. */
-  static load(dir: string, options: { adapterDir?: string; threads?: number } = {}): Policy {
+  /**
+   * Load a policy directory; `adapterDir` adds a PEFT LoRA adapter on top. dtype/device/isa as
+   * for any model (src/engine/decoder.ts); under dtype "auto" fully fine-tuned weights (f32)
+   * stay f32 and a bf16 base under an adapter stays bf16.
+   */
+  static load(dir: string, options: ModelOptions & { adapterDir?: string } = {}): Policy {
     const file = readPolicyFile(dir);
     const rel = (p: string): string => (path.isAbsolute(p) ? p : path.resolve(dir, p));
     const modelDir = file.model ? rel(file.model) : dir;
     const cfg = readJsonFile(path.join(modelDir, "config.json"), ContextSchema, MODEL_CONFIG_FILE);
     const contextLength = cfg.text_config?.max_position_embeddings ?? cfg.max_position_embeddings ?? 32768;
-    const { model, vlm, dispose } = loadLanguageModel(modelDir, options.threads ? { threads: options.threads } : {});
+    const { adapterDir: _a, ...modelOptions } = options;
+    // fully fine-tuned weights and a fine-tuned tower are f32 files: "auto" keeps them f32 (as if
+    // trained); an explicit dtype is the user's choice for serving them
+    const auto = options.dtype === undefined || options.dtype === "auto";
+    const { model, vlm, dispose } = loadLanguageModel(modelDir, { ...modelOptions, ...(auto && file.weights ? { trainBase: true } : {}), ...(auto && file.visionWeights ? { trainVision: true } : {}) });
     try {
-      if (file.weights) {
-        const st = readSafetensors(rel(file.weights));
-        for (const p of model.paramInfo()) model.setParam(p.name, safetensorsData(st, p.name));
-      }
+      if (file.weights) model.loadWeightsFile(rel(file.weights));
       if (file.visionWeights) {
         if (!vlm) throw new VlaError("CONFIG_INVALID", `${path.join(dir, "policy.json")} names visionWeights but ${modelDir} has no vision tower`, "remove visionWeights, or point model at the vision-language model it was trained from");
         vlm.loadVisionWeights(rel(file.visionWeights));

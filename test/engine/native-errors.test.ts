@@ -23,6 +23,7 @@ import { VlaError } from "../../src/errors.js";
 import { randomDecoderWeights } from "../support/ref-decoder.js";
 import { bufferIO } from "../support/io.js";
 import { hfConfigJson, tinyConfig, writeHfDir } from "../support/tiny-models.js";
+import { writeTinyPolicy } from "../support/tiny-policy.js";
 
 const code = (f: () => unknown): string => {
   try {
@@ -147,4 +148,18 @@ describe("native errors reach TypeScript with codes", () => {
     expect(io.stderr()).toMatch(/hint: /);
     fs.rmSync(dir, { recursive: true, force: true });
   });
+
+  it("serve and eval take the model flags: --device cuda fails as NATIVE_DEVICE, --dtype bf16 serves, a bad value is named", async () => {
+    const policy = writeTinyPolicy(2);
+    const io = bufferIO();
+    expect(await main(["serve", "--model", policy, "--port", "0", "--device", "cuda"], io)).toBe(1);
+    expect(io.stderr()).toMatch(/error \[NATIVE_DEVICE\]/);
+    const bad = bufferIO();
+    expect(await main(["eval", "--sim", "--model", policy, "--dtype", "f16"], bad)).toBe(1);
+    expect(bad.stderr()).toMatch(/error \[CLI_USAGE\]: --dtype must be auto, f32 or bf16, got 'f16'/);
+    const ok = bufferIO();
+    expect(await main(["eval", "--sim", "--model", policy, "--dtype", "bf16", "--episodes", "1", "--families", "reach", "--size", "28", "--json"], ok)).toBe(0);
+    expect((JSON.parse(ok.stdout()) as { episodes: number }).episodes).toBe(1);
+    fs.rmSync(policy, { recursive: true, force: true });
+  }, 120_000);
 });

@@ -7,6 +7,7 @@ import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
 import { flag, intOpt, str, type CliCommand } from "../command.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
+import { MODEL_HELP, MODEL_OPTIONS, readModelOptions } from "../model-options.js";
 import { readToken, TOKEN_HELP, TOKEN_OPTIONS } from "../token.js";
 
 function families(v: string | undefined): TaskFamilyName[] {
@@ -34,6 +35,7 @@ The report: successes per task family, requests, and generated answer tokens per
     size: { type: "string" },
     temperature: { type: "string" },
     json: { type: "boolean" },
+    ...MODEL_OPTIONS,
   },
   optionHelp: {
     sim: { description: "Evaluate in the toy tabletop simulator (the only environment for now)" },
@@ -47,6 +49,7 @@ The report: successes per task family, requests, and generated answer tokens per
     size: { value: "px", description: "Camera image size (default 64; use the size the policy was trained on)" },
     temperature: { value: "t", description: "Sampling temperature (default 0: greedy)" },
     json: { description: "Print the report as JSON" },
+    ...MODEL_HELP,
   },
   async run(args, io) {
     if (!flag(args, "sim")) throw new VlaError("CLI_USAGE", "pass --sim (the toy tabletop simulator is the evaluation environment)", "e.g. vlatext eval --sim --model runs/demo/run/policy");
@@ -61,6 +64,7 @@ The report: successes per task family, requests, and generated answer tokens per
     const size = intOpt(args, "size", 64, 8);
     if (temperature !== undefined && !(Number(temperature) >= 0)) throw new VlaError("CLI_USAGE", `--temperature must be a number >= 0, got '${temperature}'`);
     const act = temperature !== undefined ? { temperature: Number(temperature) } : {};
+    const modelOptions = readModelOptions(args);
     const token = url ? readToken(args, io) : undefined;
     let policy: Policy | undefined;
     const progress = progressReporter(io);
@@ -68,7 +72,7 @@ The report: successes per task family, requests, and generated answer tokens per
       let actor: Actor;
       if (model) {
         const adapter = str(args, "adapter");
-        policy = Policy.load(model, adapter ? { adapterDir: adapter } : {});
+        policy = Policy.load(model, { ...modelOptions, ...(adapter ? { adapterDir: adapter } : {}) });
         actor = policyActor(policy, act);
       } else actor = httpActor(url as string, { ...(token ? { token } : {}), ...act });
       const report = await evaluateClosedLoop(actor, {

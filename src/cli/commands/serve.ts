@@ -4,6 +4,7 @@ import { Policy } from "../../policy/policy.js";
 import { DEFAULT_LIMITS } from "../../serve/limits.js";
 import { startServer } from "../../serve/server.js";
 import { intOpt, str, type CliCommand } from "../command.js";
+import { MODEL_HELP, MODEL_OPTIONS, readModelOptions } from "../model-options.js";
 import { readToken, TOKEN_HELP, TOKEN_OPTIONS } from "../token.js";
 
 export const serveCommand: CliCommand = {
@@ -28,7 +29,7 @@ rest, free the model and exit 0; a second signal cancels at once.`,
     grace: { type: "string" },
     "max-image-side": { type: "string" },
     instruction: { type: "string" },
-    threads: { type: "string" },
+    ...MODEL_OPTIONS,
   },
   optionHelp: {
     model: { value: "dir", description: "Policy directory (required)" },
@@ -42,12 +43,12 @@ rest, free the model and exit 0; a second signal cancels at once.`,
     grace: { value: "s", description: "On shutdown, how long running requests may finish (default 10)" },
     "max-image-side": { value: "px", description: `Largest image side accepted, read from the header before decoding (default ${DEFAULT_LIMITS.maxImageSide})` },
     instruction: { value: "text", description: "Default instruction for VLA-0 requests without one" },
-    threads: { value: "n", description: "CPU threads for the model (default: all cores)" },
+    ...MODEL_HELP,
   },
   async run(args, io) {
     const model = str(args, "model");
     if (!model) throw new VlaError("CLI_USAGE", "--model is required", "pass the policy directory, e.g. --model runs/demo/run/policy");
-    const threads = intOpt(args, "threads", 0, 0);
+    const modelOptions = readModelOptions(args);
     const adapter = str(args, "adapter");
     const token = readToken(args, io);
     const graceS = intOpt(args, "grace", 10, 0);
@@ -63,7 +64,7 @@ rest, free the model and exit 0; a second signal cancels at once.`,
       ...(str(args, "instruction") ? { defaultInstruction: str(args, "instruction") as string } : {}),
     };
     io.err(`loading policy from ${model}${adapter ? ` with adapter ${adapter}` : ""}…\n`);
-    const policy = Policy.load(model, { ...(adapter ? { adapterDir: adapter } : {}), ...(threads > 0 ? { threads } : {}) });
+    const policy = Policy.load(model, { ...modelOptions, ...(adapter ? { adapterDir: adapter } : {}) });
     let srv;
     try {
       srv = await startServer(policy, serverOptions);

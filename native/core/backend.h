@@ -162,6 +162,13 @@ class Buf {
     n_ = n;
     return true;
   }
+  // n elements whose contents are unspecified (zeroed when newly allocated, else what the last
+  // user left): for outputs a kernel overwrites whole, kept from call to call without the cost
+  // of zeroing them. False when out of memory.
+  bool ensure(int64_t n) { return (n == n_ && p_) ? true : resize(n); }
+  // At least n elements (size() may be larger), contents unspecified: scratch reused across
+  // calls of different sizes.
+  bool reserve(int64_t n) { return (n <= n_ && p_) ? true : resize(n); }
   // n elements copied from host memory.
   bool upload(const T* host, int64_t n) {
     if (n != n_ && !resize(n)) return false;

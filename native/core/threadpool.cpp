@@ -1,17 +1,46 @@
 #include "threadpool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <new>
 #include <system_error>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define VLATEXT_PAUSE() _mm_pause()
+#else
+#define VLATEXT_PAUSE() std::this_thread::yield()
+#endif
+
 namespace vlatext {
+
+namespace {
+
+// Spin (with a pause) until pred() holds or `spin` has passed; true when it holds. A worker
+// that just finished a kernel is usually handed the next one within microseconds (a layer is
+// a chain of kernels), so a short spin saves the futex sleep and wake-up of a condition
+// variable, which cost more than a small kernel; past the spin it sleeps as before.
+template <typename Pred>
+bool spin_until(Pred pred, std::chrono::microseconds spin) {
+  if (spin.count() <= 0) return pred();
+  const auto until = std::chrono::steady_clock::now() + spin;
+  for (;;) {
+    for (int i = 0; i < 64; i++) {
+      if (pred()) return true;
+      VLATEXT_PAUSE();
+    }
+    if (std::chrono::steady_clock::now() >= until) return pred();
+  }
+}
+
+}  // namespace
 
 int ThreadPool::default_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-ThreadPool::ThreadPool(int threads) : n_threads_(threads > 0 ? threads : default_threads()) {
+ThreadPool::ThreadPool(int threads, int spin_us) : n_threads_(threads > 0 ? threads : default_threads()), spin_(spin_us < 0 ? 0 : spin_us) {
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
   try {
     for (int i = 1; i < n_threads_; i++) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -37,7 +66,7 @@ ThreadPool::~ThreadPool() { stop_and_join(); }
 void ThreadPool::stop_and_join() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   start_cv_.notify_all();
   for (auto& w : workers_) w.join();
@@ -47,27 +76,27 @@ void ThreadPool::stop_and_join() {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int, int64_t, int64_t)>* job;
-    int64_t n;
-    int parts;
-    {
+    auto ready = [&] { return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(ready, spin_)) {
       std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      parts = job_parts_;
+      start_cv_.wait(lock, ready);
     }
+    if (stop_.load(std::memory_order_acquire)) return;
+    // the job's fields were written before generation_ was published (release), and stay
+    // unchanged until every worker has counted itself done
+    seen = generation_.load(std::memory_order_acquire);
+    const auto* job = job_;
+    const int64_t n = job_n_;
+    const int parts = job_parts_;
     // worker `index` runs parts index, index + size, ... (more parts than threads is allowed)
     for (int p = index; p < parts; p += n_threads_) {
       int64_t b, e;
       split_range(n, parts, p, &b, &e);
       (*job)(p, b, e);
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // the caller checks pending_ under mu_ before it sleeps
+      done_cv_.notify_one();
     }
   }
 }
@@ -86,13 +115,13 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, 
     }
     return;
   }
+  job_ = &fn;
+  job_n_ = n;
+  job_parts_ = parts;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_parts_ = parts;
-    pending_ = n_threads_ - 1;
-    generation_++;
+    std::lock_guard<std::mutex> lock(mu_);  // a worker about to sleep checks generation_ under mu_
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
   for (int p = 0; p < parts; p += n_threads_) {
@@ -100,8 +129,11 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, 
     split_range(n, parts, p, &b, &e);
     fn(p, b, e);
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(done, spin_)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, done);
+  }
   job_ = nullptr;
 }
 

@@ -4,6 +4,8 @@
 // calling thread runs the first range itself.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -21,7 +23,10 @@ class ThreadPool {
   // threads <= 0 means std::thread::hardware_concurrency(). Throws std::system_error
   // when a thread cannot be started (after stopping the ones that did); code that
   // must not throw uses create().
-  explicit ThreadPool(int threads);
+  // spin_us: how long an idle worker (and the caller waiting for workers) spins before it
+  // sleeps on a condition variable (0: sleep at once).
+  explicit ThreadPool(int threads, int spin_us = kDefaultSpinMicros);
+  static constexpr int kDefaultSpinMicros = 200;
   // The non-throwing constructor: Status::ThreadError or OutOfMemory instead of an exception.
   static Status create(int threads, std::unique_ptr<ThreadPool>* out);
   ~ThreadPool();
@@ -53,9 +58,10 @@ class ThreadPool {
   const std::function<void(int, int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_parts_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::chrono::microseconds spin_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // Work (in multiply-adds or element operations) below which a kernel stays on one thread.

@@ -20,7 +20,7 @@ inline float* row(float* base, int64_t token, int heads, int h, int hd) { return
 // out = sum_j softmax(q.k_j * scale) v_j, tile by tile with an online softmax; lse saved.
 // Cloned for AVX2 (with the vector helpers inlined): at head sizes like 16 and 64 the
 // per-call cost of an out-of-line dot product was most of the attention's time.
-__attribute__((target_clones("avx2,fma", "default"))) void attend_range(float* o, float* lse, const float* qt, const float* k, const float* v, int64_t j0, int64_t j1, int KV, int kvh, int hd, float* scores) {
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void attend_range(float* o, float* lse, const float* qt, const float* k, const float* v, int64_t j0, int64_t j1, int KV, int kvh, int hd, float* scores) {
   const float scale = 1.0f / std::sqrt((float)hd);
   float m = -INFINITY, l = 0.0f;
   for (int i = 0; i < hd; i++) o[i] = 0.0f;
@@ -35,8 +35,10 @@ __attribute__((target_clones("avx2,fma", "default"))) void attend_range(float* o
     const float correction = std::exp(m - m_new);  // exp(-inf) = 0 on the first tile
     l *= correction;
     for (int i = 0; i < hd; i++) o[i] *= correction;
+    const int nt = (int)(s1 - s0);
+    for (int j = 0; j < nt; j++) scores[j] = exp_inline(scores[j] - m_new);  // vectorized
     for (int64_t j = s0; j < s1; j++) {
-      const float p = std::exp(scores[j - s0] - m_new);
+      const float p = scores[j - s0];
       l += p;
       axpy_inline(o, row(v, j, KV, kvh, hd), p, hd);
     }
@@ -52,7 +54,8 @@ void attend_row(float* o, float* lse, const float* qt, const float* k, const flo
 }
 
 // Gradients for one (sequence, kv head) group: all query heads that read this kv head.
-__attribute__((target_clones("avx2,fma", "default"))) void backward_group(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s, int b, int kvh) {
+// p (T): scratch for one query row's probabilities.
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void backward_group(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s, int b, int kvh, float* p) {
   const float scale = 1.0f / std::sqrt((float)s.hd);
   const int group = s.NH / s.KV;
   const int64_t base = (int64_t)b * s.T;
@@ -64,15 +67,16 @@ __attribute__((target_clones("avx2,fma", "default"))) void backward_group(float*
       float* dqt = row(dq, base + t, s.NH, h, s.hd);
       const float L = lse[((int64_t)b * s.NH + h) * s.T + t];
       const float D = dot_inline(dot_, ot, s.hd);  // sum_i dout_i out_i = sum_s p_s (dout . v_s)
+      for (int j = 0; j <= t; j++) p[j] = dot_inline(qt, row(k, base + j, s.KV, kvh, s.hd), s.hd) * scale - L;
+      for (int j = 0; j <= t; j++) p[j] = exp_inline(p[j]);  // vectorized
       for (int j = 0; j <= t; j++) {
         const float* kj = row(k, base + j, s.KV, kvh, s.hd);
         const float* vj = row(v, base + j, s.KV, kvh, s.hd);
-        const float p = std::exp(dot_inline(qt, kj, s.hd) * scale - L);
         const float dp = dot_inline(dot_, vj, s.hd);
-        const float ds = p * (dp - D) * scale;
+        const float ds = p[j] * (dp - D) * scale;
         axpy_inline(dqt, kj, ds, s.hd);
         axpy_inline(row(dk, base + j, s.KV, kvh, s.hd), qt, ds, s.hd);
-        axpy_inline(row(dv, base + j, s.KV, kvh, s.hd), dot_, p, s.hd);
+        axpy_inline(row(dv, base + j, s.KV, kvh, s.hd), dot_, p[j], s.hd);
       }
     }
   }
@@ -259,7 +263,8 @@ void attention_segments_backward_ref(float* dq, float* dk, float* dv, const floa
 namespace {
 
 // Gradients for one (segment, head) pair of the non-causal segment attention.
-__attribute__((target_clones("avx2,fma", "default"))) void segment_backward_pair(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, int64_t j0, int64_t j1, int NH, int h, int hd) {
+// p (j1 - j0): scratch for one query row's probabilities.
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void segment_backward_pair(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, int64_t j0, int64_t j1, int NH, int h, int hd, float* p) {
   const float scale = 1.0f / std::sqrt((float)hd);
   for (int64_t t = j0; t < j1; t++) {
     const float* qt = row(q, t, NH, h, hd);
@@ -267,13 +272,16 @@ __attribute__((target_clones("avx2,fma", "default"))) void segment_backward_pair
     float* dqt = row(dq, t, NH, h, hd);
     const float L = lse[t * NH + h];
     const float D = dot_inline(dot_, row(out, t, NH, h, hd), hd);  // sum_j p_j (dout . v_j)
+    const int64_t n = j1 - j0;
+    for (int64_t j = 0; j < n; j++) p[j] = dot_inline(qt, row(k, j0 + j, NH, h, hd), hd) * scale - L;
+    for (int64_t j = 0; j < n; j++) p[j] = exp_inline(p[j]);  // vectorized
     for (int64_t j = j0; j < j1; j++) {
       const float* kj = row(k, j, NH, h, hd);
-      const float p = std::exp(dot_inline(qt, kj, hd) * scale - L);
-      const float ds = p * (dot_inline(dot_, row(v, j, NH, h, hd), hd) - D) * scale;
+      const float pj = p[j - j0];
+      const float ds = pj * (dot_inline(dot_, row(v, j, NH, h, hd), hd) - D) * scale;
       axpy_inline(dqt, kj, ds, hd);
       axpy_inline(row(dk, j, NH, h, hd), qt, ds, hd);
-      axpy_inline(row(dv, j, NH, h, hd), dot_, p, hd);
+      axpy_inline(row(dv, j, NH, h, hd), dot_, pj, hd);
     }
   }
 }
@@ -283,9 +291,11 @@ __attribute__((target_clones("avx2,fma", "default"))) void segment_backward_pair
 void attention_segments_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const int32_t* cu, int n_seg, int NH, int hd) {
   // a (segment, head) pair owns its rows of dq, dk and dv for that head: no races
   pool.parallel_for((int64_t)n_seg * NH, [&](int, int64_t a, int64_t e) {
+    std::vector<float> p;
     for (int64_t sh = a; sh < e; sh++) {
       const int sg = (int)(sh / NH), h = (int)(sh % NH);
-      segment_backward_pair(dq, dk, dv, dout, out, lse, q, k, v, cu[sg], cu[sg + 1], NH, h, hd);
+      p.resize((size_t)(cu[sg + 1] - cu[sg]));
+      segment_backward_pair(dq, dk, dv, dout, out, lse, q, k, v, cu[sg], cu[sg + 1], NH, h, hd, p.data());
     }
   }, 0, grain_for(((int64_t)cu[n_seg] / std::max(1, n_seg)) * ((int64_t)cu[n_seg] / std::max(1, n_seg)) * hd * 6));
 }
@@ -293,7 +303,8 @@ void attention_segments_backward(ThreadPool& pool, float* dq, float* dk, float* 
 void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& s) {
   // a (sequence, kv head) group owns its dk/dv rows and its query heads' dq rows: no races
   pool.parallel_for((int64_t)s.B * s.KV, [&](int, int64_t a, int64_t e) {
-    for (int64_t g = a; g < e; g++) backward_group(dq, dk, dv, dout, out, lse, q, k, v, s, (int)(g / s.KV), (int)(g % s.KV));
+    std::vector<float> p((size_t)s.T);
+    for (int64_t g = a; g < e; g++) backward_group(dq, dk, dv, dout, out, lse, q, k, v, s, (int)(g / s.KV), (int)(g % s.KV), p.data());
   }, 0, grain_for((int64_t)(s.NH / s.KV) * s.T * s.T * s.hd * 3));
 }
 

@@ -2,7 +2,10 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "adamw.h"
@@ -26,13 +29,48 @@ class CpuBackend final : public Backend {
   int threads() const override { return pool_->size(); }
   Status sync(std::string*) override { return Status::Ok; }
 
+  ~CpuBackend() override {
+    for (auto& [size, p] : cached_) std::free(p);
+  }
+
+  // Freed blocks are kept for reuse, by size (at most kCachedBytes of them): a training step
+  // frees and allocates the same temporaries every step, and a fresh large allocation is a
+  // fresh mapping whose pages fault in, each zeroed by the kernel, on first touch.
   void* alloc(size_t bytes) override {
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-    if (p) std::memset(p, 0, rounded);
+    const size_t rounded = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = cached_.find(rounded);
+      if (it != cached_.end()) {
+        p = it->second;
+        cached_.erase(it);
+        cached_bytes_ -= rounded;
+      }
+    }
+    if (!p) p = std::aligned_alloc(64, rounded);
+    if (!p) return nullptr;
+    std::memset(p, 0, rounded);
+    std::lock_guard<std::mutex> lock(mu_);
+    live_[p] = rounded;
     return p;
   }
-  void release(void* p) override { std::free(p); }
+  void release(void* p) override {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(p);
+    const size_t size = it == live_.end() ? 0 : it->second;
+    if (it != live_.end()) live_.erase(it);
+    if (size == 0 || size > kCachedBytes) return std::free(p);
+    cached_.emplace(size, p);
+    cached_bytes_ += size;
+    while (cached_bytes_ > kCachedBytes) {  // over the bound: give back the largest blocks first
+      auto big = std::max_element(cached_.begin(), cached_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      cached_bytes_ -= big->first;
+      std::free(big->second);
+      cached_.erase(big);
+    }
+  }
   void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
@@ -117,11 +155,11 @@ class CpuBackend final : public Backend {
 
   Status head_forward(double* loss_sum, int64_t* kept, float* lse, float* dhidden, float* logits, const float* hidden, const int32_t* targets, ConstTensorRef head, float loss_scale, int64_t K, int C,
                       int V) override {
-    *loss_sum = vlatext::head_forward(*pool_, isa_, kept, lse, dhidden, logits, hidden, targets, head, loss_scale, K, C, V);
+    *loss_sum = vlatext::head_forward(*pool_, isa_, kept, lse, dhidden, logits, hidden, targets, head, loss_scale, K, C, V, kHeadChunk, &head_scratch_);
     return Status::Ok;
   }
   void head_backward(float* dhead, float* dhidden, const float* hidden, const int32_t* targets, const float* lse, const float* logits, const float* head, float loss_scale, int64_t K, int C, int V) override {
-    vlatext::head_backward(*pool_, isa_, dhead, dhidden, hidden, targets, lse, logits, head, loss_scale, K, C, V);
+    vlatext::head_backward(*pool_, isa_, dhead, dhidden, hidden, targets, lse, logits, head, loss_scale, K, C, V, kHeadChunk, &head_scratch_);
   }
 
   void adamw_update(float* params, float* m, float* v, const float* grads, int64_t n, const AdamWConfig& cfg, int t, float grad_scale) override {
@@ -130,8 +168,14 @@ class CpuBackend final : public Backend {
   double sq_norm(const float* x, int64_t n) override { return grad_sq_norm(*pool_, x, n); }
 
  private:
+  static constexpr size_t kCachedBytes = size_t(256) << 20;
   std::unique_ptr<ThreadPool> pool_;
   Isa isa_;
+  HeadScratch head_scratch_;
+  std::mutex mu_;  // alloc/release may come from the thread that destroys a model
+  std::unordered_map<void*, size_t> live_;
+  std::unordered_multimap<size_t, void*> cached_;
+  size_t cached_bytes_ = 0;
 };
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "vec.h"
+
 namespace vlatext {
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
@@ -19,12 +21,35 @@ void swiglu_backward_ref(float* dgate, float* dup, const float* dout, const floa
   }
 }
 
+namespace {
+
+// The same formulas as the references, with exp_inline so that the loops vectorize.
+inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_inline(-x)); }
+
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void swiglu_forward_fast(float* __restrict out, const float* __restrict gate, const float* __restrict up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = gate[i] * sigmoid_fast(gate[i]) * up[i];
+}
+
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void swiglu_backward_fast(float* __restrict dgate, float* __restrict dup, const float* __restrict dout, const float* __restrict gate, const float* __restrict up, int64_t n) {
+  if (dgate && dup) {
+    for (int64_t i = 0; i < n; i++) {
+      const float s = sigmoid_fast(gate[i]);
+      dgate[i] += dout[i] * up[i] * s * (1.0f + gate[i] * (1.0f - s));
+      dup[i] += dout[i] * gate[i] * s;
+    }
+    return;
+  }
+  swiglu_backward_ref(dgate, dup, dout, gate, up, n);
+}
+
+}  // namespace
+
 void swiglu_forward(ThreadPool& pool, float* out, const float* gate, const float* up, int64_t n) {
-  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_forward_ref(out + a, gate + a, up + a, b - a); }, 0, grain_for(16));
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_forward_fast(out + a, gate + a, up + a, b - a); }, 0, grain_for(16));
 }
 
 void swiglu_backward(ThreadPool& pool, float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
-  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_backward_ref(dgate ? dgate + a : nullptr, dup ? dup + a : nullptr, dout + a, gate + a, up + a, b - a); }, 0, grain_for(16));
+  pool.parallel_for(n, [&](int, int64_t a, int64_t b) { swiglu_backward_fast(dgate ? dgate + a : nullptr, dup ? dup + a : nullptr, dout + a, gate + a, up + a, b - a); }, 0, grain_for(16));
 }
 
 void gelu_forward_ref(float* out, const float* x, int64_t n) {

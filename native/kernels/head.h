@@ -17,6 +17,8 @@
 
 #include <cstdint>
 
+#include <vector>
+
 #include "../core/cpu.h"
 #include "../core/dtype.h"
 #include "../core/threadpool.h"
@@ -29,9 +31,16 @@ void head_backward_ref(float* dhead, const float* hidden, const int32_t* targets
 // Vocabulary rows per chunk (the chunk's logits are K x kHeadChunk floats).
 constexpr int kHeadChunk = 4096;
 
+// The heads' working memory (a chunk's logits and weights, the fused dhidden accumulator),
+// kept by a caller that runs the head every step so that it is allocated once; without one
+// each call allocates its own.
+struct HeadScratch {
+  std::vector<float> buf, acc;
+};
+
 double head_forward(ThreadPool& pool, Isa isa, int64_t* kept, float* lse, float* dhidden, float* logits, const float* hidden, const int32_t* targets, ConstTensorRef head, float loss_scale, int64_t K, int C,
-                    int V, int chunk = kHeadChunk);
+                    int V, int chunk = kHeadChunk, HeadScratch* scratch = nullptr);
 void head_backward(ThreadPool& pool, Isa isa, float* dhead, float* dhidden, const float* hidden, const int32_t* targets, const float* lse, const float* logits, const float* head, float loss_scale, int64_t K,
-                   int C, int V, int chunk = kHeadChunk);
+                   int C, int V, int chunk = kHeadChunk, HeadScratch* scratch = nullptr);
 
 }  // namespace vlatext

@@ -33,12 +33,12 @@ void matmul_backward_ref(float* dinp, float* dweight, float* dbias, const float*
   }
 }
 
-// target_clones compiles an AVX2+FMA and a baseline copy; the loader picks one per CPU.
-__attribute__((target_clones("avx2,fma", "default"))) float dot(const float* __restrict a, const float* __restrict b, int n) { return dot_inline(a, b, n); }
+// target_clones compiles AVX-512, AVX2+FMA (x86-64-v3) and baseline copies; the loader picks one per CPU.
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) float dot(const float* __restrict a, const float* __restrict b, int n) { return dot_inline(a, b, n); }
 
-__attribute__((target_clones("avx2,fma", "default"))) void axpy(float* __restrict y, const float* __restrict x, float alpha, int n) { axpy_inline(y, x, alpha, n); }
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void axpy(float* __restrict y, const float* __restrict x, float alpha, int n) { axpy_inline(y, x, alpha, n); }
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) float dot_bf16(const float* __restrict a, const uint16_t* __restrict b, int n) { return dot_bf16_inline(a, b, n); }
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) float dot_bf16(const float* __restrict a, const uint16_t* __restrict b, int n) { return dot_bf16_inline(a, b, n); }
 
 void matmul_forward(ThreadPool& pool, Isa isa, float* out, const float* inp, ConstTensorRef weight, const float* bias, int64_t N, int C, int OC) {
   if (bias)

@@ -13,7 +13,9 @@ const char* const kProjNames[kNumProj] = {"q_proj", "k_proj", "v_proj", "o_proj"
 
 // What a forward saves for its backward (device memory unless named host).
 struct Decoder::Acts {
-  explicit Acts(Backend* be) : be(be), tokens(be), positions(be), xf(be), lnf(be), rstdf(be), head_rows(be), head_targets(be), head_in(be), head_lse(be), dhead_in(be) {}
+  explicit Acts(Backend* be)
+      : be(be), tokens(be), positions(be), xf(be), lnf(be), rstdf(be), head_rows(be), head_targets(be), head_in(be), head_lse(be), dhead_in(be),
+        dlnf(be), dx(be), dh(be), dg(be), du(be), dln(be), datt(be), dq(be), dk(be), dv(be), dqp(be), dkp(be) {}
   Backend* be;
   int B = 0, T = 0;
   int64_t N = 0;
@@ -34,6 +36,8 @@ struct Decoder::Acts {
   std::vector<int32_t> host_head_rows;  // (K)
   Buf<int32_t> head_rows, head_targets;  // (K)
   Buf<float> head_in, head_lse, dhead_in;  // (K, C), (K), (K, C)
+  // the backward's gradients, kept between steps (zeroed where they accumulate)
+  Buf<float> dlnf, dx, dh, dg, du, dln, datt, dq, dk, dv, dqp, dkp;
 };
 
 namespace {
@@ -174,9 +178,14 @@ void Decoder::linear_forward(float* out, float* ax, const float* inp, ConstTenso
   be.matmul_forward(out, inp, w, bias, N, in, outd);
   if (!lo.A) return;
   const int R = lora_.rank;
-  Buf<float> xd(&be), tmp(&be, N * outd);
+  Buf<float>& xd = scratch_[0];
+  Buf<float>& tmp = scratch_[1];
+  tmp.bind(&be), xd.bind(&be);
+  if (!tmp.reserve(N * outd) || (lo.mask && !xd.reserve(N * in))) {
+    scratch_failed_ = true;
+    return;
+  }
   if (lo.mask) {  // dropout on the adapter's input
-    xd.resize(N * in);
     be.copy(xd.data(), inp, sizeof(float) * (size_t)(N * in));
     be.mul_inplace(xd.data(), lo.mask, N * in);
     inp = xd.data();
@@ -191,14 +200,23 @@ void Decoder::linear_backward(float* dinp, float* dW, float* dbias, const float*
   be.matmul_backward(dinp, dW, dbias, dout, inp, w, N, in, outd);
   if (!lo.A) return;
   const int R = lora_.rank;
-  Buf<float> sd(&be, N * outd), dax(&be, N * R);
+  Buf<float>& sd = scratch_[1];
+  Buf<float>& dax = scratch_[2];
+  Buf<float>& xd = scratch_[0];
+  Buf<float>& dxd = scratch_[3];
+  for (Buf<float>* t : {&sd, &dax, &xd, &dxd}) t->bind(&be);
+  if (!sd.reserve(N * outd) || !dax.reserve(N * R) || (lo.mask && (!xd.reserve(N * in) || !dxd.reserve(N * in)))) {
+    scratch_failed_ = true;
+    return;
+  }
+  be.zero(dax.data(), sizeof(float) * (size_t)(N * R));
   be.scale(sd.data(), dout, lora_.alpha / R, N * outd);
   be.matmul_backward(dax.data(), lo.dB, nullptr, sd.data(), ax, {lo.B, DType::F32}, N, R, outd);
   if (!lo.mask) {
     be.matmul_backward(dinp, lo.dA, nullptr, dax.data(), inp, {lo.A, DType::F32}, N, in, R);
     return;
   }
-  Buf<float> xd(&be, N * in), dxd(&be, N * in);
+  be.zero(dxd.data(), sizeof(float) * (size_t)(N * in));
   be.copy(xd.data(), inp, sizeof(float) * (size_t)(N * in));
   be.mul_inplace(xd.data(), lo.mask, N * in);
   be.matmul_backward(dxd.data(), lo.dA, nullptr, dax.data(), xd.data(), {lo.A, DType::F32}, N, in, R);
@@ -282,16 +300,17 @@ Status Decoder::forward_layers(const Batch& b, std::string* error) {
   for (int l = 0; l < c.L && ok; l++) {
     const LayerW& w = layers_[(size_t)l];
     Acts::Layer& s = a.layers[(size_t)l];
-    ok = s.x.assign(x) && s.ln1.resize(N * C) && s.rstd1.resize(N) && s.q.resize(N * qd) && s.k.resize(N * kd) && s.v.resize(N * kd) && s.att.resize(N * qd) &&
-         s.lse.resize((int64_t)b.B * c.NH * b.T) && s.xmid.resize(N * C) && s.ln2.resize(N * C) && s.rstd2.resize(N) && s.g.resize(N * c.F) && s.u.resize(N * c.F) && s.h.resize(N * c.F);
-    for (int p = 0; p < kNumProj; p++) ok = ok && s.ax[p].resize(has_lora() && lora_.targets[p] ? N * lora_.rank : 0);
+    // every buffer below is written whole by its kernel: kept from the last step, not zeroed
+    ok = s.x.assign(x) && s.ln1.ensure(N * C) && s.rstd1.ensure(N) && s.q.ensure(N * qd) && s.k.ensure(N * kd) && s.v.ensure(N * kd) && s.att.ensure(N * qd) &&
+         s.lse.ensure((int64_t)b.B * c.NH * b.T) && s.xmid.ensure(N * C) && s.ln2.ensure(N * C) && s.rstd2.ensure(N) && s.g.ensure(N * c.F) && s.u.ensure(N * c.F) && s.h.ensure(N * c.F);
+    for (int p = 0; p < kNumProj; p++) ok = ok && s.ax[p].ensure(has_lora() && lora_.targets[p] ? N * lora_.rank : 0);
     if (!ok) break;
     be.rmsnorm_forward(s.ln1.data(), s.rstd1.data(), s.x.data(), F32(w.ln1), N, (int)C, c.eps);
     linear_forward(s.q.data(), s.ax[kQ].data(), s.ln1.data(), W(w.w[kQ]), F32(w.bq), lora_at(l, kQ), N, (int)C, (int)qd);
     linear_forward(s.k.data(), s.ax[kK].data(), s.ln1.data(), W(w.w[kK]), F32(w.bk), lora_at(l, kK), N, (int)C, (int)kd);
     linear_forward(s.v.data(), s.ax[kV].data(), s.ln1.data(), W(w.w[kV]), F32(w.bv), lora_at(l, kV), N, (int)C, (int)kd);
     if (c.arch == Arch::Qwen3) {
-      ok = s.qpre.assign(s.q) && s.kpre.assign(s.k) && s.rstdq.resize(N * c.NH) && s.rstdk.resize(N * c.KV);
+      ok = s.qpre.assign(s.q) && s.kpre.assign(s.k) && s.rstdq.ensure(N * c.NH) && s.rstdk.ensure(N * c.KV);
       if (!ok) break;
       be.rmsnorm_forward(s.q.data(), s.rstdq.data(), s.qpre.data(), F32(w.qn), N * c.NH, c.hd, c.eps);
       be.rmsnorm_forward(s.k.data(), s.rstdk.data(), s.kpre.data(), F32(w.kn), N * c.KV, c.hd, c.eps);
@@ -308,7 +327,8 @@ Status Decoder::forward_layers(const Batch& b, std::string* error) {
     linear_forward(dn.data(), s.ax[kDown].data(), s.h.data(), W(w.w[kDown]), nullptr, lora_at(l, kDown), N, c.F, (int)C);
     be.add(x.data(), s.xmid.data(), dn.data(), N * C);
   }
-  ok = ok && a.xf.assign(x) && a.lnf.resize(N * C) && a.rstdf.resize(N);
+  ok = ok && !scratch_failed_ && a.xf.assign(x) && a.lnf.ensure(N * C) && a.rstdf.ensure(N);
+  scratch_failed_ = false;
   if (!ok) {
     *error = "out of memory for the activations of a batch of " + std::to_string(N) + " tokens on " + be.describe() + "; use a smaller batch";
     return Status::OutOfMemory;
@@ -400,13 +420,16 @@ Status Decoder::backward_layers(float* d_inject, std::string* error) {
     return lo;
   };
   const int64_t K = (int64_t)a.host_head_rows.size();
-  Buf<float> dlnf(&be, N * C), dx(&be, N * C);
-  Buf<float> dh(&be, N * c.F), dg(&be, N * c.F), du(&be, N * c.F), dln(&be, N * C);
-  Buf<float> datt(&be, N * qd), dq(&be, N * qd), dk(&be, N * kd), dv(&be, N * kd), dqp(&be, c.arch == Arch::Qwen3 ? N * qd : 0), dkp(&be, c.arch == Arch::Qwen3 ? N * kd : 0);
-  if (dh.size() != N * c.F || dx.size() != N * C || dq.size() != N * qd) {
+  Buf<float>&dlnf = a.dlnf, &dx = a.dx, &dh = a.dh, &dg = a.dg, &du = a.du, &dln = a.dln, &datt = a.datt, &dq = a.dq, &dk = a.dk, &dv = a.dv, &dqp = a.dqp, &dkp = a.dkp;
+  const bool q3 = c.arch == Arch::Qwen3;
+  // kept from the last step; each is zeroed below before it accumulates
+  if (!dlnf.ensure(N * C) || !dx.ensure(N * C) || !dh.ensure(N * c.F) || !dg.ensure(N * c.F) || !du.ensure(N * c.F) || !dln.ensure(N * C) || !datt.ensure(N * qd) || !dq.ensure(N * qd) ||
+      !dk.ensure(N * kd) || !dv.ensure(N * kd) || !dqp.ensure(q3 ? N * qd : 0) || !dkp.ensure(q3 ? N * kd : 0)) {
     *error = "out of memory for the gradients of a batch of " + std::to_string(N) + " tokens";
     return Status::OutOfMemory;
   }
+  be.zero(dlnf.data(), sizeof(float) * (size_t)(N * C));
+  be.zero(dx.data(), sizeof(float) * (size_t)(N * C));
   if (K > 0) be.scatter_rows(dlnf.data(), a.head_rows.data(), a.dhead_in.data(), K, (int)C);  // other rows' dlnf is 0
   be.rmsnorm_backward(dx.data(), G(norm_), dlnf.data(), a.xf.data(), F32(norm_), a.rstdf.data(), N, (int)C);
 
@@ -456,6 +479,11 @@ Status Decoder::backward_layers(float* d_inject, std::string* error) {
     }
     be.zero(dinj.data(), sizeof(float) * (size_t)(M * C));
     be.scatter_rows(dx.data(), rows.data(), dinj.data(), M, (int)C);  // injected rows are not token embeddings
+  }
+  if (scratch_failed_) {
+    scratch_failed_ = false;
+    *error = "out of memory for the LoRA gradients of a batch of " + std::to_string(N) + " tokens";
+    return Status::OutOfMemory;
   }
   if (float* de = G(embed_)) be.embedding_backward(de, dx.data(), a.tokens.data(), N, (int)C);
   return be.sync(error);

@@ -178,6 +178,10 @@ class Decoder {
   // Activations saved by forward_layers() for the backward.
   struct Acts;
   std::unique_ptr<Acts> acts_;
+  // LoRA's temporaries in linear_forward/backward, reused from call to call; an allocation
+  // that failed there is reported by the caller's next check (scratch_failed_).
+  Buf<float> scratch_[4];
+  bool scratch_failed_ = false;
 };
 
 }  // namespace vlatext

@@ -137,6 +137,11 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
   std::vector<int32_t> last((size_t)n_seqs);
   for (int i = 0; i < n_seqs; i++) last[(size_t)i] = (int32_t)(row0[(size_t)i] + seqs[i].n - 1);
   Buf<int32_t> dlast(&be);
+  if (scratch_failed_) {
+    scratch_failed_ = false;
+    *error = "out of memory for the LoRA temporaries of " + std::to_string(N) + " tokens";
+    return Status::OutOfMemory;
+  }
   Buf<float> xl(&be, (int64_t)n_seqs * C), hl(&be, (int64_t)n_seqs * C), rl(&be, n_seqs);
   dlast.upload(last.data(), n_seqs);
   be.gather_rows(xl.data(), x.data(), dlast.data(), n_seqs, (int)C);

@@ -7,7 +7,12 @@
  * and the server's RSS (start, peak, end), with the rate beside one client's, measured in
  * the same run.
  *
- *   npx tsx bench/load.ts [--clients 1,8,32,64] [--seconds 30] [--max-batch 16] [--max-queue 64]
+ * --hidden/--layers size the decoder: the default (64, 2) is the demo's, whose cost per
+ * request is its own attention and prompt work, so batching can only overlap it; a wider
+ * model (e.g. --hidden 512 --layers 8) is bound by reading its weights, as real VLMs are,
+ * and shows what batching buys there.
+ *
+ *   npx tsx bench/load.ts [--clients 1,8,32,64] [--seconds 30] [--max-batch 16] [--max-queue 64] [--hidden 64] [--layers 2]
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -15,11 +20,11 @@ import { parseArgs } from "node:util";
 import { encodePng } from "../src/data/image.js";
 import { testImage, writeTinyVlmPolicy } from "../test/support/tiny-vlm-policy.js";
 
-const { values } = parseArgs({ options: { clients: { type: "string", default: "1,8,32,64" }, seconds: { type: "string", default: "30" }, "max-batch": { type: "string", default: "16" }, "max-queue": { type: "string", default: "64" } } });
+const { values } = parseArgs({ options: { clients: { type: "string", default: "1,8,32,64" }, seconds: { type: "string", default: "30" }, "max-batch": { type: "string", default: "16" }, "max-queue": { type: "string", default: "64" }, hidden: { type: "string", default: "64" }, layers: { type: "string", default: "2" } } });
 const levels = values.clients.split(",").map(Number);
 const seconds = Number(values.seconds);
 
-const dir = writeTinyVlmPolicy({ hiddenSize: 64, layers: 2, visionHidden: 32, visionDepth: 2, patchSize: 28, initStd: 0.125 });
+const dir = writeTinyVlmPolicy({ hiddenSize: Number(values.hidden), layers: Number(values.layers), visionHidden: 32, visionDepth: 2, patchSize: 28, initStd: 0.125 });
 const child = spawn(process.execPath, ["--import", "tsx", "test/support/cli-entry.ts", "serve", "--model", dir, "--port", "0", "--max-batch", values["max-batch"], "--max-queue", values["max-queue"]], { stdio: ["ignore", "pipe", "inherit"] });
 const url = await new Promise<string>((resolve, reject) => {
   let out = "";
@@ -107,7 +112,7 @@ async function run(clients: number): Promise<Level> {
   return { clients, ok: latencies.length, rate: latencies.length / wall, p50: q(0.5), p99: q(0.99), errors, meanBatch: total > 0 ? latencies.length / total : 0, batches: parts.join(" "), rss };
 }
 
-console.log(`server: ${url} (pid ${child.pid}), max-batch ${values["max-batch"]}, max-queue ${values["max-queue"]}; ${seconds} s per level; ${(await import("node:os")).cpus().length} cores\n`);
+console.log(`server: ${url} (pid ${child.pid}), decoder hidden ${values.hidden} x ${values.layers} layers, max-batch ${values["max-batch"]}, max-queue ${values["max-queue"]}; ${seconds} s per level; ${(await import("node:os")).cpus().length} cores\n`);
 await run(2); // warm up
 const rows: Level[] = [];
 for (const n of levels) {

@@ -16,19 +16,22 @@ namespace vlatext {
 
 namespace {
 
-// Spin (with a pause) until pred() holds or `spin` has passed; true when it holds. A worker
-// that just finished a kernel is usually handed the next one within microseconds (a layer is
-// a chain of kernels), so a short spin saves the futex sleep and wake-up of a condition
-// variable, which cost more than a small kernel; past the spin it sleeps as before.
+// Spin until pred() holds or `spin` has passed; true when it holds. A worker that just
+// finished a kernel is usually handed the next one within microseconds (a layer is a chain of
+// kernels), so a short spin saves the futex sleep and wake-up of a condition variable, which
+// cost more than a small kernel; past the spin it sleeps as before. The first rounds pause;
+// later ones yield the core, so that on a machine with more runnable threads than cores the
+// thread being waited for gets to run (a pure busy-wait there made decoding ~7x slower).
 template <typename Pred>
 bool spin_until(Pred pred, std::chrono::microseconds spin) {
   if (spin.count() <= 0) return pred();
   const auto until = std::chrono::steady_clock::now() + spin;
-  for (;;) {
-    for (int i = 0; i < 64; i++) {
+  for (int round = 0;; round++) {
+    for (int i = 0; i < 32; i++) {
       if (pred()) return true;
       VLATEXT_PAUSE();
     }
+    if (round >= 4) std::this_thread::yield();
     if (std::chrono::steady_clock::now() >= until) return pred();
   }
 }

@@ -26,7 +26,7 @@ class ThreadPool {
   // spin_us: how long an idle worker (and the caller waiting for workers) spins before it
   // sleeps on a condition variable (0: sleep at once).
   explicit ThreadPool(int threads, int spin_us = kDefaultSpinMicros);
-  static constexpr int kDefaultSpinMicros = 200;
+  static constexpr int kDefaultSpinMicros = 100;
   // The non-throwing constructor: Status::ThreadError or OutOfMemory instead of an exception.
   static Status create(int threads, std::unique_ptr<ThreadPool>* out);
   ~ThreadPool();

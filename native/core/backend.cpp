@@ -4,7 +4,7 @@
 
 namespace vlatext {
 
-// VLATEXT_CUDA_BACKEND: defined by CUDA builds once native/cuda/ implements the backend.
+// VLATEXT_CUDA_BACKEND: defined by CUDA builds (CMake, VLATEXT_CUDA=ON).
 #ifdef VLATEXT_CUDA_BACKEND
 // native/cuda/: the CUDA backend, in CUDA builds only.
 Status create_cuda_backend(const BackendOptions& opt, std::unique_ptr<Backend>* out, std::string* error);

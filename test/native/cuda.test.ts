@@ -20,7 +20,9 @@ import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { callNative, type NativeAddon } from "../../src/engine/addon.js";
 import { VlaError } from "../../src/errors.js";
+import { parseDecoderConfig } from "../../src/engine/config.js";
 import { rng } from "../support/rng.js";
+import { hfConfigJson, tinyConfig } from "../support/tiny-models.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const file = process.env.VLATEXT_ADDON ? path.resolve(process.env.VLATEXT_ADDON) : path.join(root, "build-cmake", "Release", "vlatext.node");
@@ -60,6 +62,19 @@ describe.skipIf(probeError === undefined)("CUDA build without a usable GPU", () 
     expect((e as VlaError).message).toMatch(/reduceSumCuda: /);
     // argument errors are still checked before the device
     expect(() => cuda!(new Float64Array(2) as unknown as Float32Array)).toThrow(/argument 'x' must be a Float32Array/);
+  });
+
+  it("a model on device cuda is refused with NoDevice, saying why (the CUDA backend is there, the GPU is not)", () => {
+    const cfg = { ...parseDecoderConfig(hfConfigJson(tinyConfig("llama", false))).native, device: "cuda" as const };
+    let e: (Error & { status?: string }) | undefined;
+    try {
+      new addon!.Decoder(cfg);
+    } catch (err) {
+      e = err as Error & { status?: string };
+    }
+    expect(e?.status).toBe("NoDevice");
+    expect(e?.message).toMatch(/no usable CUDA device: \S/);
+    expect(e?.message).not.toMatch(/no CUDA backend/);
   });
 });
 

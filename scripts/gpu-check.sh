@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/gpu-check-out}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+# CMake finds nvcc on PATH (or through CUDACXX)
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH="/usr/local/cuda/bin:$PATH"; fi
 py="$(command -v python3 || true)"
 if [ -z "$py" ]; then
   echo "gpu-check: python3 (with torch, transformers, peft, safetensors, numpy) is needed" >&2

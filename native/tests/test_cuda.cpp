@@ -14,7 +14,8 @@
 //    rounds activations to bf16 for a bf16 product, the CPU's portable path does not: rounding
 //    the inputs first makes both exact products of the same bf16 numbers, f32-accumulated).
 //  - attention: atol 1e-4 (online softmax in another order).
-//  - LM head: loss sum rtol 1e-5, lse atol 1e-4, gradients atol 1e-4.
+//  - LM head: loss sum rtol 1e-5, lse atol 1e-4, gradients atol 1e-4 (1e-3 for dhidden with a bf16
+//    head: the GPU rounds the softmax gradient to bf16 for that product).
 //  - AdamW: bit-identical (the same operations, correctly rounded, no contraction): atol 0.
 //  - squared norm: rtol 1e-12 (double partials).
 #include <cstdio>
@@ -270,7 +271,9 @@ void check_head(Ctx& x) {
     x.r.line(kept[1][0] == kept[0][0] && kept[1][0] == K - 2, nm + " kept", std::to_string(kept[1][0]));
     x.r.compare_scalar(nm + " loss_sum with logits", loss[1][1], loss[0][1], 1e-5);
     x.r.compare(nm + " lse", res[1][0], res[0][0], 1e-4, 1e-5);
-    x.r.compare(nm + " fused dhidden", res[1][1], res[0][1], 1e-4, 1e-4);
+    // bf16: the GPU rounds loss_scale (softmax - onehot) to bf16 for the bf16 product, 2^-9 of the
+    // one-hot term 0.25 |head| ~ 1e-4 per element: 1e-3 there
+    x.r.compare(nm + " fused dhidden", res[1][1], res[0][1], wt == DType::BF16 ? 1e-3 : 1e-4, 1e-4);
     x.r.compare(nm + " logits", res[1][2], res[0][2], 1e-3, 1e-4);
     if (wt == DType::F32) {
       x.r.compare(nm + " backward dhidden", res[1][3], res[0][3], 1e-4, 1e-4);
@@ -333,6 +336,7 @@ int main(int argc, char** argv) {
         const Status ls = create_backend(go, &gpu, &err);
         if (ls != Status::Ok) {
           r.line(false, "cuda backend with cuBLASLt", err);
+          go.cuda_builtin_gemm = true;  // the model checks then run on the built-in GEMM
           break;
         }
         std::printf("gpu: %s\n", gpu->describe().c_str());

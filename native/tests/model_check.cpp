@@ -6,7 +6,8 @@
 //     forward  --tokens F [--positions F] [--inject-rows F --inject F] --out F
 //              all logits (n, V) of one sequence (int32 tokens (n), positions (S, n), inject (M, C) f32)
 //     train    --batch B --seq T --steps S [--rank R] [--tokens F --targets F]   LoRA (all linear layers) steps (random tokens by default)
-//     decode   --prompt N --chunks K [--no-jump] [--out F]  56-integer action chunks, greedy
+//     decode   --prompt N --chunks K [--mode plain|jump|speculative] [--max-draft D]
+//              56-integer action chunks, greedy, for K consecutive prompts (the last token changes)
 //
 // The manifest (written by the driver from the safetensors headers and config.json):
 //   config <arch> V C L NH KV hd F eps theta tie     arch: llama | qwen2 | qwen3
@@ -35,6 +36,7 @@
 
 #include "../decode/automaton.h"
 #include "../decode/generate.h"
+#include "../decode/speculative.h"
 #include "../io/safetensors.h"
 #include "../model/decoder.h"
 
@@ -234,29 +236,46 @@ void cmd_train(Decoder& d, const Args& a, std::string* json) {
   *json += ",\"batch\":" + std::to_string(B) + ",\"seq\":" + std::to_string(T) + ",\"tokens_per_s\":" + std::to_string(tps) + ",\"peak_bytes\":" + std::to_string(peak) + ",\"loss\":[" + losses + "],\"step_ms\":[" + times + "]";
 }
 
+// Chunks for slightly different prompts (consecutive observations: the prompt's last token
+// changes), decoded greedily plain, with jump-forward, or speculatively with the previous chunk
+// as the draft; every chunk's tokens are printed so the driver can compare the modes.
 void cmd_decode(Decoder& d, const Manifest& m, const Args& a, std::string* json) {
   if (m.ids.empty()) die("the manifest has no grammar tokens");
   const int P = a.num("--prompt", 226), K = a.num("--chunks", 3);
+  const std::string mode = a.str("--mode", "jump");
+  if (mode != "plain" && mode != "jump" && mode != "speculative") die("--mode must be plain, jump or speculative");
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> tok(0, d.config().V - 1);
   std::vector<int32_t> prompt((size_t)P);
   for (auto& t : prompt) t = tok(rng);
   GrammarSpec gs;  // 8 timesteps x 7 dimensions, bins 0..1000, space-separated (VLA-0)
-  std::string err, chunks, all_tokens;
+  std::string err, chunks, tokens_json;
+  std::vector<int32_t> previous;
   for (int k = 0; k < K; k++) {
+    prompt.back() = (int32_t)((prompt.back() + 1) % d.config().V);
     TokenAutomaton automaton(gs, m.ids, m.texts, m.eos);
-    GenOptions go;
-    go.jump_forward = !a.has("--no-jump");
     GenResult r;
+    SpecStats ss;
     const double t0 = now_ms();
-    if (generate_constrained(d, prompt, automaton, go, &r, &err) != Status::Ok) die(err);
+    if (mode == "speculative") {
+      SpecOptions so;
+      so.draft = previous;
+      so.max_draft = a.num("--max-draft", 16);
+      if (generate_speculative(d, prompt, automaton, so, &r, &ss, &err) != Status::Ok) die(err);
+    } else {
+      GenOptions go;
+      go.jump_forward = mode == "jump";
+      if (generate_constrained(d, prompt, automaton, go, &r, &err) != Status::Ok) die(err);
+    }
     const double ms = now_ms() - t0;
+    previous = r.tokens;
     chunks += std::string(k ? "," : "") + "{\"ms\":" + std::to_string(ms) + ",\"tokens\":" + std::to_string(r.tokens.size()) + ",\"model_calls\":" + std::to_string(r.model_calls) + ",\"forced\":" + std::to_string(r.forced) +
-              ",\"finished\":" + (r.finished ? "true" : "false") + "}";
-    if (k == 0)
-      for (size_t i = 0; i < r.tokens.size(); i++) all_tokens += (i ? "," : "") + std::to_string(r.tokens[i]);
+              ",\"drafted\":" + std::to_string(ss.drafted) + ",\"accepted\":" + std::to_string(ss.accepted) + ",\"finished\":" + (r.finished ? "true" : "false") + "}";
+    tokens_json += std::string(k ? "," : "") + "[";
+    for (size_t i = 0; i < r.tokens.size(); i++) tokens_json += (i ? "," : "") + std::to_string(r.tokens[i]);
+    tokens_json += "]";
   }
-  *json += ",\"prompt\":" + std::to_string(P) + ",\"chunks\":[" + chunks + "],\"first_chunk_tokens\":[" + all_tokens + "]";
+  *json += ",\"mode\":\"" + mode + "\",\"prompt\":" + std::to_string(P) + ",\"chunks\":[" + chunks + "],\"chunk_tokens\":[" + tokens_json + "]";
 }
 
 }  // namespace
@@ -268,7 +287,7 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; i++) {
     std::string k = argv[i];
     if (k.rfind("--", 0) != 0) die("unexpected argument " + k);
-    const bool flag = k == "--builtin-gemm" || k == "--no-jump";
+    const bool flag = k == "--builtin-gemm";
     if (flag) a.kv[k] = "1";
     else if (i + 1 < argc) a.kv[k] = argv[++i];
     else die(k + " needs a value");

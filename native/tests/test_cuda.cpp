@@ -3,7 +3,7 @@
 // whole models (test_cuda_model.cpp). Without a GPU only the host-side checks run (cuBLASLt's
 // search list and loader errors, the backend's refusal) and the rest prints SKIP lines saying why.
 // Prints PASS/FAIL/SKIP lines (read by test/native/cuda.test.ts); exits 1 on any FAIL.
-//   vlatext_cuda_tests [seed]
+//   vlatext_cuda_tests [seed] [--cpu-twin]   (--cpu-twin: the GPU's place taken by a portable CPU backend)
 //
 // Tolerances (max |gpu - cpu| <= atol + rtol |cpu|, inputs ~N(0, 1)):
 //  - elementwise, norms, RoPE, embeddings: atol 1e-5, rtol 1e-5 (expf/erff/sinf vs libm: a few ulp;
@@ -318,9 +318,13 @@ int main(int argc, char** argv) {
     r.line(false, "cpu backend", err);
     return 1;
   }
+  // --cpu-twin: every "GPU" check runs on a second CPU backend (one thread, portable kernels)
+  // instead: checks the checks themselves (shapes, configs, tolerances) on a machine without a GPU.
+  const bool twin = argc > 2 && std::string(argv[2]) == "--cpu-twin";
   BackendOptions go;
-  go.device = Device::Cuda;
+  go.device = twin ? Device::Cpu : Device::Cuda;
   go.cuda_builtin_gemm = true;
+  if (twin) go.threads = 1, go.isa = Isa::Portable;
   const Status gs = create_backend(go, &gpu, &err);
   if (gs != Status::Ok) {
     r.line(gs == Status::NoDevice && !err.empty(), "cuda backend refused without a GPU, saying why", err);

@@ -307,7 +307,7 @@ def stage_train(c: Ctx, st: Stage, timeout: float):
     hf = hf_side.train_bench(c.model, tokens.tolist(), targets.tolist(), B, T, steps, rank, dev)
     st.numbers.update({"batch x seq": f"{B} x {T}", "LoRA rank": rank, "vlatext tokens/s": ours["tokens_per_s"], "HF+PEFT tokens/s": hf["tokens_per_s"],
                        "speed ratio (goal >= 2)": ours["tokens_per_s"] / hf["tokens_per_s"] if hf["tokens_per_s"] else 0.0,
-                       "vlatext peak GiB": ours["peak_bytes"] / 2**30, "HF peak GiB (allocated)": hf["peak_bytes"] / 2**30,
+                       "vlatext peak GiB (device memory in use, pool included)": ours["peak_bytes"] / 2**30, "HF peak GiB allocated / reserved": f"{hf['peak_bytes'] / 2**30:.2f} / {hf['peak_reserved_bytes'] / 2**30:.2f}",
                        "vlatext loss": ours["loss"], "HF loss": hf["loss"], "vlatext step ms": ours["step_ms"], "HF step ms": hf["step_ms"], "seconds": round(time.time() - t0, 1)})
     # step 0: LoRA B = 0 on both sides, so the loss is the base model's on the same tokens
     e = abs(ours["loss"][0] - hf["loss"][0]) / max(1e-6, abs(hf["loss"][0]))

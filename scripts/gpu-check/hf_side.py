@@ -169,9 +169,11 @@ def train_bench(model, tokens, targets, B: int, T: int, steps: int, rank: int, d
         times.append((time.perf_counter() - t0) * 1000)
         losses.append(float(loss.detach()))
     timed = sum(times[1:])
-    peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else 0
+    cuda = device.startswith("cuda")
+    peak = torch.cuda.max_memory_allocated() if cuda else 0
+    reserved = torch.cuda.max_memory_reserved() if cuda else 0
     pm.unload()
-    return {"tokens_per_s": B * T * (steps - 1) / (timed / 1000) if steps > 1 else 0.0, "peak_bytes": peak, "loss": losses, "step_ms": times}
+    return {"tokens_per_s": B * T * (steps - 1) / (timed / 1000) if steps > 1 else 0.0, "peak_bytes": peak, "peak_reserved_bytes": reserved, "loss": losses, "step_ms": times}
 
 
 def decode_bench(model, prompt, new_tokens: int, chunks: int, device: str) -> dict:

@@ -127,10 +127,23 @@ describe.skipIf(testsWhy !== "")(`CUDA backend against the CPU backend (seed ${s
       return;
     }
     // gpu tier: the families that must be covered
-    for (const name of ["matmul builtin bf16", "matmul lt bf16", "matmul lt f32", "cuda head lt bf16 fused dhidden", "cuda head lt f32 dhead recomputed", "cuda rmsnorm dweight", "cuda rope hd=128 sections=3 forward",
-      "cuda attention B=2 T=17 NH=4 KV=2 hd=16 dk", "cuda attention_segments hd=80 dq", "cuda adamw params (bit-identical)", "cuda sq_norm", "cuda decoder f32 full fine-tuning: every gradient",
-      "cuda decoder bf16 lora step 1 adapter gradients", "cuda decoder f32 cached decoding logits", "cuda decoder f32 constrained greedy generation", "cuda vision backward: every gradient"]) {
-      expect(checks.some((l) => l.startsWith(`PASS ${name}`)), `missing check '${name}'`).toBe(true);
-    }
+    expectFamilies(checks);
+  });
+
+  it("the checks themselves hold with a portable CPU backend in the GPU's place (--cpu-twin)", () => {
+    const r = spawnSync(testsExe, [String(seed0), "--cpu-twin"], { encoding: "utf8", timeout: 300_000 });
+    const checks = r.stdout.split("\n").filter((l) => /^(PASS|FAIL) /.test(l));
+    expect(checks.filter((l) => l.startsWith("FAIL")), r.stdout + r.stderr).toEqual([]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expectFamilies(checks);
   });
 });
+
+/** The check families that must all be present where the GPU checks ran. */
+function expectFamilies(checks: string[]): void {
+  for (const name of ["matmul builtin bf16", "matmul lt bf16", "matmul lt f32", "cuda head lt bf16 fused dhidden", "cuda head lt f32 dhead recomputed", "cuda rmsnorm dweight", "cuda rope hd=128 sections=3 forward",
+    "cuda attention B=2 T=17 NH=4 KV=2 hd=16 dk", "cuda attention_segments hd=80 dq", "cuda adamw params (bit-identical)", "cuda sq_norm", "cuda decoder f32 full fine-tuning: every gradient",
+    "cuda decoder bf16 lora step 1 adapter gradients", "cuda decoder f32 cached decoding logits", "cuda decoder f32 constrained greedy generation", "cuda vision backward: every gradient"]) {
+    expect(checks.some((l) => l.startsWith(`PASS ${name}`)), `missing check '${name}'`).toBe(true);
+  }
+}

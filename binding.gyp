@@ -32,12 +32,6 @@
       "libraries": ["-lpthread", "-ldl"]
     },
     {
-      "target_name": "vlatext_decode_tests",
-      "type": "executable",
-      "sources": ["<@(engine_sources)", "native/tests/test_speculative.cpp"],
-      "libraries": ["-lpthread"]
-    },
-    {
       "target_name": "vlatext_kernel_tests",
       "type": "executable",
       "sources": ["<@(engine_sources)", "native/tests/test_kernels.cpp"],

@@ -12,7 +12,8 @@ bool cancelled(const int32_t* flag) { return flag && __atomic_load_n(flag, __ATO
 
 }  // namespace
 
-Status generate_speculative(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const SpecOptions& opt, GenResult* out, SpecStats* stats, std::string* error) {
+Status generate_speculative(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const SpecOptions& opt, GenResult* out, SpecStats* stats, std::string* error,
+                            const std::function<void(int32_t)>& on_token) {
   const auto t_start = std::chrono::steady_clock::now();
   const GenOptions& go = opt.gen;
   *out = GenResult{};
@@ -67,6 +68,7 @@ Status generate_speculative(Decoder& model, const std::vector<int32_t>& prompt, 
     automaton.advance(&state, tok);
     out->tokens.push_back(tok);
     pending.push_back(tok);
+    if (on_token) on_token(tok);
     if ((int)out->tokens.size() >= go.max_tokens) done = true;
   };
   // the greedy choice among the allowed tokens from one hidden state

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct SpecStats {
   int accepted = 0;  // of which the model agreed with
 };
 
-Status generate_speculative(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const SpecOptions& opt, GenResult* out, SpecStats* stats, std::string* error);
+// on_token (optional) gets each token as soon as it is final (accepted, corrected or forced).
+Status generate_speculative(Decoder& model, const std::vector<int32_t>& prompt, TokenAutomaton& automaton, const SpecOptions& opt, GenResult* out, SpecStats* stats, std::string* error,
+                            const std::function<void(int32_t)>& on_token = nullptr);
 
 }  // namespace vlatext

@@ -96,6 +96,66 @@ __global__ void k_attn_fwd(float* out, float* lse, const float* q, const float* 
   if (lse && lane == 0) lse[lse_off(g, b, r, h)] = l > 0 ? m + logf(l) : -INFINITY;
 }
 
+// Cached decoding has few query rows (one per new token), so one warp per row would walk
+// hundreds of keys alone, each step waiting on memory: the keys are split instead
+// (flash-decoding). Block z takes keys [z * split, (z + 1) * split) of every row and writes its
+// partial state, unnormalized acc (hd), running max and sum, to part (splits, rows, NH, hd + 2);
+// k_attn_combine merges the splits.
+template <int J>
+__global__ void k_attn_fwd_split(float* part, const float* q, const float* k, const float* v, Geo g, float scale, int split) {
+  const int lane = threadIdx.x % 32, r = blockIdx.x * kWarps + threadIdx.x / 32, h = blockIdx.y, z = blockIdx.z;
+  if (r >= g.rows) return;
+  const int kh = h / (g.NH / g.KV);
+  float qr[J], acc[J];
+  load_row(qr, q + q_off(g, 0, r, h), g.hd, lane);
+#pragma unroll
+  for (int j = 0; j < J; j++) acc[j] = 0;
+  int lo, hi;
+  key_range(g, r, &lo, &hi);
+  lo = max(lo, z * split), hi = min(hi, (z + 1) * split);
+  float m = -INFINITY, l = 0;
+  for (int key = lo; key < hi; key++) {
+    const float s = dot_row(qr, k + kv_off(g, 0, key, kh), g.hd, lane) * scale;
+    const float m_new = fmaxf(m, s);
+    const float corr = expf(m - m_new), p = expf(s - m_new);
+    l = l * corr + p;
+    const float* vr = v + kv_off(g, 0, key, kh);
+#pragma unroll
+    for (int j = 0; j < J; j++) acc[j] = acc[j] * corr + (lane + 32 * j < g.hd ? p * vr[lane + 32 * j] : 0.0f);
+    m = m_new;
+  }
+  float* o = part + (((int64_t)z * g.rows + r) * g.NH + h) * (g.hd + 2);
+#pragma unroll
+  for (int j = 0; j < J; j++)
+    if (lane + 32 * j < g.hd) o[lane + 32 * j] = acc[j];
+  if (lane == 0) o[g.hd] = m, o[g.hd + 1] = l;
+}
+
+// out (rows, NH, hd) = the splits' states merged: sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z.
+__global__ void k_attn_combine(float* out, const float* part, Geo g, int splits) {
+  const int lane = threadIdx.x % 32, r = blockIdx.x * kWarps + threadIdx.x / 32, h = blockIdx.y;
+  if (r >= g.rows) return;
+  const int64_t stride = (int64_t)g.rows * g.NH * (g.hd + 2);
+  const float* p0 = part + ((int64_t)r * g.NH + h) * (g.hd + 2);
+  float M = -INFINITY;
+  for (int z = 0; z < splits; z++) M = fmaxf(M, p0[z * stride + g.hd]);
+  float L = 0;
+  for (int z = 0; z < splits; z++) {
+    const float mz = p0[z * stride + g.hd];
+    if (mz > -INFINITY) L += expf(mz - M) * p0[z * stride + g.hd + 1];
+  }
+  const float inv = L > 0 ? 1.0f / L : 0.0f;
+  float* o = out + q_off(g, 0, r, h);
+  for (int d = lane; d < g.hd; d += 32) {
+    float a = 0;
+    for (int z = 0; z < splits; z++) {
+      const float mz = p0[z * stride + g.hd];
+      if (mz > -INFINITY) a += expf(mz - M) * p0[z * stride + d];
+    }
+    o[d] = a * inv;
+  }
+}
+
 // D (rows of the lse layout) = dot(dout, out) per query row and head.
 __global__ void k_attn_rowdot(float* D, const float* dout, const float* out, Geo g) {
   const int lane = threadIdx.x % 32, r = blockIdx.x * kWarps + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
@@ -217,9 +277,16 @@ void attention_backward(cudaStream_t s, float* dq, float* dk, float* dv, float* 
   const Geo g{kCausal, a.T, a.NH, a.KV, a.hd, 0, a.T, nullptr, nullptr};
   backward(s, dq, dk, dv, D, dout, out, lse, q, k, v, g, a.B);
 }
-void attention_forward_cached(cudaStream_t s, float* out, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd) {
+void attention_forward_cached(cudaStream_t s, float* out, float* part, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd) {
   const Geo g{kCached, n, NH, KV, hd, start, 0, nullptr, nullptr};
-  forward(s, out, nullptr, q, k, v, g, 1);
+  const CachedSplit cs = cached_split(start, n);
+  if (cs.splits <= 1 || !part) return forward(s, out, nullptr, q, k, v, g, 1);
+  const dim3 grid((unsigned)((n + kWarps - 1) / kWarps), (unsigned)NH, (unsigned)cs.splits);
+  const float scale = 1.0f / sqrtf((float)hd);
+#define LAUNCH(J) k_attn_fwd_split<J><<<grid, 32 * kWarps, 0, s>>>(part, q, k, v, g, scale, cs.split)
+  VLATEXT_DISPATCH_J(hd, LAUNCH);
+#undef LAUNCH
+  k_attn_combine<<<dim3(grid.x, grid.y), 32 * kWarps, 0, s>>>(out, part, g, cs.splits);
 }
 void attention_segments(cudaStream_t s, float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* cu, const int32_t* seg, int N, int NH, int hd) {
   const Geo g{kSegments, N, NH, NH, hd, 0, 0, cu, seg};

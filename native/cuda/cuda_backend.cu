@@ -204,7 +204,9 @@ class CudaBackend final : public Backend {
   }
   void attention_forward_cached(float* out, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd) override {
     if (!head_dim_ok(hd)) return;
-    cuk::attention_forward_cached(stream_, out, q, k, v, start, n, NH, KV, hd), launched("attention_forward_cached");
+    const int64_t nf = cuk::cached_split_floats(start, n, NH, hd);
+    float* part = nf > 0 ? static_cast<float*>(scratch(kScratchAttn, sizeof(float) * (size_t)nf)) : nullptr;
+    cuk::attention_forward_cached(stream_, out, part, q, k, v, start, n, NH, KV, hd), launched("attention_forward_cached");
   }
   void attention_segments(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* host_cu, int n_seg, int NH, int hd) override {
     const int32_t *cu, *seg;

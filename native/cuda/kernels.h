@@ -62,7 +62,26 @@ void sq_norm_partial(cudaStream_t s, double* block_sums, const float* x, int64_t
 void attention_forward(cudaStream_t s, float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& shape);
 // scratch_d (B*T*NH): the rowwise dot(dout, out) of the backward
 void attention_backward(cudaStream_t s, float* dq, float* dk, float* dv, float* scratch_d, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v, const AttnShape& shape);
-void attention_forward_cached(cudaStream_t s, float* out, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd);
+// Decoding's few rows split the keys across blocks (flash-decoding): part, scratch of
+// cached_split_floats(start, n, NH, hd) floats (nullptr: no split), holds the partial states.
+void attention_forward_cached(cudaStream_t s, float* out, float* part, const float* q, const float* k, const float* v, int start, int n, int NH, int KV, int hd);
+// Keys per split and splits for n new rows after `start` cached ones: no split (1) past
+// kSplitMaxRows rows (they fill the GPU without), else runs of kSplitKeys keys, at most kMaxSplits.
+constexpr int kSplitKeys = 16, kMaxSplits = 128, kSplitMaxRows = 16;
+struct CachedSplit {
+  int split, splits;
+};
+inline CachedSplit cached_split(int start, int n) {
+  const int keys = start + n;
+  if (n > kSplitMaxRows || keys <= kSplitKeys) return {keys, 1};
+  int split = kSplitKeys;
+  while ((keys + split - 1) / split > kMaxSplits) split *= 2;
+  return {split, (keys + split - 1) / split};
+}
+inline int64_t cached_split_floats(int start, int n, int NH, int hd) {
+  const CachedSplit cs = cached_split(start, n);
+  return cs.splits <= 1 ? 0 : (int64_t)cs.splits * n * NH * (hd + 2);
+}
 // cu (n_seg + 1) and seg_of_row (N) on the device; lse (N, NH) or nullptr
 void attention_segments(cudaStream_t s, float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* cu, const int32_t* seg_of_row, int N, int NH, int hd);
 void attention_segments_backward(cudaStream_t s, float* dq, float* dk, float* dv, float* scratch_d, const float* dout, const float* out, const float* lse, const float* q, const float* k, const float* v,

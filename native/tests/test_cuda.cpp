@@ -24,6 +24,7 @@
 #include <memory>
 
 #include "../cuda/cublaslt.h"
+#include "../cuda/kernels.h"
 #include "../kernels/adamw.h"
 #include "../kernels/attention.h"
 #include "../kernels/rope.h"
@@ -61,6 +62,11 @@ void host_checks(Report& r) {
   st = lt::load({"libm.so.6"}, &api, &err);
   r.line(st == Status::NoDevice && contains(err, "libm.so.6: opened, but it has no cublasLtGetVersion"), "cublaslt load: a library that is not cuBLASLt", "");
   r.line(lt::status_text(15) == "CUBLAS_STATUS_NOT_SUPPORTED (15)", "cublaslt status text", lt::status_text(15));
+  // decoding's key splits: none for short caches or many rows; runs of 16 keys, doubled until <= 128 splits
+  const auto a = cuk::cached_split(0, 1), b = cuk::cached_split(15, 1), c1 = cuk::cached_split(16, 1), d = cuk::cached_split(10000, 1), e = cuk::cached_split(500, 17);
+  r.line(a.splits == 1 && b.splits == 1 && c1.split == 16 && c1.splits == 2 && d.split == 128 && d.splits == 79 && e.splits == 1 && cuk::cached_split_floats(16, 1, 16, 128) == 2 * 16 * 130 &&
+             cuk::cached_split_floats(10, 1, 16, 128) == 0,
+         "cuda decode key splits", "17 keys: " + std::to_string(c1.splits) + " x " + std::to_string(c1.split) + ", 10001 keys: " + std::to_string(d.splits) + " x " + std::to_string(d.split));
 }
 
 struct Ctx {
@@ -209,6 +215,22 @@ void check_attention(Ctx& x) {
     check_sync(x, nm);
     const char* parts[] = {"forward", "lse", "dq", "dk", "dv", "cached"};
     for (int i = 0; i < 6; i++) x.r.compare(std::string(nm) + " " + parts[i], res[1][i], res[0][i], 1e-4, 1e-4);
+  }
+  // cached decoding over long caches: the keys split across blocks and merged
+  for (auto [start, n, hd] : {std::array<int, 3>{300, 1, 128}, {700, 5, 64}, {90, 16, 16}, {5000, 1, 128}}) {
+    const int NH = 4, KV = 2, keys = start + n;
+    auto q = randn(x.rng, (size_t)n * NH * hd), k = randn(x.rng, (size_t)keys * KV * hd), v = randn(x.rng, (size_t)keys * KV * hd);
+    Outs res[2];
+    Backend* bes[2] = {&x.cpu, &x.gpu};
+    for (int b = 0; b < 2; b++) {
+      auto dq = put(*bes[b], q), dk = put(*bes[b], k), dv = put(*bes[b], v);
+      Buf<float> out(bes[b], (int64_t)n * NH * hd);
+      bes[b]->attention_forward_cached(out.data(), dq.data(), dk.data(), dv.data(), start, n, NH, KV, hd);
+      res[b] = {get(*bes[b], out)};
+    }
+    const std::string nm = "cuda attention cached split start=" + std::to_string(start) + " n=" + std::to_string(n) + " hd=" + std::to_string(hd);
+    check_sync(x, nm);
+    x.r.compare(nm, res[1][0], res[0][0], 1e-4, 1e-4);
   }
   // segments (the vision tower): windows of unequal sizes
   for (int hd : {16, 80}) {

@@ -338,11 +338,13 @@ def stage_decode(c: Ctx, st: Stage, timeout: float):
     for mode, r in res.items():
         ch = r["chunks"] if mode != "speculative" else r["chunks"][1:]  # the first chunk has no draft
         st.numbers[f"vlatext {mode} chunk ms (best of {len(ch)})"] = best(ch)
+        st.numbers[f"vlatext {mode} ms per token"] = min(x["ms"] / max(1, x["tokens"]) for x in ch)
         st.numbers[f"vlatext {mode} tokens / model calls"] = " ".join(f"{x['tokens']}/{x['model_calls']}" for x in r["chunks"])
         st.check(f"vlatext {mode}: 56 integers then end", all(x["finished"] for x in r["chunks"]), str(r["chunks"][0]))
     sp = res["speculative"]["chunks"][1:]
     st.numbers["speculative draft tokens accepted"] = f"{sum(x['accepted'] for x in sp)}/{sum(x['drafted'] for x in sp)}"
-    st.numbers[f"HF generate 208 tokens ms (best of {K})"] = best(hf["chunks"])
+    st.numbers[f"HF generate 208 tokens ms (best of {len(hf['chunks'])})"] = best(hf["chunks"])
+    st.numbers["HF ms per token"] = best(hf["chunks"]) / 208
     st.numbers["ratio HF / vlatext jump-forward"] = best(hf["chunks"]) / best(res["jump"]["chunks"])
     st.numbers["ratio HF / vlatext speculative"] = best(hf["chunks"]) / best(res["speculative"]["chunks"][1:])
     st.numbers["peer (SGLang bf16, H100 PCIe, 1074 ms) x 2.0/4.8 TB/s bandwidth-normalized ms"] = round(1074 * 2.0 / 4.8, 1)

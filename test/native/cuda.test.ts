@@ -116,7 +116,7 @@ describe.skipIf(testsWhy !== "")(`CUDA backend against the CPU backend (seed ${s
     expect(checks.filter((l) => l.startsWith("FAIL")), r.stdout + r.stderr).toEqual([]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     // host-side checks run everywhere
-    for (const name of ["cublaslt search order", "cublaslt search: a folder is searched, not listed", "cublaslt load: missing file named, install hint", "cublaslt load: a library that is not cuBLASLt", "cublaslt status text"]) {
+    for (const name of ["cublaslt search order", "cublaslt search: a folder is searched, not listed", "cublaslt load: missing file named, install hint", "cublaslt load: a library that is not cuBLASLt", "cublaslt status text", "cuda decode key splits"]) {
       expect(checks.some((l) => l.startsWith(`PASS ${name}`)), `missing check '${name}'`).toBe(true);
     }
     const skipped = lines.find((l) => l.startsWith("SKIP gpu kernels: "));
@@ -142,7 +142,7 @@ describe.skipIf(testsWhy !== "")(`CUDA backend against the CPU backend (seed ${s
 /** The check families that must all be present where the GPU checks ran. */
 function expectFamilies(checks: string[]): void {
   for (const name of ["matmul builtin bf16", "matmul lt bf16", "matmul lt f32", "cuda head lt bf16 fused dhidden", "cuda head lt f32 dhead recomputed", "cuda rmsnorm dweight", "cuda rope hd=128 sections=3 forward",
-    "cuda attention B=2 T=17 NH=4 KV=2 hd=16 dk", "cuda attention_segments hd=80 dq", "cuda adamw params (bit-identical)", "cuda sq_norm", "cuda decoder f32 full fine-tuning: every gradient",
+    "cuda attention B=2 T=17 NH=4 KV=2 hd=16 dk", "cuda attention_segments hd=80 dq", "cuda attention cached split start=5000 n=1 hd=128", "cuda adamw params (bit-identical)", "cuda sq_norm", "cuda decoder f32 full fine-tuning: every gradient",
     "cuda decoder bf16 lora step 1 adapter gradients", "cuda decoder f32 cached decoding logits", "cuda decoder f32 constrained greedy generation", "cuda vision backward: every gradient"]) {
     expect(checks.some((l) => l.startsWith(`PASS ${name}`)), `missing check '${name}'`).toBe(true);
   }

@@ -47,6 +47,9 @@ class CudaBackend final : public Backend {
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
       *error = std::string("no usable CUDA device: ") + (e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
+      if (e == cudaErrorInsufficientDriver)
+        *error += " (no NVIDIA driver was found, or it is older than this build's CUDA runtime " + std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10) +
+                  ": install or update the driver, or build with the CUDA toolkit that matches it)";
       cudaGetLastError();
       return Status::NoDevice;
     }
@@ -73,10 +76,7 @@ class CudaBackend final : public Backend {
     }
     if (!opt.cuda_builtin_gemm) {
       const Status ls = lt::load(lt::candidates(lt::SearchEnv::from_process()), &be->lt_, error);
-      if (ls != Status::Ok) {
-        *error += "\n(Or run without cuBLASLt on vlatext's own, slower, matrix kernels: cuda_builtin_gemm.)";
-        return ls;
-      }
+      if (ls != Status::Ok) return ls;
       const int st = be->lt_.Create(&be->lt_handle_);
       if (st != lt::kStatusSuccess) {
         *error = "cublasLtCreate failed: " + lt::status_text(st) + " (library " + be->lt_.path + ")";

@@ -70,7 +70,7 @@ def text_tensors(model) -> dict:
 def save_safetensors(tensors: dict, path: str) -> None:
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path)
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, path)
 
 
 def safetensors_entries(path: str) -> list[tuple[str, str, int, int]]:
@@ -173,6 +173,10 @@ def train_bench(model, tokens, targets, B: int, T: int, steps: int, rank: int, d
     peak = torch.cuda.max_memory_allocated() if cuda else 0
     reserved = torch.cuda.max_memory_reserved() if cuda else 0
     pm.unload()
+    model.eval()
+    del opt
+    if cuda:
+        torch.cuda.empty_cache()
     return {"tokens_per_s": B * T * (steps - 1) / (timed / 1000) if steps > 1 else 0.0, "peak_bytes": peak, "peak_reserved_bytes": reserved, "loss": losses, "step_ms": times}
 
 

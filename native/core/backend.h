@@ -32,6 +32,9 @@ struct BackendOptions {
   int threads = 0;          // CPU worker threads; <= 0: all cores
   Isa isa = Isa::Amx;       // CPU instruction-set cap (the CPU's best when it is lower)
   int device_index = 0;     // CUDA device
+  // CUDA: every product through our own kernels (native/cuda/gemm.cu) instead of cuBLASLt:
+  // slower; for checking cuBLASLt against them, and for machines without it.
+  bool cuda_builtin_gemm = false;
 };
 
 // Shape descriptors shared with the kernels.

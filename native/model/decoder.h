@@ -90,6 +90,7 @@ struct SeqInput {
   int M;
   const int32_t* inject_rows;  // (M) rows within the n new tokens
   const float* inject;         // (M, C)
+  int n_hidden = 1;            // trailing rows whose hidden states are returned (1..n; 1: the last)
 };
 
 class Decoder {
@@ -132,7 +133,8 @@ class Decoder {
   // inject rows index into the n new tokens. logits_last (V) gets the last token's logits.
   Status infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error);
   // Several sequences in one forward pass (one matmul per layer over all their rows);
-  // hidden_last (n_seqs, C), host memory, gets each sequence's last final-normed hidden state.
+  // hidden_last (sum of n_hidden, C), host memory, gets each sequence's last n_hidden final-normed
+  // hidden states in order (one row per sequence by default).
   Status infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidden_last, std::string* error);
   // Language-model head on one hidden state (host memory): out[i] = logit of ids[i] (a sparse
   // head), or all V logits when ids == nullptr.

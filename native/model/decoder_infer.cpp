@@ -69,6 +69,10 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
         *error = "token " + std::to_string(q.tokens[j]) + " is outside the vocabulary [0, " + std::to_string(c.V) + ")";
         return Status::InvalidArgument;
       }
+    if (q.n_hidden < 1 || q.n_hidden > q.n) {
+      *error = "n_hidden (" + std::to_string(q.n_hidden) + ") must be within 1 .. the " + std::to_string(q.n) + " new tokens";
+      return Status::InvalidArgument;
+    }
     for (int m = 0; m < q.M; m++)
       if (q.inject_rows[m] < 0 || q.inject_rows[m] >= q.n) {
         *error = "injected row " + std::to_string(q.inject_rows[m]) + " is outside the " + std::to_string(q.n) + " new tokens";
@@ -133,24 +137,26 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
     linear_forward(o.data(), ax.data(), h.data(), W(w.w[kDown]), nullptr, lora(l, kDown), N, c.F, (int)C);
     be.axpy(x.data(), o.data(), 1.0f, N * C);
   }
-  // each sequence's last row, final-normed
-  std::vector<int32_t> last((size_t)n_seqs);
-  for (int i = 0; i < n_seqs; i++) last[(size_t)i] = (int32_t)(row0[(size_t)i] + seqs[i].n - 1);
+  // each sequence's last n_hidden rows, final-normed
+  std::vector<int32_t> out_rows;
+  for (int i = 0; i < n_seqs; i++)
+    for (int j = seqs[i].n - seqs[i].n_hidden; j < seqs[i].n; j++) out_rows.push_back((int32_t)(row0[(size_t)i] + j));
+  const int64_t n_out = (int64_t)out_rows.size();
   Buf<int32_t> dlast(&be);
   if (scratch_failed_) {
     scratch_failed_ = false;
     *error = "out of memory for the LoRA temporaries of " + std::to_string(N) + " tokens";
     return Status::OutOfMemory;
   }
-  Buf<float> xl(&be, (int64_t)n_seqs * C), hl(&be, (int64_t)n_seqs * C), rl(&be, n_seqs);
-  dlast.upload(last.data(), n_seqs);
-  be.gather_rows(xl.data(), x.data(), dlast.data(), n_seqs, (int)C);
-  be.rmsnorm_forward(hl.data(), rl.data(), xl.data(), F32(norm_), n_seqs, (int)C, c.eps);
-  be.download(hidden_last, hl.data(), sizeof(float) * (size_t)(n_seqs * C));
+  Buf<float> xl(&be, n_out * C), hl(&be, n_out * C), rl(&be, n_out);
+  dlast.upload(out_rows.data(), n_out);
+  be.gather_rows(xl.data(), x.data(), dlast.data(), n_out, (int)C);
+  be.rmsnorm_forward(hl.data(), rl.data(), xl.data(), F32(norm_), n_out, (int)C, c.eps);
+  be.download(hidden_last, hl.data(), sizeof(float) * (size_t)(n_out * C));
   for (int i = 0; i < n_seqs; i++) {
     KvCache* cache = seqs[i].cache;
     cache->length += seqs[i].n;
-    const int64_t lr = last[(size_t)i];
+    const int64_t lr = row0[(size_t)i] + seqs[i].n - 1;
     for (int s = 0; s < S; s++) cache->next_pos = std::max(s == 0 ? 0 : cache->next_pos, 1 + pos[(size_t)(s * N + lr)]);  // continue after the last position
   }
   return be.sync(error);

@@ -12,6 +12,7 @@
 
 #include "../decode/automaton.h"
 #include "../decode/generate.h"
+#include "../decode/speculative.h"
 #include "../model/decoder.h"
 #include "handles.h"
 #include "napi_util.h"
@@ -86,9 +87,11 @@ struct SeqToken {
 
 class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
  public:
+  // spec: speculative decoding of the one prompt with spec->draft (nullptr: plain decoding)
   GenerateWorker(Napi::Env env, DecoderState* d, Napi::Object dobj, AutomatonWrap* a, Napi::Object aobj, std::vector<std::vector<int32_t>> prompts, std::vector<vlatext::GenOptions> opts,
-                 Napi::Function on_tokens, bool batch, const std::vector<Napi::Object>& keep)
-      : Napi::AsyncProgressQueueWorker<SeqToken>(env, "vlatext:generateConstrained"), deferred_(Napi::Promise::Deferred::New(env)), d_(d), a_(a), prompts_(std::move(prompts)), opts_(std::move(opts)), batch_(batch) {
+                 Napi::Function on_tokens, bool batch, const std::vector<Napi::Object>& keep, std::unique_ptr<vlatext::SpecOptions> spec)
+      : Napi::AsyncProgressQueueWorker<SeqToken>(env, "vlatext:generateConstrained"), deferred_(Napi::Promise::Deferred::New(env)), d_(d), a_(a), prompts_(std::move(prompts)), opts_(std::move(opts)), batch_(batch),
+        spec_(std::move(spec)) {
     dref_ = Napi::Persistent(dobj);
     aref_ = Napi::Persistent(aobj);
     // the cancel flags' typed arrays stay alive (their memory is polled) until the worker is deleted
@@ -105,7 +108,15 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
       SeqToken st{seq, t};
       progress.Send(&st, 1);
     };
-    status_ = vlatext::generate_constrained_batch(*d_->model_, prompts_, *a_->automaton_, opts_, &results_, &err, cb);
+    if (spec_) {
+      spec_->gen = opts_[0];
+      results_.assign(1, vlatext::GenResult{});
+      std::function<void(int32_t)> one;
+      if (cb) one = [&cb](int32_t t) { cb(0, t); };
+      status_ = vlatext::generate_speculative(*d_->model_, prompts_[0], *a_->automaton_, *spec_, &results_[0], &stats_, &err, one);
+    } else {
+      status_ = vlatext::generate_constrained_batch(*d_->model_, prompts_, *a_->automaton_, opts_, &results_, &err, cb);
+    }
     if (status_ != Status::Ok) SetError("generateConstrained: " + err);
   }
   void OnProgress(const SeqToken* data, size_t count) override {
@@ -134,6 +145,7 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
       o.Set("modelMs", r.model_ms);
       o.Set("headMs", r.head_ms);
       o.Set("totalMs", r.total_ms);
+      if (spec_) o.Set("drafted", stats_.drafted), o.Set("accepted", stats_.accepted);
       return o;
     };
     if (!batch_) return deferred_.Resolve(result(results_[0]));
@@ -163,6 +175,8 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<SeqToken> {
   std::vector<vlatext::GenOptions> opts_;
   bool batch_;
   std::vector<vlatext::GenResult> results_;
+  std::unique_ptr<vlatext::SpecOptions> spec_;
+  vlatext::SpecStats stats_;
   Status status_ = Status::Ok;
 };
 
@@ -205,6 +219,7 @@ Napi::Value generate_constrained_async(const Napi::CallbackInfo& info, DecoderSt
   std::vector<std::vector<int32_t>> prompts;
   std::vector<vlatext::GenOptions> opts;
   std::vector<Napi::Object> keep;
+  std::unique_ptr<vlatext::SpecOptions> spec;
   auto add_prompt = [&](Napi::Value p, Napi::Value o) {
     if (!p.IsTypedArray() || p.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return type_error(env, "each prompt must be an Int32Array");
     auto t = p.As<Napi::Int32Array>();
@@ -212,6 +227,13 @@ Napi::Value generate_constrained_async(const Napi::CallbackInfo& info, DecoderSt
     vlatext::GenOptions opt;
     if (!read_gen_options(env, o, &opt, &keep)) return false;
     opts.push_back(opt);
+    // draft (Int32Array) and maxDraft: speculative decoding (greedy, one prompt)
+    if (o.IsObject() && o.As<Napi::Object>().Has("draft") && !o.As<Napi::Object>().Get("draft").IsUndefined()) {
+      if (batch) return range_error(env, "generateConstrainedAsync: a draft (speculative decoding) takes one prompt, not a batch");
+      if (opt.temperature > 0) return range_error(env, "generateConstrainedAsync: speculative decoding (a draft) is greedy: temperature must be 0");
+      spec = std::make_unique<vlatext::SpecOptions>();
+      if (!get_i32_array(env, o.As<Napi::Object>(), "draft", -1, &spec->draft, false) || !get_int(env, o.As<Napi::Object>(), "maxDraft", 0, &spec->max_draft)) return false;
+    }
     return true;
   };
   if (batch) {
@@ -225,7 +247,7 @@ Napi::Value generate_constrained_async(const Napi::CallbackInfo& info, DecoderSt
   }
   Napi::Function on_tokens;
   if (info.Length() > 3 && info[3].IsFunction()) on_tokens = info[3].As<Napi::Function>();
-  auto* w = new GenerateWorker(env, d, self, a, aobj, std::move(prompts), std::move(opts), on_tokens, batch, keep);
+  auto* w = new GenerateWorker(env, d, self, a, aobj, std::move(prompts), std::move(opts), on_tokens, batch, keep, std::move(spec));
   Napi::Promise pr = w->promise();
   w->Queue();
   return pr;

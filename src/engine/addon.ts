@@ -181,6 +181,13 @@ export interface NativeGenOptions {
    * array alive until it ends.
    */
   cancel?: Int32Array;
+  /**
+   * Speculative decoding (greedy, one prompt): tokens expected to come, e.g. the previous
+   * action chunk's. Each model call verifies up to maxDraft (default 16) of them in one pass;
+   * the output is plain greedy decoding's, in fewer model calls when the draft is good.
+   */
+  draft?: Int32Array;
+  maxDraft?: number;
 }
 
 export interface NativeGenResult {
@@ -195,6 +202,9 @@ export interface NativeGenResult {
   modelMs: number;
   headMs: number;
   totalMs: number;
+  /** With a draft: draft tokens verified, and of those accepted. */
+  drafted?: number;
+  accepted?: number;
 }
 
 export interface NativeVisionConfig extends NativeBackendOptions {

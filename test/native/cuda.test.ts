@@ -1,11 +1,18 @@
 /**
- * CUDA reduction. Needs the CUDA build (`npm run build:cuda`, into build-cmake/, or
- * $VLATEXT_ADDON pointing at a CUDA build); skips with the reason otherwise.
+ * The CUDA build (`npm run build:cuda`, into build-cmake/; .ci/run makes it where nvcc is
+ * installed). Skips with the reason when it is absent.
+ *  - build-cmake/vlatext_cuda_tests (native/tests/test_cuda.cpp): the CUDA backend
+ *    against the CPU backend, every call of the device seam and whole models, tolerances stated
+ *    there. Without a GPU its host-side checks run (cuBLASLt's search list and loader errors, the
+ *    backend refusing with NoDevice and a reason) and the GPU checks print SKIP lines saying why;
+ *    with one, every check must pass and the families below must all be present.
+ * CUDA reduction:
  *  - no GPU here: reduceSumCuda must fail cleanly (NATIVE_DEVICE), not crash or abort;
  *  - GPU present (gpu tier): the block-reduction kernel against the scalar reference,
  *    bit-exact on exact data and within 2n 2^-53 sum|x| on general floats (see
  *    reduce.test.ts for both arguments; the kernel also accumulates in double).
  */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +20,9 @@ import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { callNative, type NativeAddon } from "../../src/engine/addon.js";
 import { VlaError } from "../../src/errors.js";
+import { parseDecoderConfig } from "../../src/engine/config.js";
 import { rng } from "../support/rng.js";
+import { hfConfigJson, tinyConfig } from "../support/tiny-models.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const file = process.env.VLATEXT_ADDON ? path.resolve(process.env.VLATEXT_ADDON) : path.join(root, "build-cmake", "Release", "vlatext.node");
@@ -54,6 +63,19 @@ describe.skipIf(probeError === undefined)("CUDA build without a usable GPU", () 
     // argument errors are still checked before the device
     expect(() => cuda!(new Float64Array(2) as unknown as Float32Array)).toThrow(/argument 'x' must be a Float32Array/);
   });
+
+  it("a model on device cuda is refused with NoDevice, saying why (the CUDA backend is there, the GPU is not)", () => {
+    const cfg = { ...parseDecoderConfig(hfConfigJson(tinyConfig("llama", false))).native, device: "cuda" as const };
+    let e: (Error & { status?: string }) | undefined;
+    try {
+      new addon!.Decoder(cfg);
+    } catch (err) {
+      e = err as Error & { status?: string };
+    }
+    expect(e?.status).toBe("NoDevice");
+    expect(e?.message).toMatch(/no usable CUDA device: \S/);
+    expect(e?.message).not.toMatch(/no CUDA backend/);
+  });
 });
 
 describe.skipIf(why !== "")(`CUDA reduction (gpu tier, seed ${seed0})`, () => {
@@ -81,3 +103,47 @@ describe.skipIf(why !== "")(`CUDA reduction (gpu tier, seed ${seed0})`, () => {
     }
   });
 });
+
+const testsExe = path.join(root, "build-cmake", "vlatext_cuda_tests");
+const testsWhy = fs.existsSync(testsExe) ? "" : `no ${testsExe} (run npm run build:cuda, which needs nvcc)`;
+if (testsWhy) console.log(`skipping CUDA backend tests: ${testsWhy}`);
+
+describe.skipIf(testsWhy !== "")(`CUDA backend against the CPU backend (seed ${seed0})`, () => {
+  it("every check passes; without a GPU the GPU checks skip saying why", () => {
+    const r = spawnSync(testsExe, [String(seed0)], { encoding: "utf8", timeout: 300_000 });
+    const lines = r.stdout.split("\n");
+    const checks = lines.filter((l) => /^(PASS|FAIL) /.test(l));
+    expect(checks.filter((l) => l.startsWith("FAIL")), r.stdout + r.stderr).toEqual([]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    // host-side checks run everywhere
+    for (const name of ["cublaslt search order", "cublaslt search: a folder is searched, not listed", "cublaslt load: missing file named, install hint", "cublaslt load: a library that is not cuBLASLt", "cublaslt status text", "cuda decode key splits"]) {
+      expect(checks.some((l) => l.startsWith(`PASS ${name}`)), `missing check '${name}'`).toBe(true);
+    }
+    const skipped = lines.find((l) => l.startsWith("SKIP gpu kernels: "));
+    if (skipped) {
+      expect(checks.some((l) => l.startsWith("PASS cuda backend refused without a GPU, saying why"))).toBe(true);
+      expect(skipped).toMatch(/no usable CUDA device: \S/);
+      console.log(skipped);
+      return;
+    }
+    // gpu tier: the families that must be covered
+    expectFamilies(checks);
+  });
+
+  it("the checks themselves hold with a portable CPU backend in the GPU's place (--cpu-twin)", () => {
+    const r = spawnSync(testsExe, [String(seed0), "--cpu-twin"], { encoding: "utf8", timeout: 300_000 });
+    const checks = r.stdout.split("\n").filter((l) => /^(PASS|FAIL) /.test(l));
+    expect(checks.filter((l) => l.startsWith("FAIL")), r.stdout + r.stderr).toEqual([]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expectFamilies(checks);
+  });
+});
+
+/** The check families that must all be present where the GPU checks ran. */
+function expectFamilies(checks: string[]): void {
+  for (const name of ["matmul builtin bf16", "matmul lt bf16", "matmul lt f32", "cuda head lt bf16 fused dhidden", "cuda head lt f32 dhead recomputed", "cuda rmsnorm dweight", "cuda rope hd=128 sections=3 forward",
+    "cuda attention B=2 T=17 NH=4 KV=2 hd=16 dk", "cuda attention_segments hd=80 dq", "cuda attention cached split start=5000 n=1 hd=128", "cuda adamw params (bit-identical)", "cuda sq_norm", "cuda decoder f32 full fine-tuning: every gradient",
+    "cuda decoder bf16 lora step 1 adapter gradients", "cuda decoder f32 cached decoding logits", "cuda decoder f32 constrained greedy generation", "cuda vision backward: every gradient"]) {
+    expect(checks.some((l) => l.startsWith(`PASS ${name}`)), `missing check '${name}'`).toBe(true);
+  }
+}

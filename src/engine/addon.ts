@@ -197,7 +197,9 @@ export interface NativeGenResult {
   totalMs: number;
 }
 
-export interface NativeVisionConfig extends NativeBackendOptions {
+/** Qwen2.5-VL's tower (native/model/vision.h). */
+export interface NativeQwenVisionConfig extends NativeBackendOptions {
+  family?: "qwen2_5_vl";
   depth: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -215,13 +217,34 @@ export interface NativeVisionConfig extends NativeBackendOptions {
   dtype?: NativeDType;
 }
 
+/** SigLIP with SmolVLM2's pixel-shuffle connector (native/model/vision_siglip.h); inference only. */
+export interface NativeSiglipVisionConfig extends NativeBackendOptions {
+  family: "siglip";
+  depth: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  /** The language model's width (the connector's output). */
+  outHiddenSize: number;
+  patchSize: number;
+  /** Tile side in pixels (every tile is imageSize x imageSize). */
+  imageSize: number;
+  scaleFactor: number;
+  layerNormEps?: number;
+  dtype?: NativeDType;
+}
+
+export type NativeVisionConfig = NativeQwenVisionConfig | NativeSiglipVisionConfig;
+
 export interface NativeVisionTower {
   readonly params: NativeParamStore;
   readonly backend: string;
+  /** "qwen2_5_vl" or "siglip". */
+  readonly family: string;
   /** Train (or freeze) the tower: gradients exist only while it is trained. Frozen by default. */
   setTrainable(on: boolean): void;
   /**
-   * pixels (N, 3*T*p*p), grids (t, h, w) per image -> (N / merge^2, outHiddenSize).
+   * pixels (N, P), grids (t, h, w) per image (SigLIP: per tile) -> (N / merge^2 (scale^2), outHiddenSize).
    * train: keep this call's activations on the handle for the next backwardAsync.
    */
   forwardAsync(pixels: Float32Array, grids: Int32Array, train?: boolean): Promise<Float32Array>;

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
-import { callNative, callNativeAsync, loadAddon, type NativeTensorInfo, type NativeVisionConfig, type NativeVisionTower } from "./addon.js";
+import { callNative, callNativeAsync, loadAddon, type NativeQwenVisionConfig, type NativeTensorInfo, type NativeVisionConfig, type NativeVisionTower } from "./addon.js";
 import { optimizerStep, ParamStore, type AdamWInput, type OptimizerState } from "./params.js";
 
 const VisionConfigSchema = z
@@ -29,7 +29,7 @@ const VisionConfigSchema = z
   })
   .passthrough();
 
-export function parseVisionConfig(json: unknown, source = "vision_config"): NativeVisionConfig {
+export function parseVisionConfig(json: unknown, source = "vision_config"): NativeQwenVisionConfig {
   const r = VisionConfigSchema.safeParse(json);
   if (!r.success) throw new VlaError("CONFIG_INVALID", `${source} is not a Qwen2.5-VL vision config:\n${formatZodIssues(r.error.issues)}`);
   const c = r.data;

@@ -28,7 +28,7 @@ import { readJsonFile } from "../io/json-file.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
 import { loadTemplate, type PromptTemplate } from "../prompts/template.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
-import { preprocessImage, type ProcessedImage } from "../vision/processor.js";
+import type { ImageLayout, ProcessedImage } from "../vision/processor.js";
 import { readPolicyFile, type PolicyFileData } from "./file.js";
 import { encodePolicyPrompt, policyAutomaton, stateText } from "./prompt.js";
 import { TimestepStreams } from "./timesteps.js";
@@ -138,8 +138,9 @@ export class Policy {
   }
 
   /** The request's prompt (without an answer), from the cache when it was encoded before. */
-  private encodePrompt(req: ActRequest, imageTokens?: readonly number[]): EncodedPrompt {
-    const key = JSON.stringify([req.instruction, req.state && this.template.uses.has("state") ? stateText(req.state) : null, imageTokens ?? null]);
+  private encodePrompt(req: ActRequest, image?: ImageLayout): EncodedPrompt {
+    const imageTokens = image ? [image.tokens] : undefined;
+    const key = JSON.stringify([req.instruction, req.state && this.template.uses.has("state") ? stateText(req.state) : null, imageTokens ?? null, image?.expansion ?? null]);
     const hit = this.prompts.get(key);
     if (hit) return hit;
     const enc = encodePolicyPrompt({
@@ -151,6 +152,7 @@ export class Policy {
       ...(req.state ? { state: req.state } : {}),
       addVisionId: this.addVisionId,
       ...(imageTokens ? { imageTokens } : {}),
+      ...(image?.expansion ? { imageExpansions: [image.expansion] } : {}),
     });
     if (this.prompts.size >= PROMPT_CACHE_SIZE) this.prompts.clear();
     this.prompts.set(key, enc);
@@ -179,14 +181,14 @@ export class Policy {
     if (this.vlm && req.images.length > 0) {
       const heights = new Set(req.images.map((i) => i.height));
       if (heights.size > 1) throw new VlaError("DATA_INVALID", `camera images have different heights (${[...heights].join(", ")})`, "send every camera at the same height; they are tiled side by side");
-      image = preprocessImage(req.images.length === 1 ? (req.images[0] as RgbImage) : tileHorizontal(req.images), this.vlm.processor);
+      image = this.vlm.preprocess(req.images.length === 1 ? (req.images[0] as RgbImage) : tileHorizontal(req.images));
     }
-    const enc = this.encodePrompt(req, image ? [image.tokens] : undefined);
+    const enc = this.encodePrompt(req, image);
     if (enc.ids.length + this.maxAnswerTokens > this.contextLength) {
       throw new VlaError("DATA_INVALID", `the prompt is ${enc.ids.length} tokens and its answer up to ${this.maxAnswerTokens}: over the model's context length of ${this.contextLength} tokens`, "shorten the instruction (or send smaller images)");
     }
     if (!image || !this.vlm) return { ids: enc.ids };
-    const mm = this.vlm.multimodalInputs(enc.ids.length, enc.imageStarts, [image]);
+    const mm = this.vlm.multimodalInputs(enc.ids.length, enc.imageStarts, [image], enc.featureRows);
     return { ids: enc.ids, positions: mm.positions, injectRows: mm.injectRows, image };
   }
 
@@ -196,14 +198,8 @@ export class Policy {
     const vlm = this.vlm;
     const withImages = prepared.flatMap((p, i) => (p?.image ? [{ i, image: p.image }] : []));
     if (!vlm || withImages.length === 0) return out;
-    const pixels = new Float32Array(withImages.reduce((a, x) => a + x.image.pixels.length, 0));
-    let o = 0;
-    for (const x of withImages) {
-      pixels.set(x.image.pixels, o);
-      o += x.image.pixels.length;
-    }
     // (sum of tokens, C), images in order: each request's rows are contiguous
-    const features = await vlm.vision.forward(pixels, withImages.map((x) => x.image.grid));
+    const features = await vlm.encode(withImages.map((x) => x.image));
     const C = vlm.vision.config.outHiddenSize;
     let row = 0;
     for (const x of withImages) {

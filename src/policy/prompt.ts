@@ -3,6 +3,7 @@
  * chat template -> token ids, with the state written as numbers and (for training) the
  * answer appended. Images appear only when their token counts are given (a VLM).
  */
+import type { ImagePiece } from "../vision/processor.js";
 import type { ActionGrammar } from "../actions/grammar.js";
 import type { ActionSpec } from "../actions/spec.js";
 import { ActionAutomaton } from "../engine/automaton.js";
@@ -25,6 +26,8 @@ export interface PolicyPromptInput {
   addVisionId?: boolean;
   /** Tokens per image (after the vision tower's merge); omitted: a text-only prompt. */
   imageTokens?: readonly number[];
+  /** Per image, its prompt pieces where the family expands an image into more than its image tokens (ImageLayout.expansion). */
+  imageExpansions?: ReadonlyArray<readonly ImagePiece[] | undefined>;
 }
 
 /** State numbers as the prompt writes them (4 decimals, spaces). */
@@ -43,7 +46,7 @@ export function encodePolicyPrompt(p: PolicyPromptInput): EncodedPrompt {
     ...(p.state !== undefined && p.template.uses.has("state") ? { state: stateText(p.state) } : {}),
   });
   const segs = renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, ...(p.answer !== undefined ? { answer: p.answer } : {}) });
-  return encodeSegments(p.tokenizer, segs, p.imageTokens ? { imageTokens: p.imageTokens } : {});
+  return encodeSegments(p.tokenizer, segs, { ...(p.imageTokens ? { imageTokens: p.imageTokens } : {}), ...(p.imageExpansions ? { imageExpansions: p.imageExpansions } : {}) });
 }
 
 /** The control token that closes the assistant's answer in this tokenizer's chat template (where generation stops). */

@@ -127,15 +127,15 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
       const chunk = targetChunk(ep.actions, ep.T, ep.A, t, spec.horizon);
       const { text, bins } = codec.encodeRaw(chunk.actions);
       const state = ep.states.slice(t * ep.S, (t + 1) * ep.S);
-      const key = JSON.stringify([ep.instruction[t], withState && ep.S > 0 ? stateText(state) : null, text, layouts ? perImage : null]);
+      const key = JSON.stringify([ep.instruction[t], withState && ep.S > 0 ? stateText(state) : null, text, layouts ? perImage : null, layouts?.[t]?.expansion ?? null]);
       let encoded = encodings.get(key);
       if (!encoded) {
-        encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(layouts ? { imageTokens: [perImage] } : {}) });
+        encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(layouts ? { imageTokens: [perImage] } : {}), ...(layouts?.[t]?.expansion ? { imageExpansions: [layouts[t]?.expansion] } : {}) });
         encodings.set(key, encoded);
       }
       const ex: TrainExample = { source: ep.source, episode: ep.episode, frame: t, instruction: ep.instruction[t] as string, state, target: codec.binsToNormalized(bins), encoded };
       if (layouts && vlm) {
-        const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [layouts[t] as ImageLayout]);
+        const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [layouts[t] as ImageLayout], encoded.featureRows);
         ex.image = feats
           ? { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C) }
           : { positions: mm.positions, injectRows: mm.injectRows, rgb: ep.images[t] as RgbImage };

@@ -45,8 +45,17 @@ export function encodePolicyPrompt(p: PolicyPromptInput): EncodedPrompt {
     images: p.imageTokens?.length ?? 0,
     ...(p.state !== undefined && p.template.uses.has("state") ? { state: stateText(p.state) } : {}),
   });
-  const segs = renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, ...(p.answer !== undefined ? { answer: p.answer } : {}) });
-  return encodeSegments(p.tokenizer, segs, { ...(p.imageTokens ? { imageTokens: p.imageTokens } : {}), ...(p.imageExpansions ? { imageExpansions: p.imageExpansions } : {}) });
+  const options = { ...(p.imageTokens ? { imageTokens: p.imageTokens } : {}), ...(p.imageExpansions ? { imageExpansions: p.imageExpansions } : {}) };
+  if (p.answer === undefined) {
+    // the prompt a policy answers is the training prompt up to its answer, token for token: a
+    // chat template's generation prompt can differ from it (SmolVLM2's "Assistant:" is
+    // followed by a space before a trained answer), and the model must see what it trained on
+    const enc = encodeSegments(p.tokenizer, renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, answer: "0" }), options);
+    const ids = enc.ids.slice(0, enc.answerStart);
+    return { ids, answerStart: ids.length, answerEnd: ids.length, endIndex: -1, imageStarts: enc.imageStarts, featureRows: enc.featureRows };
+  }
+  const segs = renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, answer: p.answer });
+  return encodeSegments(p.tokenizer, segs, options);
 }
 
 /** The control token that closes the assistant's answer in this tokenizer's chat template (where generation stops). */

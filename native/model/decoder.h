@@ -62,6 +62,10 @@ struct Batch {
   int M = 0;
   const int32_t* inject_rows = nullptr;  // (M) row indices in [0, N)
   const float* inject = nullptr;         // (M, C)
+  // DeepStack (Qwen3-VL): deepstack[l] (M, C) is added to the residual stream at the injected
+  // rows after layer l, for l < K. Its gradient is not computed (it comes from a frozen tower).
+  int K = 0;
+  const float* deepstack = nullptr;  // (K, M, C)
   // LoRA dropout masks are drawn from this seed (deterministic); < 0 disables dropout.
   int64_t dropout_seed = -1;
 };
@@ -90,6 +94,8 @@ struct SeqInput {
   int M;
   const int32_t* inject_rows;  // (M) rows within the n new tokens
   const float* inject;         // (M, C)
+  int K = 0;                          // DeepStack layers (see Batch)
+  const float* deepstack = nullptr;   // (K, M, C)
 };
 
 class Decoder {

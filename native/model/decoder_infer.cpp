@@ -74,6 +74,10 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
         *error = "injected row " + std::to_string(q.inject_rows[m]) + " is outside the " + std::to_string(q.n) + " new tokens";
         return Status::InvalidArgument;
       }
+    if (q.K < 0 || q.K > c.L || (q.K > 0 && q.M > 0 && !q.deepstack)) {
+      *error = "DeepStack needs 0 <= K <= " + std::to_string(c.L) + " layers of (M, C) features, got K = " + std::to_string(q.K);
+      return Status::InvalidArgument;
+    }
     row0[(size_t)i + 1] = row0[(size_t)i] + q.n;
   }
   const int64_t N = row0[(size_t)n_seqs];
@@ -102,6 +106,29 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
   }
   be.embedding_forward(x.data(), dtok.data(), W(embed_), N, (int)C);
   if (!irows.empty()) be.scatter_rows(x.data(), drows.data(), dinj.data(), (int64_t)irows.size(), (int)C);
+  // DeepStack: per layer l, the rows (batch rows) and features of the sequences with K > l
+  int kmax = 0;
+  for (int i = 0; i < n_seqs; i++)
+    if (seqs[i].M > 0) kmax = std::max(kmax, seqs[i].K);
+  std::vector<Buf<int32_t>> ds_rows;
+  std::vector<Buf<float>> ds_vals;
+  for (int l = 0; l < kmax; l++) {
+    std::vector<int32_t> r;
+    std::vector<float> val;
+    for (int i = 0; i < n_seqs; i++) {
+      const SeqInput& sq = seqs[i];
+      if (sq.M == 0 || sq.K <= l) continue;
+      for (int m = 0; m < sq.M; m++) r.push_back((int32_t)(row0[(size_t)i] + sq.inject_rows[m]));
+      val.insert(val.end(), sq.deepstack + (int64_t)l * sq.M * C, sq.deepstack + (int64_t)(l + 1) * sq.M * C);
+    }
+    ds_rows.emplace_back(&be);
+    ds_vals.emplace_back(&be);
+    if (!ds_rows.back().upload(r.data(), (int64_t)r.size()) || !ds_vals.back().upload(val.data(), (int64_t)val.size())) {
+      *error = "out of memory for the DeepStack features";
+      return Status::OutOfMemory;
+    }
+  }
+  Buf<float> dstmp(&be);
   for (int l = 0; l < c.L; l++) {
     const LayerW& w = layers_[(size_t)l];
     be.rmsnorm_forward(ln.data(), rstd.data(), x.data(), F32(w.ln1), N, (int)C, c.eps);
@@ -132,6 +159,16 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
     be.swiglu_forward(h.data(), g.data(), u.data(), N * c.F);
     linear_forward(o.data(), ax.data(), h.data(), W(w.w[kDown]), nullptr, lora(l, kDown), N, c.F, (int)C);
     be.axpy(x.data(), o.data(), 1.0f, N * C);
+    if (l < kmax) {  // DeepStack: x[rows] += features of layer l
+      const int64_t nr = ds_rows[(size_t)l].size();
+      if (!dstmp.resize(nr * C)) {
+        *error = "out of memory for the DeepStack features";
+        return Status::OutOfMemory;
+      }
+      be.gather_rows(dstmp.data(), x.data(), ds_rows[(size_t)l].data(), nr, (int)C);
+      be.add(dstmp.data(), dstmp.data(), ds_vals[(size_t)l].data(), nr * C);
+      be.scatter_rows(x.data(), ds_rows[(size_t)l].data(), dstmp.data(), nr, (int)C);
+    }
   }
   // each sequence's last row, final-normed
   std::vector<int32_t> last((size_t)n_seqs);

@@ -186,6 +186,11 @@ bool read_gen_options(Napi::Env env, Napi::Value v, vlatext::GenOptions* opt, st
   if (!get_i32_array(env, o, "positions", -1, &opt->prompt.positions, false)) return false;
   if (o.Has("injectRows") && !o.Get("injectRows").IsUndefined()) {
     if (!get_i32_array(env, o, "injectRows", -1, &opt->prompt.inject_rows, true) || !get_f32_array(env, o, "inject", -1, &opt->prompt.inject)) return false;
+    if (o.Has("deepstack") && !o.Get("deepstack").IsUndefined()) {
+      const size_t per = opt->prompt.inject.size();
+      if (!get_f32_array(env, o, "deepstack", -1, &opt->prompt.deepstack)) return false;
+      if (per == 0 || opt->prompt.deepstack.size() % per != 0) return range_error(env, "'deepstack' must hold K layers of inject's (M, C) values");
+    }
   }
   return true;
 }

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "../model/vision.h"
+#include "../model/vision_qwen3.h"
 #include "../model/vision_siglip.h"
 #include "handles.h"
 #include "napi_util.h"
@@ -69,8 +70,20 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap>, public StoreOwner {
       std::unique_ptr<vlatext::SiglipEncoder> m;
       st = vlatext::SiglipEncoder::create(c, bo, &m, &err);
       model_ = std::move(m);
+    } else if (family == "qwen3_vl") {
+      vlatext::Qwen3VisionConfig c;
+      if (!get_int(env, o, "depth", 1, &c.depth) || !get_int(env, o, "hiddenSize", 1, &c.C) || !get_int(env, o, "intermediateSize", 1, &c.F) || !get_int(env, o, "numHeads", 1, &c.NH) ||
+          !get_int(env, o, "outHiddenSize", 1, &c.Cout) || !get_int(env, o, "patchSize", 1, &c.patch) || !get_int(env, o, "spatialMergeSize", 1, &c.merge) ||
+          !get_int(env, o, "temporalPatchSize", 1, &c.temporal) || !get_int(env, o, "numPositionEmbeddings", 1, &c.npos) || !get_float(env, o, "ropeTheta", &c.theta) || !read_dtype(env, o, &c.dtype))
+        return;
+      std::vector<int32_t> ds;
+      if (!get_i32_array(env, o, "deepstackVisualIndexes", -1, &ds, false)) return;
+      c.deepstack.assign(ds.begin(), ds.end());
+      std::unique_ptr<vlatext::Qwen3VisionEncoder> m;
+      st = vlatext::Qwen3VisionEncoder::create(c, bo, &m, &err);
+      model_ = std::move(m);
     } else {
-      type_error(env, "VisionTower config: family '" + family + "' is not a vision encoder family (qwen2_5_vl, siglip)");
+      type_error(env, "VisionTower config: family '" + family + "' is not a vision encoder family (qwen2_5_vl, siglip, qwen3_vl)");
       return;
     }
     if (st != Status::Ok) {
@@ -159,7 +172,7 @@ class VisionWorker : public StatusWorker {
     const int64_t P = m.patch_values();
     const int64_t N = (int64_t)pixels_.size() / P;
     if ((int64_t)pixels_.size() != N * P) return Fail(Status::InvalidArgument, "forward: pixels hold " + std::to_string(pixels_.size()) + " values, not a multiple of " + std::to_string(P));
-    out_.assign((size_t)(m.out_rows(N) * m.out_width()), 0.0f);
+    out_.assign((size_t)(m.out_blocks() * m.out_rows(N) * m.out_width()), 0.0f);
     const Status st = m.encode(pixels_.data(), N, grids_.data(), (int)grids_.size() / 3, out_.data(), mode_ == Mode::ForwardTrain, &err);
     if (st != Status::Ok) return Fail(st, "forward: " + err);
   }

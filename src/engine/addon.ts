@@ -88,6 +88,8 @@ export interface NativeBatch {
   injectRows?: Int32Array;
   /** (M, C) injected embeddings. */
   inject?: Float32Array;
+  /** (K, M, C) DeepStack features (Qwen3-VL): layer l < K's output gets deepstack[l] added at the injected rows. */
+  deepstack?: Float32Array;
   /** Seed of the LoRA dropout masks for this pass; absent = no dropout. */
   dropoutSeed?: number;
 }
@@ -168,6 +170,8 @@ export interface NativeGenOptions {
   positions?: Int32Array;
   injectRows?: Int32Array;
   inject?: Float32Array;
+  /** (K, M, C) DeepStack features for the prompt (see NativeBatch). */
+  deepstack?: Float32Array;
   temperature?: number;
   seed?: number;
   jumpForward?: boolean;
@@ -234,7 +238,26 @@ export interface NativeSiglipVisionConfig extends NativeBackendOptions {
   dtype?: NativeDType;
 }
 
-export type NativeVisionConfig = NativeQwenVisionConfig | NativeSiglipVisionConfig;
+/** Qwen3-VL's tower with DeepStack mergers (native/model/vision_qwen3.h); inference only. */
+export interface NativeQwen3VisionConfig extends NativeBackendOptions {
+  family: "qwen3_vl";
+  depth: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  outHiddenSize: number;
+  patchSize: number;
+  spatialMergeSize: number;
+  temporalPatchSize: number;
+  /** side^2 learned positions, bilinearly resampled to each image's grid. */
+  numPositionEmbeddings: number;
+  /** Blocks whose outputs feed the DeepStack mergers (the output gets one more (U, C) block per entry). */
+  deepstackVisualIndexes: Int32Array;
+  ropeTheta?: number;
+  dtype?: NativeDType;
+}
+
+export type NativeVisionConfig = NativeQwenVisionConfig | NativeSiglipVisionConfig | NativeQwen3VisionConfig;
 
 export interface NativeVisionTower {
   readonly params: NativeParamStore;

@@ -53,6 +53,8 @@ export interface TrainBatch {
   positions?: Int32Array;
   injectRows?: Int32Array;
   inject?: Float32Array;
+  /** (K, M, C) DeepStack features (Qwen3-VL), added after the first K layers at injectRows. */
+  deepstack?: Float32Array;
   /** Seed of this pass's LoRA dropout masks (forwardBackward picks one when absent). */
   dropoutSeed?: number;
 }

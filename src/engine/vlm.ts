@@ -15,9 +15,14 @@ import { DecoderModel, MODEL_CONFIG_FILE, resolveDType, type ModelOptions } from
 import { modelFamily, type ModelFamilyName, type VlmSpec } from "./families.js";
 import { VisionModel } from "./vision.js";
 
-export interface ImageFeatures {
+export interface ImageEncoding {
   /** (sum of tokens, C) features in image order. */
   features: Float32Array;
+  /** (K, sum of tokens, C) DeepStack features (Qwen3-VL), for the decoder's first K layers; absent for other families. */
+  deepstack?: Float32Array;
+}
+
+export interface ImageFeatures extends ImageEncoding {
   processed: ProcessedImage[];
 }
 
@@ -47,7 +52,7 @@ export class VlmModel {
     if (!family.vision) throw new VlaError("CONFIG_INVALID", `${file}: model_type '${key}' (${family.name}) is a text-only model, not a vision-language model`, "load it as a language model, or point at a vision-language model directory");
     const spec = family.vision.parse(json, dir, file);
     const { trainBase, trainVision, ...backend } = options;
-    if (trainVision && spec.vision.family === "siglip") throw new VlaError("CONFIG_INVALID", `${dir}: training the vision encoder of ${family.name} is not supported yet`, "set vision.train to false (the language model still trains, LoRA or full)");
+    if (trainVision && spec.vision.family !== undefined && spec.vision.family !== "qwen2_5_vl") throw new VlaError("CONFIG_INVALID", `${dir}: training the vision encoder of ${family.name} is not supported yet`, "set vision.train to false (the language model still trains, LoRA or full)");
     const decoder = DecoderModel.load(dir, { ...backend, trainBase: trainBase ?? false, config: spec.decoder, fileNames: spec.decoderNames });
     let vision: VisionModel | undefined;
     try {
@@ -71,15 +76,24 @@ export class VlmModel {
     return this.processor.preprocess(img);
   }
 
-  /** The features of preprocessed images in one encoder call: (sum of tokens, C), images in order. */
-  async encode(processed: readonly ProcessedImage[], options: { train?: boolean } = {}): Promise<Float32Array> {
+  /** DeepStack layers the decoder takes (Qwen3-VL), 0 for other families. */
+  get deepstackLayers(): number {
+    return this.spec.deepstackLayers ?? 0;
+  }
+
+  /** The features of preprocessed images in one encoder call: (sum of tokens, C), images in order (and Qwen3-VL's DeepStack blocks). */
+  async encode(processed: readonly ProcessedImage[], options: { train?: boolean } = {}): Promise<ImageEncoding> {
     const pixels = new Float32Array(processed.reduce((a, p) => a + p.pixels.length, 0));
     let o = 0;
     for (const p of processed) {
       pixels.set(p.pixels, o);
       o += p.pixels.length;
     }
-    return await this.vision.forward(pixels, processed.flatMap((p) => imageGrids(p)), options);
+    const out = await this.vision.forward(pixels, processed.flatMap((p) => imageGrids(p)), options);
+    const K = this.deepstackLayers;
+    if (K === 0) return { features: out };
+    const block = out.length / (K + 1);
+    return { features: out.subarray(0, block), deepstack: out.subarray(block) };
   }
 
   /**
@@ -88,7 +102,7 @@ export class VlmModel {
    */
   async imageFeatures(images: readonly RgbImage[], options: { train?: boolean } = {}): Promise<ImageFeatures> {
     const processed = images.map((img) => this.preprocess(img));
-    return { features: await this.encode(processed, options), processed };
+    return { ...(await this.encode(processed, options)), processed };
   }
 
   /** Where an image of this size goes: its patch grid and token count (no pixels needed). */

@@ -21,7 +21,7 @@ import { tileHorizontal } from "../data/image.js";
 import { generateConstrainedBatch, type ActionAutomaton, type ConstrainedOptions } from "../engine/automaton.js";
 import { MODEL_CONFIG_FILE, type DecoderModel } from "../engine/decoder.js";
 import type { ModelOptions } from "../engine/decoder.js";
-import { loadLanguageModel, type VlmModel } from "../engine/vlm.js";
+import { loadLanguageModel, type ImageEncoding, type VlmModel } from "../engine/vlm.js";
 import { VlaError } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
 import { readJsonFile } from "../io/json-file.js";
@@ -193,18 +193,24 @@ export class Policy {
   }
 
   /** The features of every prepared image, in one vision-tower call, split per request. */
-  private async encodeImages(prepared: ReadonlyArray<Prepared | undefined>): Promise<Array<Float32Array | undefined>> {
-    const out: Array<Float32Array | undefined> = prepared.map(() => undefined);
+  private async encodeImages(prepared: ReadonlyArray<Prepared | undefined>): Promise<Array<ImageEncoding | undefined>> {
+    const out: Array<ImageEncoding | undefined> = prepared.map(() => undefined);
     const vlm = this.vlm;
     const withImages = prepared.flatMap((p, i) => (p?.image ? [{ i, image: p.image }] : []));
     if (!vlm || withImages.length === 0) return out;
     // (sum of tokens, C), images in order: each request's rows are contiguous
-    const features = await vlm.encode(withImages.map((x) => x.image));
+    const { features, deepstack } = await vlm.encode(withImages.map((x) => x.image));
     const C = vlm.vision.config.outHiddenSize;
+    const total = features.length / C;
+    const K = deepstack ? deepstack.length / features.length : 0;
     let row = 0;
     for (const x of withImages) {
-      out[x.i] = features.subarray(row * C, (row + x.image.tokens) * C);
-      row += x.image.tokens;
+      const n = x.image.tokens;
+      // DeepStack (K, total, C): this request's rows of each block, as (K, n, C)
+      const ds = deepstack ? new Float32Array(K * n * C) : undefined;
+      for (let k = 0; k < K && ds && deepstack; k++) ds.set(deepstack.subarray((k * total + row) * C, (k * total + row + n) * C), k * n * C);
+      out[x.i] = { features: features.subarray(row * C, (row + n) * C), ...(ds ? { deepstack: ds } : {}) };
+      row += n;
     }
     return out;
   }
@@ -257,7 +263,7 @@ export class Policy {
       }
     });
     const t1 = performance.now();
-    let features: Array<Float32Array | undefined>;
+    let features: Array<ImageEncoding | undefined>;
     try {
       features = await this.encodeImages(prepared);
     } catch (e) {
@@ -282,7 +288,7 @@ export class Policy {
         maxTokens: this.maxAnswerTokens,
         ...item.options,
         ...(p.positions ? { positions: p.positions } : {}),
-        ...(p.injectRows && f ? { injectRows: p.injectRows, inject: f } : {}),
+        ...(p.injectRows && f ? { injectRows: p.injectRows, inject: f.features, ...(f.deepstack ? { deepstack: f.deepstack } : {}) } : {}),
         ...(item.cancel ? { cancel: item.cancel } : {}),
       };
     });

@@ -36,7 +36,10 @@ export interface TrainExample {
    * either their features (frozen tower: computed once) or the tiled camera image (the
    * tower is trained: features are computed every step).
    */
-  image?: { positions: Int32Array; injectRows: Int32Array } & ({ inject: Float32Array; rgb?: undefined } | { rgb: RgbImage; inject?: undefined });
+  image?: { positions: Int32Array; injectRows: Int32Array; /** (K, rows, C) Qwen3-VL's DeepStack features of a frozen tower */ deepstack?: Float32Array } & (
+    | { inject: Float32Array; rgb?: undefined }
+    | { rgb: RgbImage; inject?: undefined }
+  );
 }
 
 export interface TrainData {
@@ -61,6 +64,14 @@ interface RawEpisode {
   T: number;
   A: number;
   S: number;
+}
+
+/** Rows [first, first + n) of every block of (K, total, C) DeepStack features, as (K, n, C). */
+export function deepstackRows(ds: Float32Array, total: number, first: number, n: number, C: number): Float32Array {
+  const K = ds.length / (total * C);
+  const out = new Float32Array(K * n * C);
+  for (let k = 0; k < K; k++) out.set(ds.subarray((k * total + first) * C, (k * total + first + n) * C), k * n * C);
+  return out;
 }
 
 export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void, vlm?: VlmModel): Promise<TrainData> {
@@ -137,7 +148,7 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
       if (layouts && vlm) {
         const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [layouts[t] as ImageLayout], encoded.featureRows);
         ex.image = feats
-          ? { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C) }
+          ? { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C), ...(feats.deepstack ? { deepstack: deepstackRows(feats.deepstack, feats.features.length / C, t * perImage, perImage, C) } : {}) }
           : { positions: mm.positions, injectRows: mm.injectRows, rgb: ep.images[t] as RgbImage };
         featureCount++;
       }

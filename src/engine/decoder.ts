@@ -349,7 +349,7 @@ export class KvCache {
     return this.native.capacity;
   }
   /** Runs new tokens through the model, extending the cache; returns the last token's logits (V). */
-  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array }): Float32Array {
+  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array; deepstack?: Float32Array }): Float32Array {
     return callNative("KvCache.feed", () => this.native.feed(tokens, options));
   }
   reset(): void {

@@ -79,6 +79,11 @@ describe(`Qwen3-VL against transformers ${meta.transformers} goldens`, () => {
           // the check can fail: without DeepStack the logits are far off
           const plain = vlm.decoder.logits({ B: 1, T: N, tokens: ids, positions: mm.positions, injectRows: mm.injectRows, inject: feats.features });
           expect(maxDiff(plain, wantLogits) / maxAbs(wantLogits)).toBeGreaterThan(1e-3);
+          // generation's path (the KV-cache prefill with DeepStack) gives the last row's logits
+          const cache = vlm.decoder.newCache(N + 1);
+          const last = cache.feed(ids, { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features, deepstack: feats.deepstack! });
+          const V = wantLogits.length / N;
+          expect(maxDiff(last, wantLogits.subarray((N - 1) * V)) / maxAbs(wantLogits)).toBeLessThanOrEqual(1e-4);
           console.log(`qwen3vl ${config} ${n}img: features ${featErr.toExponential(2)}, deepstack ${dsErr.toExponential(2)}, logits ${logitErr.toExponential(2)} (relative to max |HF|)`);
         } finally {
           vlm.dispose();

@@ -32,3 +32,4 @@ export type { FinetuneResult, TrainerIO } from "./train/trainer.js";
 export type { ServerOptions, RunningServer } from "./serve/server.js";
 export { createTinyDefaultModel } from "./models/tiny-default.js";
 export { createTinySmolVlmModel } from "./models/tiny-smolvlm.js";
+export { createTinyQwen3VlModel } from "./models/tiny-qwen3vl.js";

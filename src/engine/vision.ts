@@ -1,8 +1,10 @@
 /**
- * Qwen2.5-VL's vision tower in the native engine, configured from `vision_config` in
- * config.json (unsupported settings are named): a forward for inference, and for
- * fine-tuning a training forward, a backward from the gradient of its output, and AdamW
- * on its own parameters (clipped with the language model's gradients as one norm).
+ * A vision encoder in the native engine (native/model/vision_encoder.h): Qwen2.5-VL's tower,
+ * configured here from `vision_config` (unsupported settings are named), or SmolVLM2's SigLIP
+ * and Qwen3-VL's tower, configured by their family files (families/). A forward for
+ * inference, and for Qwen2.5-VL's tower fine-tuning: a training forward, a backward from the
+ * gradient of its output, and AdamW on its own parameters (clipped with the language model's
+ * gradients as one norm).
  */
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { createTinyDefaultModel, createTinySmolVlmModel, finetune, loadModel, loadPolicy, MODEL_FAMILIES, serve, supportedFamilies, VlaError, type ActRequest, type FinetuneConfigInput } from "vlatext";
+import { createTinyDefaultModel, createTinyQwen3VlModel, createTinySmolVlmModel, finetune, loadModel, loadPolicy, MODEL_FAMILIES, serve, supportedFamilies, VlaError, type ActRequest, type FinetuneConfigInput } from "vlatext";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-api-"));
 
@@ -18,11 +18,12 @@ describe("vlatext as a library", () => {
     for (const [make, family] of [
       [() => createTinyDefaultModel(path.join(tmp, "qwen"), { seed: 1 }), "qwen2_5_vl"],
       [() => createTinySmolVlmModel(path.join(tmp, "smol"), { seed: 1 }), "smolvlm"],
+      [() => createTinyQwen3VlModel(path.join(tmp, "qwen3vl"), { seed: 1 }), "qwen3_vl"],
     ] as const) {
       const m = loadModel(make());
       try {
         expect(m.vlm?.family).toBe(family);
-        expect(MODEL_FAMILIES[family].vision.encoder).toBe(family === "smolvlm" ? "siglip" : "qwen2_5_vl");
+        expect(MODEL_FAMILIES[family].vision.encoder).toBe(family === "smolvlm" ? "siglip" : family);
         const feats = await m.vlm!.imageFeatures([{ width: 28, height: 28, data: new Uint8Array(28 * 28 * 3).fill(100) }]);
         expect(feats.features.length).toBe(feats.processed[0]!.tokens * m.model.config.native.hiddenSize);
       } finally {

@@ -14,6 +14,9 @@ Per model config ("a": depth 3, DeepStack after vision blocks 0 and 1, tied embe
     <config>/<n>img.safetensors   input_ids, image_grid_thw, position_ids (3, N) from
                                   get_rope_index, vision_features (merger output),
                                   deepstack_features (K, tokens, C), logits (N, V)
+    <config>/<n>img-bf16w.safetensors   vision_features, deepstack_features and logits with the
+                                  weight matrices and embeddings rounded to bf16 (what vlatext's
+                                  bf16 storage holds; the position table stays f32 there and here)
 images.safetensors: the raw uint8 images (F16). Image sides are multiples of
 patch * merge (16): the processor only normalizes and reorders (its resize is the
 Qwen2.5-VL one, covered by test/goldens/qwen25vl).
@@ -113,6 +116,18 @@ def main():
                 "deepstack_features": f32(torch.stack(out.deepstack_features)),
                 "logits": f32(logits),
             }, os.path.join(d, f"{n}img.safetensors"))
+            saved = {}
+            with torch.no_grad():
+                for k, p in model.named_parameters():
+                    if p.dim() >= 2 and "pos_embed" not in k:
+                        saved[k] = p.detach().clone()
+                        p.copy_(p.to(torch.bfloat16).float())
+                out_b = model.model.visual(pixels, grid_thw=grid)
+                logits_b = model(**kwargs).logits[0]
+                for k, p in model.named_parameters():
+                    if k in saved:
+                        p.copy_(saved[k])
+            save_file({"vision_features": f32(out_b.pooler_output), "deepstack_features": f32(torch.stack(out_b.deepstack_features)), "logits": f32(logits_b)}, os.path.join(d, f"{n}img-bf16w.safetensors"))
             meta[f"{name}/{n}img"] = {"tokens": len(tokens), "grid": grid.tolist(), "logits_absmax": float(logits.abs().max()), "features_absmax": float(out.pooler_output.abs().max())}
             print("wrote", d, n)
     with open(os.path.join(a.out, "meta.json"), "w") as f:

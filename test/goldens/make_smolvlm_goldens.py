@@ -17,6 +17,9 @@ factor 4, its own lm_head, grouped-query attention):
                                      get_image_prompt_string), pixel_values (tiles, 3, H, W),
                                      rows / cols per image, vision_features (after the
                                      connector, (tiles, seq, C)), logits (N, V)
+    <config>/<n>img-bf16w.safetensors  vision_features and logits of the same model with its
+                                     weight matrices and embeddings rounded to bf16 (what vlatext's
+                                     bf16 storage holds; the position table stays f32 there and here)
 and processor.safetensors: raw uint8 images (stored as F16, exact) of sizes that need
 resizing up and down, and the pixel_values / rows / cols SmolVLMImageProcessorPil
 (PIL, Lanczos) makes of them with the "split" config's sizes. meta.json: versions,
@@ -105,6 +108,24 @@ def tokenize(text):
     return ids
 
 
+def bf16_rounded(model):
+    """The parameters vlatext stores as bf16 (2+ dimensions, not the position table), rounded in place; returns the originals."""
+    saved = {}
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            if p.dim() >= 2 and "position_embedding" not in k:
+                saved[k] = p.detach().clone()
+                p.copy_(p.to(torch.bfloat16).float())
+    return saved
+
+
+def restore(model, saved):
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            if k in saved:
+                p.copy_(saved[k])
+
+
 def f32(t):
     return t.detach().float().contiguous()
 
@@ -159,6 +180,12 @@ def model_cases(out, rng, meta):
                 "logits": f32(logits),
             }, os.path.join(d, f"{n_images}img.safetensors"))
             meta[f"{name}/{n_images}img"] = {"tokens": len(tokens), "tiles": int(px.shape[0]), "rows": rows, "cols": cols, "seq": seq, "logits_absmax": float(logits.abs().max()), "features_absmax": float(feats.abs().max())}
+            saved = bf16_rounded(model)
+            with torch.no_grad():
+                feats_b = model.model.get_image_features(px[None]).pooler_output
+                logits_b = model(input_ids=input_ids, pixel_values=px[None]).logits[0]
+            restore(model, saved)
+            save_file({"vision_features": f32(feats_b), "logits": f32(logits_b)}, os.path.join(d, f"{n_images}img-bf16w.safetensors"))
             print("wrote", d, n_images, "image(s)")
 
 

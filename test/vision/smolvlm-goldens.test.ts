@@ -11,13 +11,18 @@
  *   value by 1/255/0.5 ~ 0.008); tile counts, rows and cols exact;
  * - the prompt (transformers' own get_image_prompt_string, tokenized by a fixed table): exact;
  * - vision features (after the connector) and logits: max |ours - HF| <= 1e-4 * max |HF|
- *   (f32 both sides).
+ *   (f32 both sides);
+ * - with bf16 weight storage, against transformers on the same weights rounded to bf16
+ *   (<n>img-bf16w.safetensors): 1e-4 at the avx512 level (weights widened exactly, only the
+ *   summation order differs), 1.5e-2 at a level that also rounds activations to bf16
+ *   (avx512bf16, amx), as for Qwen2.5-VL.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { RgbImage } from "../../src/data/episode.js";
+import { loadAddon, NATIVE_ISAS } from "../../src/engine/addon.js";
 import { VlmModel } from "../../src/engine/vlm.js";
 import { readSafetensors, safetensorsData, type SafetensorsFile } from "../../src/io/safetensors.js";
 import type { ImagePiece } from "../../src/vision/processor.js";
@@ -133,6 +138,31 @@ describe(`SmolVLM2 against transformers ${meta.transformers} goldens`, () => {
           vlm.dispose();
         }
       });
+
+      for (const isa of ["avx512", undefined] as const) {
+        const tol = isa === "avx512" || NATIVE_ISAS.indexOf(loadAddon().buildInfo().isa) < NATIVE_ISAS.indexOf("avx512bf16") ? 1e-4 : 1.5e-2;
+        it(`${config}, ${n} image${n > 1 ? "s" : ""}, bf16 weights at ${isa ?? `the best level (${loadAddon().buildInfo().isa})`}: features and logits within ${tol}`, async () => {
+          const vlm = VlmModel.load(path.join(dir, config), { dtype: "bf16", ...(isa ? { isa } : {}) });
+          try {
+            expect(vlm.decoder.dtype).toBe("bf16");
+            expect(vlm.vision.params.info().filter((t) => t.shape.length >= 2 && !/pos/.test(t.name)).every((t) => t.dtype === "bf16")).toBe(true);
+            const g = readSafetensors(path.join(dir, config, `${n}img.safetensors`));
+            const gb = readSafetensors(path.join(dir, config, `${n}img-bf16w.safetensors`));
+            const ids = Int32Array.from(tensor(g, "input_ids").data);
+            const feats = await vlm.imageFeatures(Array.from({ length: n }, (_, i) => image(images, `image${i}`)));
+            const wantFeats = tensor(gb, "vision_features").data;
+            expect(maxDiff(feats.features, wantFeats) / maxAbs(wantFeats)).toBeLessThanOrEqual(tol);
+            const rows = Array.from(ids.keys()).filter((i) => ids[i] === ID.image);
+            const logits = vlm.decoder.logits({ B: 1, T: ids.length, tokens: ids, injectRows: Int32Array.from(rows), inject: feats.features });
+            const wantLogits = tensor(gb, "logits").data;
+            expect(maxDiff(logits, wantLogits) / maxAbs(wantLogits)).toBeLessThanOrEqual(tol);
+            // the check can fail: the f32 goldens differ from the bf16-weight ones by more than the tight tolerance
+            if (tol === 1e-4) expect(maxDiff(tensor(g, "logits").data, wantLogits) / maxAbs(wantLogits)).toBeGreaterThan(1e-3);
+          } finally {
+            vlm.dispose();
+          }
+        });
+      }
     }
   }
 });

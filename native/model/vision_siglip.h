@@ -14,13 +14,14 @@
 // masked). Parameters carry HF names without the "model." prefix
 // ("vision_model.encoder.layers.0.self_attn.q_proj.weight", ...) in one allocation.
 //
-// Inference only for now: set_trainable(true) is refused (the language model trains with
-// this encoder frozen; its features are computed once per frame).
+// Inference, or a training forward that keeps its activations (SiglipActs) for a backward
+// that ACCUMULATES (+=) parameter gradients until zero_grad() (vision.train).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../core/backend.h"
 #include "../core/status.h"
@@ -34,6 +35,19 @@ struct SiglipConfig {
   int patch = 16, image = 512, scale = 2;
   float eps = 1e-6f;
   DType dtype = DType::F32;  // storage of the weight matrices (norms, biases, position table f32)
+};
+
+// What a training forward saves (one call's worth): x (depth + 1, N, C) every block's input and
+// the final stream, the per-block tensors (depth, N, ...), the final LayerNorm and the shuffle.
+// Inference uses the same buffers with one block's worth (depth 1, x in place).
+struct SiglipActs {
+  explicit SiglipActs(Backend* be)
+      : px(be), x(be), ln1(be), mean1(be), rstd1(be), q(be), k(be), v(be), att(be), lse(be), xmid(be), ln2(be), mean2(be), rstd2(be), g(be), h(be), lnf(be), meanf(be), rstdf(be), shuffled(be), order(be) {}
+  int64_t N = 0;
+  int n_img = 0;
+  std::vector<int32_t> cu;  // host: tile boundaries
+  Buf<float> px, x, ln1, mean1, rstd1, q, k, v, att, lse, xmid, ln2, mean2, rstd2, g, h, lnf, meanf, rstdf, shuffled;
+  Buf<int32_t> order;  // (N) the pixel shuffle's gather
 };
 
 class SiglipEncoder final : public VisionEncoder {
@@ -50,8 +64,8 @@ class SiglipEncoder final : public VisionEncoder {
   // grids: (1, image/patch, image/patch) per tile
   Status encode(const float* pixels, int64_t N, const int32_t* grids, int n_img, float* out, bool train, std::string* error) override;
   Status encode_backward(const float* dout, std::string* error) override;
-  int64_t backward_values() const override { return 0; }
-  void release_activations() override {}
+  int64_t backward_values() const override { return last_ ? out_rows(last_->N) * cfg_.Cout : 0; }
+  void release_activations() override { last_.reset(); }
 
  private:
   SiglipEncoder(const SiglipConfig& cfg, std::unique_ptr<Backend> be) : cfg_(cfg), be_(std::move(be)) {}
@@ -61,6 +75,7 @@ class SiglipEncoder final : public VisionEncoder {
   SiglipConfig cfg_;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<ParamStore> store_;
+  std::unique_ptr<SiglipActs> last_;  // the last training encode's activations
 };
 
 }  // namespace vlatext

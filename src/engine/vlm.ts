@@ -52,7 +52,7 @@ export class VlmModel {
     if (!family.vision) throw new VlaError("CONFIG_INVALID", `${file}: model_type '${key}' (${family.name}) is a text-only model, not a vision-language model`, "load it as a language model, or point at a vision-language model directory");
     const spec = family.vision.parse(json, dir, file);
     const { trainBase, trainVision, ...backend } = options;
-    if (trainVision && spec.vision.family !== undefined && spec.vision.family !== "qwen2_5_vl") throw new VlaError("CONFIG_INVALID", `${dir}: training the vision encoder of ${family.name} is not supported yet`, "set vision.train to false (the language model still trains, LoRA or full)");
+    if (trainVision && spec.vision.family === "qwen3_vl") throw new VlaError("CONFIG_INVALID", `${dir}: training the vision encoder of ${family.name} is not supported yet`, "set vision.train to false (the language model still trains, LoRA or full)");
     const decoder = DecoderModel.load(dir, { ...backend, trainBase: trainBase ?? false, config: spec.decoder, fileNames: spec.decoderNames });
     let vision: VisionModel | undefined;
     try {

@@ -3,7 +3,7 @@
  * processor, SigLIP encoder and Llama decoder, a BPE tokenizer with SmolVLM2's image tokens
  * and transformers' SmolVLM chat template): `vlatext finetune` (LoRA, and full) on simulator
  * images with the encoder frozen, the run's policy through `vlatext serve` answering
- * /v1/act with an image, and the unsupported encoder training refused before any work.
+ * /v1/act with an image, and the encoder trained with the language model (vision.train).
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -70,11 +70,20 @@ describe("SmolVLM2: finetune and serve", () => {
     }
   });
 
-  it("fine-tunes every weight of the language model (lora off) and refuses to train the SigLIP encoder", async () => {
+  it("fine-tunes every weight of the language model (lora off), and the SigLIP encoder with it (vision.train)", async () => {
     const quiet = { log: () => undefined, progress: () => undefined };
     const r = await finetune(parseFinetuneConfig({ model: modelDir, output: path.join(tmp, "full"), data: [{ dataset: simData, recipe: "toy-sim" }], lora: { enabled: false }, optimizer: { lr: 1e-3 }, steps: 2, batchSize: 2, imageSize: 28 }), quiet);
     expect(r.losses.every((l) => Number.isFinite(l.loss))).toBe(true);
-    await expect(finetune(parseFinetuneConfig({ model: modelDir, output: path.join(tmp, "vt"), data: [{ dataset: simData, recipe: "toy-sim" }], vision: { train: true }, steps: 1, imageSize: 28 }), quiet)).rejects.toThrow(/training the vision encoder of SmolVLM2 is not supported yet/);
-    expect(fs.existsSync(path.join(tmp, "vt", "metrics.jsonl"))).toBe(false);
+    // the SigLIP encoder trained too (vision.train): its weights move, are saved and served
+    const vt = await finetune(parseFinetuneConfig({ model: modelDir, output: path.join(tmp, "vt"), data: [{ dataset: simData, recipe: "toy-sim" }], vision: { train: true }, optimizer: { lr: 1e-3 }, steps: 2, batchSize: 2, imageSize: 28 }), quiet);
+    expect(vt.losses.every((l) => Number.isFinite(l.loss))).toBe(true);
+    const ckpt = path.join(vt.runDir, "checkpoints", "step-0000002");
+    const { readSafetensors, safetensorsData } = await import("../../src/io/safetensors.js");
+    const before = safetensorsData(readSafetensors(path.join(modelDir, "model.safetensors")), "model.vision_model.embeddings.patch_embedding.weight");
+    const after = safetensorsData(readSafetensors(path.join(ckpt, "vision.safetensors")), "vision_model.embeddings.patch_embedding.weight");
+    expect(after.some((v, i) => Math.abs(v - before[i]!) > 1e-6)).toBe(true);
+    const served = Policy.load(vt.policyDir);
+    expect(served.vlm?.family).toBe("smolvlm");
+    served.dispose();
   });
 });

@@ -84,6 +84,12 @@ class Backend {
   virtual void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) = 0;
   virtual void gelu_forward(float* out, const float* x, int64_t n) = 0;
   virtual void gelu_backward(float* dx, const float* dout, const float* x, int64_t n) = 0;
+  // LayerNorm with bias (SigLIP): out (N, C), mean and rstd (N) saved for the backward; bias may be nullptr
+  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias, int64_t N, int C, float eps) = 0;
+  virtual void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, const float* mean, const float* rstd, int64_t N, int C) = 0;
+  // GELU, tanh form (torch's approximate="tanh", transformers' gelu_pytorch_tanh)
+  virtual void gelu_tanh_forward(float* out, const float* x, int64_t n) = 0;
+  virtual void gelu_tanh_backward(float* dx, const float* dout, const float* x, int64_t n) = 0;
   // out (N, C) = table[tokens[n]], table (V, C) f32 or bf16; tokens on the device
   virtual void embedding_forward(float* out, const int32_t* tokens, ConstTensorRef table, int64_t N, int C) = 0;
   virtual void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C) = 0;

@@ -178,6 +178,16 @@ class CudaBackend final : public Backend {
   void mul_inplace(float* x, const float* y, int64_t n) override { cuk::mul_inplace(stream_, x, y, n), launched("mul_inplace"); }
   void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) override { cuk::swiglu_forward(stream_, out, gate, up, n), launched("swiglu_forward"); }
   void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) override { cuk::swiglu_backward(stream_, dgate, dup, dout, gate, up, n), launched("swiglu_backward"); }
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias, int64_t N, int C, float eps) override {
+    cuk::layernorm_forward(stream_, out, mean, rstd, inp, weight, bias, N, C, eps), launched("layernorm_forward");
+  }
+  void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, const float* mean, const float* rstd, int64_t N, int C) override {
+    cuk::layernorm_backward(stream_, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C), launched("layernorm_backward");
+  }
+  void gelu_tanh_forward(float* out, const float* x, int64_t n) override { cuk::gelu_tanh_forward(stream_, out, x, n), launched("gelu_tanh_forward"); }
+  void gelu_tanh_backward(float* dx, const float* dout, const float* x, int64_t n) override {
+    if (dx) cuk::gelu_tanh_backward(stream_, dx, dout, x, n), launched("gelu_tanh_backward");
+  }
   void gelu_forward(float* out, const float* x, int64_t n) override { cuk::gelu_forward(stream_, out, x, n), launched("gelu_forward"); }
   void gelu_backward(float* dx, const float* dout, const float* x, int64_t n) override {
     if (dx) cuk::gelu_backward(stream_, dx, dout, x, n), launched("gelu_backward");

@@ -102,7 +102,64 @@ __global__ void k_rmsnorm_bwd_dinp(float* dinp, const float* dout, const float* 
   for (int c = threadIdx.x; c < C; c += blockDim.x) dinp[row * C + c] += r * w[c] * g[c] - k * x[c];
 }
 
+// LayerNorm (SigLIP's): one block per row, the statistics in double as in layernorm.cpp.
+__global__ void k_layernorm_fwd(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int C, float eps) {
+  const int64_t row = blockIdx.x;
+  const float* x = inp + row * C;
+  double s = 0;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) s += x[c];
+  const double m = block_sum(s) / C;
+  double v = 0;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) v += (x[c] - m) * (x[c] - m);
+  v = block_sum(v);
+  const float mf = (float)m, r = (float)(1.0 / sqrt(v / C + (double)eps));
+  if (threadIdx.x == 0) mean[row] = mf, rstd[row] = r;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) out[row * C + c] = (x[c] - mf) * r * w[c] + (b ? b[c] : 0.0f);
+}
+// dL/dx_c += r (g_c w_c - mean(g w) - xhat_c mean(g w xhat))
+__global__ void k_layernorm_bwd_dinp(float* dinp, const float* dout, const float* inp, const float* w, const float* mean, const float* rstd, int C) {
+  const int64_t row = blockIdx.x;
+  const float *x = inp + row * C, *g = dout + row * C;
+  const float mu = mean[row], r = rstd[row];
+  double sg = 0, sgx = 0;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    const double gw = (double)g[c] * w[c];
+    sg += gw;
+    sgx += gw * (((double)x[c] - mu) * r);
+  }
+  sg = block_sum(sg);
+  sgx = block_sum(sgx);
+  const float mg = (float)(sg / C), mgx = (float)(sgx / C);
+  for (int c = threadIdx.x; c < C; c += blockDim.x) dinp[row * C + c] += r * (g[c] * w[c] - mg - (x[c] - mu) * r * mgx);
+}
+
 constexpr int kColRows = 64;  // rows summed per thread before one atomic add
+
+// dw_c += sum_n g[n,c] (x[n,c] - mean[n]) rstd[n], db_c += sum_n g[n,c]
+__global__ void k_layernorm_colsum(float* dw, float* db, const float* g, const float* x, const float* mean, const float* rstd, int64_t N, int C) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const int64_t n0 = (int64_t)blockIdx.y * kColRows, n1 = min(N, n0 + kColRows);
+  float sw = 0, sb = 0;
+  for (int64_t n = n0; n < n1; n++) {
+    sw += g[n * C + c] * (x[n * C + c] - mean[n]) * rstd[n];
+    sb += g[n * C + c];
+  }
+  if (dw) atomicAdd(dw + c, sw);
+  if (db) atomicAdd(db + c, sb);
+}
+
+// GELU, tanh form (torch's approximate="tanh")
+__device__ __forceinline__ float gelu_tanh_t(float x) { return tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)); }
+__global__ void k_gelu_tanh_fwd(float* out, const float* x, int64_t n) {
+  VLATEXT_GRID_STRIDE(i, n) out[i] = 0.5f * x[i] * (1.0f + gelu_tanh_t(x[i]));
+}
+__global__ void k_gelu_tanh_bwd(float* dx, const float* dout, const float* x, int64_t n) {
+  VLATEXT_GRID_STRIDE(i, n) {
+    const float v = x[i], t = gelu_tanh_t(v);
+    dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * 0.7978845608028654f * (1.0f + 3.0f * 0.044715f * v * v));
+  }
+}
 
 // dw_c += sum_n g[n,c] x[n,c] r[n]  (x, r nullptr: a plain column sum of g)
 __global__ void k_colsum(float* dw, const float* g, const float* x, const float* rstd, int64_t N, int C) {
@@ -170,6 +227,17 @@ void rmsnorm_backward(cudaStream_t s, float* dinp, float* dweight, const float* 
   if (dinp) k_rmsnorm_bwd_dinp<<<(unsigned)N, kThreads, 0, s>>>(dinp, dout, inp, w, rstd, C);
   if (dweight) k_colsum<<<dim3((unsigned)((C + kThreads - 1) / kThreads), (unsigned)((N + kColRows - 1) / kColRows)), kThreads, 0, s>>>(dweight, dout, inp, rstd, N, C);
 }
+void layernorm_forward(cudaStream_t s, float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int64_t N, int C, float eps) {
+  if (N > 0) k_layernorm_fwd<<<(unsigned)N, kThreads, 0, s>>>(out, mean, rstd, inp, w, b, C, eps);
+}
+void layernorm_backward(cudaStream_t s, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* w, const float* mean, const float* rstd, int64_t N, int C) {
+  if (N <= 0) return;
+  if (dinp) k_layernorm_bwd_dinp<<<(unsigned)N, kThreads, 0, s>>>(dinp, dout, inp, w, mean, rstd, C);
+  if (dweight || dbias)
+    k_layernorm_colsum<<<dim3((unsigned)((C + kThreads - 1) / kThreads), (unsigned)((N + kColRows - 1) / kColRows)), kThreads, 0, s>>>(dweight, dbias, dout, inp, mean, rstd, N, C);
+}
+void gelu_tanh_forward(cudaStream_t s, float* out, const float* x, int64_t n) { k_gelu_tanh_fwd<<<grid_for(n), kThreads, 0, s>>>(out, x, n); }
+void gelu_tanh_backward(cudaStream_t s, float* dx, const float* dout, const float* x, int64_t n) { k_gelu_tanh_bwd<<<grid_for(n), kThreads, 0, s>>>(dx, dout, x, n); }
 void col_sum(cudaStream_t s, float* dst, const float* x, int64_t N, int C) {
   if (N > 0) k_colsum<<<dim3((unsigned)((C + kThreads - 1) / kThreads), (unsigned)((N + kColRows - 1) / kColRows)), kThreads, 0, s>>>(dst, x, nullptr, nullptr, N, C);
 }

@@ -37,6 +37,10 @@ void gather_rows(cudaStream_t s, float* dst, const float* src, const int32_t* ro
 void rmsnorm_forward(cudaStream_t s, float* out, float* rstd, const float* inp, const float* weight, int64_t N, int C, float eps);
 void rmsnorm_backward(cudaStream_t s, float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int64_t N, int C);
 // dst (C) += sum over the N rows of x (N, C)  (a bias gradient)
+void layernorm_forward(cudaStream_t s, float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias, int64_t N, int C, float eps);
+void layernorm_backward(cudaStream_t s, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, const float* mean, const float* rstd, int64_t N, int C);
+void gelu_tanh_forward(cudaStream_t s, float* out, const float* x, int64_t n);
+void gelu_tanh_backward(cudaStream_t s, float* dx, const float* dout, const float* x, int64_t n);
 void col_sum(cudaStream_t s, float* dst, const float* x, int64_t N, int C);
 // out (N, C) += bias (C) on every row
 void add_bias(cudaStream_t s, float* out, const float* bias, int64_t N, int C);

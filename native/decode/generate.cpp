@@ -140,8 +140,9 @@ Status generate_constrained_batch(Decoder& model, const std::vector<std::vector<
       Seq& q = seqs[(size_t)i];
       const PromptInputs& pi = opts[(size_t)i].prompt;
       const bool first = q.cache.length == 0;  // the prompt: its positions and injected embeddings
-      inputs.push_back(SeqInput{&q.cache, q.pending.data(), (int)q.pending.size(), first && !pi.positions.empty() ? pi.positions.data() : nullptr, first ? (int)pi.inject_rows.size() : 0,
-                                first ? pi.inject_rows.data() : nullptr, first ? pi.inject.data() : nullptr});
+      const int M = first ? (int)pi.inject_rows.size() : 0;
+      inputs.push_back(SeqInput{&q.cache, q.pending.data(), (int)q.pending.size(), first && !pi.positions.empty() ? pi.positions.data() : nullptr, M, first ? pi.inject_rows.data() : nullptr,
+                                first ? pi.inject.data() : nullptr, 1, M > 0 ? (int)(pi.deepstack.size() / ((size_t)M * C)) : 0, M > 0 && !pi.deepstack.empty() ? pi.deepstack.data() : nullptr});
     }
     std::vector<float> hidden(need.size() * (size_t)C);
     auto t0 = std::chrono::steady_clock::now();

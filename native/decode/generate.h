@@ -21,6 +21,7 @@ struct PromptInputs {
   std::vector<int32_t> positions;    // (S, n_prompt), empty: default positions
   std::vector<int32_t> inject_rows;  // (M) rows of the prompt
   std::vector<float> inject;         // (M, C)
+  std::vector<float> deepstack;      // (K, M, C) DeepStack features (Qwen3-VL), empty: none
 };
 
 struct GenOptions {

@@ -125,7 +125,9 @@ Status generate_speculative(Decoder& model, const std::vector<int32_t>& prompt, 
     std::vector<int32_t> tokens = pending;
     tokens.insert(tokens.end(), draft.begin(), draft.end());
     const SeqInput in{&cache, tokens.data(), (int)tokens.size(), first && !go.prompt.positions.empty() ? go.prompt.positions.data() : nullptr, first ? (int)go.prompt.inject_rows.size() : 0,
-                      first ? go.prompt.inject_rows.data() : nullptr, first ? go.prompt.inject.data() : nullptr, k + 1};
+                      first ? go.prompt.inject_rows.data() : nullptr, first ? go.prompt.inject.data() : nullptr, k + 1,
+                      first && !go.prompt.inject_rows.empty() ? (int)(go.prompt.deepstack.size() / (go.prompt.inject_rows.size() * (size_t)C)) : 0,
+                      first && !go.prompt.deepstack.empty() ? go.prompt.deepstack.data() : nullptr};
     std::vector<float> hidden((size_t)(k + 1) * C);
     t0 = std::chrono::steady_clock::now();
     st = model.infer_hidden_batch(&in, 1, hidden.data(), error);

@@ -12,6 +12,7 @@
 #include "attention.h"
 #include "elementwise.h"
 #include "head.h"
+#include "layernorm.h"
 #include "matmul.h"
 #include "norm.h"
 #include "rope.h"
@@ -122,6 +123,14 @@ class CpuBackend final : public Backend {
   void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) override { vlatext::swiglu_backward(*pool_, dgate, dup, dout, gate, up, n); }
   void gelu_forward(float* out, const float* x, int64_t n) override { vlatext::gelu_forward(*pool_, out, x, n); }
   void gelu_backward(float* dx, const float* dout, const float* x, int64_t n) override { vlatext::gelu_backward(*pool_, dx, dout, x, n); }
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias, int64_t N, int C, float eps) override {
+    vlatext::layernorm_forward(*pool_, out, mean, rstd, inp, weight, bias, N, C, eps);
+  }
+  void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, const float* mean, const float* rstd, int64_t N, int C) override {
+    vlatext::layernorm_backward(*pool_, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+  }
+  void gelu_tanh_forward(float* out, const float* x, int64_t n) override { vlatext::gelu_tanh_forward(*pool_, out, x, n); }
+  void gelu_tanh_backward(float* dx, const float* dout, const float* x, int64_t n) override { vlatext::gelu_tanh_backward(*pool_, dx, dout, x, n); }
   void embedding_forward(float* out, const int32_t* tokens, ConstTensorRef table, int64_t N, int C) override { vlatext::embedding_forward(*pool_, out, tokens, table, N, C); }
   void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int C) override { vlatext::embedding_backward(*pool_, dtable, dout, tokens, N, C); }
   void scatter_rows(float* dst, const int32_t* rows, const float* src, int64_t n, int C) override {

@@ -243,6 +243,10 @@ Status Decoder::forward_layers(const Batch& b, std::string* error) {
         *error = "target " + std::to_string(b.targets[n]) + " at row " + std::to_string(n) + " is outside the vocabulary";
         return Status::InvalidArgument;
       }
+  if (b.K < 0 || b.K > c.L || (b.K > 0 && b.M > 0 && !b.deepstack)) {
+    *error = "DeepStack needs 0 <= K <= " + std::to_string(c.L) + " layers of (M, C) features, got K = " + std::to_string(b.K);
+    return Status::InvalidArgument;
+  }
   for (int m = 0; m < b.M; m++)
     if (b.inject_rows[m] < 0 || b.inject_rows[m] >= N) {
       *error = "injected embedding " + std::to_string(m) + " targets row " + std::to_string(b.inject_rows[m]) + ", outside [0, " + std::to_string(N) + ")";
@@ -291,11 +295,14 @@ Status Decoder::forward_layers(const Batch& b, std::string* error) {
   };
   Buf<float> x(&be, N * C), o(&be, N * C), dn(&be, N * C);
   be.embedding_forward(x.data(), a.tokens.data(), W(embed_), N, (int)C);
+  Buf<int32_t> rows(&be);
+  Buf<float> ds(&be), dsrow(&be);
+  const int K = b.M > 0 ? b.K : 0;
   if (b.M > 0) {
-    Buf<int32_t> rows(&be);
     Buf<float> inj(&be);
     ok = ok && rows.upload(b.inject_rows, b.M) && inj.upload(b.inject, (int64_t)b.M * C);
     if (ok) be.scatter_rows(x.data(), rows.data(), inj.data(), b.M, (int)C);
+    ok = ok && (K == 0 || (ds.upload(b.deepstack, (int64_t)K * b.M * C) && dsrow.resize((int64_t)b.M * C)));
   }
   for (int l = 0; l < c.L && ok; l++) {
     const LayerW& w = layers_[(size_t)l];
@@ -326,6 +333,11 @@ Status Decoder::forward_layers(const Batch& b, std::string* error) {
     be.swiglu_forward(s.h.data(), s.g.data(), s.u.data(), N * c.F);
     linear_forward(dn.data(), s.ax[kDown].data(), s.h.data(), W(w.w[kDown]), nullptr, lora_at(l, kDown), N, c.F, (int)C);
     be.add(x.data(), s.xmid.data(), dn.data(), N * C);
+    if (l < K) {  // DeepStack: x[rows] += deepstack[l] (the next layer saves the sum as its input)
+      be.gather_rows(dsrow.data(), x.data(), rows.data(), b.M, (int)C);
+      be.add(dsrow.data(), dsrow.data(), ds.data() + (int64_t)l * b.M * C, (int64_t)b.M * C);
+      be.scatter_rows(x.data(), rows.data(), dsrow.data(), b.M, (int)C);
+    }
   }
   ok = ok && !scratch_failed_ && a.xf.assign(x) && a.lnf.ensure(N * C) && a.rstdf.ensure(N);
   scratch_failed_ = false;

@@ -62,6 +62,10 @@ struct Batch {
   int M = 0;
   const int32_t* inject_rows = nullptr;  // (M) row indices in [0, N)
   const float* inject = nullptr;         // (M, C)
+  // DeepStack (Qwen3-VL): deepstack[l] (M, C) is added to the residual stream at the injected
+  // rows after layer l, for l < K. Its gradient is not computed (it comes from a frozen tower).
+  int K = 0;
+  const float* deepstack = nullptr;  // (K, M, C)
   // LoRA dropout masks are drawn from this seed (deterministic); < 0 disables dropout.
   int64_t dropout_seed = -1;
 };
@@ -91,6 +95,8 @@ struct SeqInput {
   const int32_t* inject_rows;  // (M) rows within the n new tokens
   const float* inject;         // (M, C)
   int n_hidden = 1;            // trailing rows whose hidden states are returned (1..n; 1: the last)
+  int K = 0;                          // DeepStack layers (see Batch)
+  const float* deepstack = nullptr;   // (K, M, C)
 };
 
 class Decoder {
@@ -131,7 +137,8 @@ class Decoder {
   // Runs n new tokens of one sequence through the model using and extending the cache
   // (no activations saved, no gradients). positions (S, n) or nullptr for next_pos..;
   // inject rows index into the n new tokens. logits_last (V) gets the last token's logits.
-  Status infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error);
+  Status infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error, int K = 0,
+               const float* deepstack = nullptr);
   // Several sequences in one forward pass (one matmul per layer over all their rows);
   // hidden_last (sum of n_hidden, C), host memory, gets each sequence's last n_hidden final-normed
   // hidden states in order (one row per sequence by default).

@@ -31,9 +31,10 @@ Status Decoder::init_cache(KvCache* cache, int capacity, std::string* error) {
   return Status::Ok;
 }
 
-Status Decoder::infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error) {
+Status Decoder::infer(KvCache* cache, const int32_t* tokens, int n, const int32_t* positions, int M, const int32_t* inject_rows, const float* inject, float* logits_last, std::string* error, int K,
+                      const float* deepstack) {
   std::vector<float> hidden((size_t)cfg_.C);
-  const SeqInput in{cache, tokens, n, positions, M, inject_rows, inject};
+  const SeqInput in{cache, tokens, n, positions, M, inject_rows, inject, 1, K, deepstack};
   const Status st = infer_hidden_batch(&in, 1, hidden.data(), error);
   if (st == Status::Ok) head_logits(hidden.data(), nullptr, 0, logits_last);
   return st;
@@ -78,6 +79,10 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
         *error = "injected row " + std::to_string(q.inject_rows[m]) + " is outside the " + std::to_string(q.n) + " new tokens";
         return Status::InvalidArgument;
       }
+    if (q.K < 0 || q.K > c.L || (q.K > 0 && q.M > 0 && !q.deepstack)) {
+      *error = "DeepStack needs 0 <= K <= " + std::to_string(c.L) + " layers of (M, C) features, got K = " + std::to_string(q.K);
+      return Status::InvalidArgument;
+    }
     row0[(size_t)i + 1] = row0[(size_t)i] + q.n;
   }
   const int64_t N = row0[(size_t)n_seqs];
@@ -106,6 +111,29 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
   }
   be.embedding_forward(x.data(), dtok.data(), W(embed_), N, (int)C);
   if (!irows.empty()) be.scatter_rows(x.data(), drows.data(), dinj.data(), (int64_t)irows.size(), (int)C);
+  // DeepStack: per layer l, the rows (batch rows) and features of the sequences with K > l
+  int kmax = 0;
+  for (int i = 0; i < n_seqs; i++)
+    if (seqs[i].M > 0) kmax = std::max(kmax, seqs[i].K);
+  std::vector<Buf<int32_t>> ds_rows;
+  std::vector<Buf<float>> ds_vals;
+  for (int l = 0; l < kmax; l++) {
+    std::vector<int32_t> r;
+    std::vector<float> val;
+    for (int i = 0; i < n_seqs; i++) {
+      const SeqInput& sq = seqs[i];
+      if (sq.M == 0 || sq.K <= l) continue;
+      for (int m = 0; m < sq.M; m++) r.push_back((int32_t)(row0[(size_t)i] + sq.inject_rows[m]));
+      val.insert(val.end(), sq.deepstack + (int64_t)l * sq.M * C, sq.deepstack + (int64_t)(l + 1) * sq.M * C);
+    }
+    ds_rows.emplace_back(&be);
+    ds_vals.emplace_back(&be);
+    if (!ds_rows.back().upload(r.data(), (int64_t)r.size()) || !ds_vals.back().upload(val.data(), (int64_t)val.size())) {
+      *error = "out of memory for the DeepStack features";
+      return Status::OutOfMemory;
+    }
+  }
+  Buf<float> dstmp(&be);
   for (int l = 0; l < c.L; l++) {
     const LayerW& w = layers_[(size_t)l];
     be.rmsnorm_forward(ln.data(), rstd.data(), x.data(), F32(w.ln1), N, (int)C, c.eps);
@@ -136,6 +164,16 @@ Status Decoder::infer_hidden_batch(const SeqInput* seqs, int n_seqs, float* hidd
     be.swiglu_forward(h.data(), g.data(), u.data(), N * c.F);
     linear_forward(o.data(), ax.data(), h.data(), W(w.w[kDown]), nullptr, lora(l, kDown), N, c.F, (int)C);
     be.axpy(x.data(), o.data(), 1.0f, N * C);
+    if (l < kmax) {  // DeepStack: x[rows] += features of layer l
+      const int64_t nr = ds_rows[(size_t)l].size();
+      if (!dstmp.resize(nr * C)) {
+        *error = "out of memory for the DeepStack features";
+        return Status::OutOfMemory;
+      }
+      be.gather_rows(dstmp.data(), x.data(), ds_rows[(size_t)l].data(), nr, (int)C);
+      be.add(dstmp.data(), dstmp.data(), ds_vals[(size_t)l].data(), nr * C);
+      be.scatter_rows(x.data(), ds_rows[(size_t)l].data(), dstmp.data(), nr, (int)C);
+    }
   }
   // each sequence's last n_hidden rows, final-normed
   std::vector<int32_t> out_rows;

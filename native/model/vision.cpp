@@ -217,6 +217,22 @@ Status VisionTower::forward(const float* pixels, int64_t N, const int32_t* grids
   return be.sync(error);
 }
 
+Status VisionTower::encode(const float* pixels, int64_t N, const int32_t* grids, int n_img, float* out, bool train, std::string* error) {
+  if (!train) return forward(pixels, N, grids, n_img, out, error, nullptr);
+  std::unique_ptr<VisionActs> acts(new VisionActs(be_.get()));
+  const Status st = forward(pixels, N, grids, n_img, out, error, acts.get());
+  if (st == Status::Ok) last_ = std::move(acts);
+  return st;
+}
+
+Status VisionTower::encode_backward(const float* dout, std::string* error) {
+  if (!last_) {
+    *error = "no training forward to go back through; encode with train = true first";
+    return Status::InvalidState;
+  }
+  return backward(dout, *last_, error);
+}
+
 bool VisionTower::uses_full_attention(int block) const {
   for (int f : cfg_.fullatt)
     if (f == block) return true;

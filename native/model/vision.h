@@ -19,6 +19,7 @@
 #include "../core/backend.h"
 #include "../core/status.h"
 #include "param_store.h"
+#include "vision_encoder.h"
 
 namespace vlatext {
 
@@ -43,14 +44,22 @@ struct VisionActs {
   Buf<float> lnq, rstdq, pre, hid;  // merger: ln_q (N, C), rstd (N), mlp.0 out before/after GELU (U, M)
 };
 
-class VisionTower {
+class VisionTower final : public VisionEncoder {
  public:
   static Status create(const VisionConfig& cfg, const BackendOptions& backend, std::unique_ptr<VisionTower>* out, std::string* error);
   const VisionConfig& config() const { return cfg_; }
-  ParamStore& params() { return *store_; }
-  Backend& backend() { return *be_; }
+  const char* family() const override { return "qwen2_5_vl"; }
+  ParamStore& params() override { return *store_; }
+  Backend& backend() override { return *be_; }
   // Trains (or freezes) the tower: gradients are kept only while it is trained.
-  Status set_trainable(bool on, std::string* error) { return store_->set_trainable(0, on, error); }
+  Status set_trainable(bool on, std::string* error) override { return store_->set_trainable(0, on, error); }
+  int64_t patch_values() const override { return 3LL * cfg_.temporal * cfg_.patch * cfg_.patch; }
+  int64_t out_rows(int64_t N) const override { return N / (cfg_.merge * cfg_.merge); }
+  int out_width() const override { return cfg_.Cout; }
+  Status encode(const float* pixels, int64_t N, const int32_t* grids, int n_img, float* out, bool train, std::string* error) override;
+  Status encode_backward(const float* dout, std::string* error) override;
+  int64_t backward_values() const override { return last_ ? out_rows(last_->N) * cfg_.Cout : 0; }
+  void release_activations() override { last_.reset(); }
 
   // pixels (N, P) host memory in the processor's order; grids (n_img, 3) = (t, h, w) patches;
   // out (N / merge^2, Cout), host memory, image by image in the processor's (merge-group) order.
@@ -69,6 +78,7 @@ class VisionTower {
   VisionConfig cfg_;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<ParamStore> store_;
+  std::unique_ptr<VisionActs> last_;  // the last training encode's activations (this backend's memory)
 };
 
 // Qwen2.5-VL's window order: merged units regrouped window by window (window_index) and

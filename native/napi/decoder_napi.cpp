@@ -27,7 +27,7 @@ namespace {
 struct OwnedBatch {
   int B = 0, T = 0;
   std::vector<int32_t> tokens, targets, positions, inject_rows;
-  std::vector<float> inject;
+  std::vector<float> inject, deepstack;
   bool has_targets = false, has_positions = false;
   int64_t dropout_seed = -1;
   Batch view() const {
@@ -40,6 +40,8 @@ struct OwnedBatch {
     b.M = (int)inject_rows.size();
     b.inject_rows = inject_rows.data();
     b.inject = inject.data();
+    b.K = inject.empty() ? 0 : (int)(deepstack.size() / inject.size());
+    b.deepstack = deepstack.empty() ? nullptr : deepstack.data();
     b.dropout_seed = dropout_seed;
     return b;
   }
@@ -63,6 +65,10 @@ bool read_batch(Napi::Env env, Napi::Value v, const DecoderConfig& cfg, OwnedBat
   if (o.Has("injectRows") && !o.Get("injectRows").IsUndefined()) {
     if (!get_i32_array(env, o, "injectRows", -1, &out->inject_rows, true)) return false;
     if (!get_f32_array(env, o, "inject", (int64_t)out->inject_rows.size() * cfg.C, &out->inject)) return false;
+    if (o.Has("deepstack") && !o.Get("deepstack").IsUndefined()) {
+      if (!get_f32_array(env, o, "deepstack", -1, &out->deepstack)) return false;
+      if (out->inject.empty() || out->deepstack.size() % out->inject.size() != 0) return range_error(env, "'deepstack' must hold K layers of inject's (M, C) values");
+    }
   }
   int seed = -1;
   if (!get_int(env, o, "dropoutSeed", -1, &seed)) return false;

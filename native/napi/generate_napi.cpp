@@ -200,6 +200,11 @@ bool read_gen_options(Napi::Env env, Napi::Value v, vlatext::GenOptions* opt, st
   if (!get_i32_array(env, o, "positions", -1, &opt->prompt.positions, false)) return false;
   if (o.Has("injectRows") && !o.Get("injectRows").IsUndefined()) {
     if (!get_i32_array(env, o, "injectRows", -1, &opt->prompt.inject_rows, true) || !get_f32_array(env, o, "inject", -1, &opt->prompt.inject)) return false;
+    if (o.Has("deepstack") && !o.Get("deepstack").IsUndefined()) {
+      const size_t per = opt->prompt.inject.size();
+      if (!get_f32_array(env, o, "deepstack", -1, &opt->prompt.deepstack)) return false;
+      if (per == 0 || opt->prompt.deepstack.size() % per != 0) return range_error(env, "'deepstack' must hold K layers of inject's (M, C) values");
+    }
   }
   return true;
 }
@@ -309,7 +314,7 @@ class KvCacheWrap : public Napi::ObjectWrap<KvCacheWrap> {
     const vlatext::DecoderConfig& c = decoder_->model_->config();
     const int S = c.rope_sections.empty() ? 1 : (int)c.rope_sections.size();
     std::vector<int32_t> positions, rows;
-    std::vector<float> inject;
+    std::vector<float> inject, deepstack;
     bool has_pos = false;
     if (info.Length() > 1 && info[1].IsObject()) {
       Napi::Object o = info[1].As<Napi::Object>();
@@ -320,11 +325,16 @@ class KvCacheWrap : public Napi::ObjectWrap<KvCacheWrap> {
       if (o.Has("injectRows") && !o.Get("injectRows").IsUndefined()) {
         if (!get_i32_array(env, o, "injectRows", -1, &rows, true)) return env.Undefined();
         if (!get_f32_array(env, o, "inject", (int64_t)rows.size() * c.C, &inject)) return env.Undefined();
+        if (o.Has("deepstack") && !o.Get("deepstack").IsUndefined()) {
+          if (!get_f32_array(env, o, "deepstack", -1, &deepstack)) return env.Undefined();
+          if (inject.empty() || deepstack.size() % inject.size() != 0) return range_error(env, "feed: 'deepstack' must hold K layers of inject's (M, C) values"), env.Undefined();
+        }
       }
     }
     auto out = Napi::Float32Array::New(env, (size_t)c.V);
     std::string err;
-    const Status st = decoder_->model_->infer(&cache_, t.Data(), n, has_pos ? positions.data() : nullptr, (int)rows.size(), rows.data(), inject.data(), out.Data(), &err);
+    const Status st = decoder_->model_->infer(&cache_, t.Data(), n, has_pos ? positions.data() : nullptr, (int)rows.size(), rows.data(), inject.data(), out.Data(), &err,
+                                                  inject.empty() ? 0 : (int)(deepstack.size() / inject.size()), deepstack.empty() ? nullptr : deepstack.data());
     if (st != Status::Ok) return fail(env, st, "feed: " + err), env.Undefined();
     return out;
   }

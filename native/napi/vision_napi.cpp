@@ -1,10 +1,12 @@
-// N-API wrapper for vlatext::VisionTower (native/model/vision.h).
-//   new VisionTower({depth, hiddenSize, intermediateSize, numHeads, outHiddenSize, patchSize,
-//                    spatialMergeSize, temporalPatchSize, windowSize, fullattBlockIndexes: Int32Array,
-//                    rmsNormEps?, ropeTheta?, dtype?, device?, threads?, isa?})
-//   .params -> ParamStore (param_store_napi.cpp), .setTrainable(on), .backend
+// N-API wrapper for a vlatext::VisionEncoder (native/model/vision_encoder.h) of either family:
+//   new VisionTower({family?: "qwen2_5_vl" (default) | "siglip", depth, hiddenSize, intermediateSize,
+//                    numHeads, outHiddenSize, patchSize, dtype?, device?, threads?, isa?, ...})
+//     qwen2_5_vl (native/model/vision.h): spatialMergeSize, temporalPatchSize, windowSize,
+//                    fullattBlockIndexes: Int32Array, rmsNormEps?, ropeTheta?
+//     siglip (native/model/vision_siglip.h): imageSize, scaleFactor, layerNormEps?
+//   .params -> ParamStore (param_store_napi.cpp), .setTrainable(on), .backend, .family
 //   .forwardAsync(pixels: Float32Array, grids: Int32Array, train = false) -> Promise<Float32Array>
-//       train: keeps this call's activations on the handle for the next backwardAsync
+//       train: keeps this call's activations in the encoder for the next backwardAsync
 //   .backwardAsync(dout: Float32Array) -> Promise<void>   gradients accumulate until zeroGrad()
 //   .dispose()
 #include <napi.h>
@@ -14,11 +16,14 @@
 #include <memory>
 
 #include "../model/vision.h"
+#include "../model/vision_qwen3.h"
+#include "../model/vision_siglip.h"
 #include "handles.h"
 #include "napi_util.h"
 
 namespace vlatext_napi {
 
+using vlatext::VisionEncoder;
 using vlatext::VisionTower;
 
 class VisionWrap : public Napi::ObjectWrap<VisionWrap>, public StoreOwner {
@@ -27,7 +32,7 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap>, public StoreOwner {
     return DefineClass(env, "VisionTower",
                        {InstanceAccessor<&VisionWrap::Params>("params"), InstanceMethod<&VisionWrap::SetTrainable>("setTrainable"),
                         InstanceMethod<&VisionWrap::ForwardAsync>("forwardAsync"), InstanceMethod<&VisionWrap::BackwardAsync>("backwardAsync"),
-                        InstanceMethod<&VisionWrap::Dispose>("dispose"), InstanceAccessor<&VisionWrap::BackendName>("backend")});
+                        InstanceMethod<&VisionWrap::Dispose>("dispose"), InstanceAccessor<&VisionWrap::BackendName>("backend"), InstanceAccessor<&VisionWrap::Family>("family")});
   }
 
   explicit VisionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VisionWrap>(info) {
@@ -37,18 +42,50 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap>, public StoreOwner {
       return;
     }
     Napi::Object o = info[0].As<Napi::Object>();
-    vlatext::VisionConfig c;
+    std::string family = "qwen2_5_vl";
+    if (o.Has("family") && !get_string(env, o, "family", &family)) return;
     vlatext::BackendOptions bo;
-    if (!get_int(env, o, "depth", 1, &c.depth) || !get_int(env, o, "hiddenSize", 1, &c.C) || !get_int(env, o, "intermediateSize", 1, &c.F) || !get_int(env, o, "numHeads", 1, &c.NH) ||
-        !get_int(env, o, "outHiddenSize", 1, &c.Cout) || !get_int(env, o, "patchSize", 1, &c.patch) || !get_int(env, o, "spatialMergeSize", 1, &c.merge) ||
-        !get_int(env, o, "temporalPatchSize", 1, &c.temporal) || !get_int(env, o, "windowSize", 1, &c.window) || !get_float(env, o, "rmsNormEps", &c.eps) || !get_float(env, o, "ropeTheta", &c.theta) ||
-        !read_backend(env, o, &bo) || !read_dtype(env, o, &c.dtype))
-      return;
-    std::vector<int32_t> full;
-    if (!get_i32_array(env, o, "fullattBlockIndexes", -1, &full, false)) return;
-    c.fullatt.assign(full.begin(), full.end());
+    if (!read_backend(env, o, &bo)) return;
     std::string err;
-    const Status st = VisionTower::create(c, bo, &model_, &err);
+    Status st = Status::Ok;
+    if (family == "qwen2_5_vl") {
+      vlatext::VisionConfig c;
+      if (!get_int(env, o, "depth", 1, &c.depth) || !get_int(env, o, "hiddenSize", 1, &c.C) || !get_int(env, o, "intermediateSize", 1, &c.F) || !get_int(env, o, "numHeads", 1, &c.NH) ||
+          !get_int(env, o, "outHiddenSize", 1, &c.Cout) || !get_int(env, o, "patchSize", 1, &c.patch) || !get_int(env, o, "spatialMergeSize", 1, &c.merge) ||
+          !get_int(env, o, "temporalPatchSize", 1, &c.temporal) || !get_int(env, o, "windowSize", 1, &c.window) || !get_float(env, o, "rmsNormEps", &c.eps) || !get_float(env, o, "ropeTheta", &c.theta) ||
+          !read_dtype(env, o, &c.dtype))
+        return;
+      std::vector<int32_t> full;
+      if (!get_i32_array(env, o, "fullattBlockIndexes", -1, &full, false)) return;
+      c.fullatt.assign(full.begin(), full.end());
+      std::unique_ptr<VisionTower> m;
+      st = VisionTower::create(c, bo, &m, &err);
+      model_ = std::move(m);
+    } else if (family == "siglip") {
+      vlatext::SiglipConfig c;
+      if (!get_int(env, o, "depth", 1, &c.depth) || !get_int(env, o, "hiddenSize", 1, &c.C) || !get_int(env, o, "intermediateSize", 1, &c.F) || !get_int(env, o, "numHeads", 1, &c.NH) ||
+          !get_int(env, o, "outHiddenSize", 1, &c.Cout) || !get_int(env, o, "patchSize", 1, &c.patch) || !get_int(env, o, "imageSize", 1, &c.image) || !get_int(env, o, "scaleFactor", 1, &c.scale) ||
+          !get_float(env, o, "layerNormEps", &c.eps) || !read_dtype(env, o, &c.dtype))
+        return;
+      std::unique_ptr<vlatext::SiglipEncoder> m;
+      st = vlatext::SiglipEncoder::create(c, bo, &m, &err);
+      model_ = std::move(m);
+    } else if (family == "qwen3_vl") {
+      vlatext::Qwen3VisionConfig c;
+      if (!get_int(env, o, "depth", 1, &c.depth) || !get_int(env, o, "hiddenSize", 1, &c.C) || !get_int(env, o, "intermediateSize", 1, &c.F) || !get_int(env, o, "numHeads", 1, &c.NH) ||
+          !get_int(env, o, "outHiddenSize", 1, &c.Cout) || !get_int(env, o, "patchSize", 1, &c.patch) || !get_int(env, o, "spatialMergeSize", 1, &c.merge) ||
+          !get_int(env, o, "temporalPatchSize", 1, &c.temporal) || !get_int(env, o, "numPositionEmbeddings", 1, &c.npos) || !get_float(env, o, "ropeTheta", &c.theta) || !read_dtype(env, o, &c.dtype))
+        return;
+      std::vector<int32_t> ds;
+      if (!get_i32_array(env, o, "deepstackVisualIndexes", -1, &ds, false)) return;
+      c.deepstack.assign(ds.begin(), ds.end());
+      std::unique_ptr<vlatext::Qwen3VisionEncoder> m;
+      st = vlatext::Qwen3VisionEncoder::create(c, bo, &m, &err);
+      model_ = std::move(m);
+    } else {
+      type_error(env, "VisionTower config: family '" + family + "' is not a vision encoder family (qwen2_5_vl, siglip, qwen3_vl)");
+      return;
+    }
     if (st != Status::Ok) {
       fail(env, st, "VisionTower config: " + err);
       return;
@@ -61,8 +98,7 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap>, public StoreOwner {
   bool owner_busy() const override { return in_flight.load() > 0; }
   const char* owner_name() const override { return "VisionTower"; }
 
-  std::unique_ptr<VisionTower> model_;
-  std::unique_ptr<vlatext::VisionActs> acts_;  // the last training forward's activations (the tower's backend memory)
+  std::unique_ptr<VisionEncoder> model_;  // holds the last training forward's activations (its backend's memory)
   std::atomic<int> in_flight{0};
 
  private:
@@ -87,6 +123,11 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap>, public StoreOwner {
     if (!model_) return state_error(env, "VisionTower was disposed"), env.Undefined();
     return Napi::String::New(env, model_->backend().describe());
   }
+  Napi::Value Family(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) return state_error(env, "VisionTower was disposed"), env.Undefined();
+    return Napi::String::New(env, model_->family());
+  }
   Napi::Value SetTrainable(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ready(env)) return env.Undefined();
@@ -100,7 +141,6 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap>, public StoreOwner {
   Napi::Value BackwardAsync(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (in_flight.load() > 0) return state_error(info.Env(), "VisionTower.dispose(): a call is still running; await it first"), info.Env().Undefined();
-    acts_.reset();  // its memory belongs to the tower's backend
     model_.reset();
     account(info.Env());
     return info.Env().Undefined();
@@ -119,26 +159,22 @@ class VisionWorker : public StatusWorker {
     w_->in_flight++;
   }
   void Execute() override {
-    const auto& c = w_->model_->config();
+    VisionEncoder& m = *w_->model_;
     std::string err;
     if (mode_ == Mode::Backward) {
-      const vlatext::VisionActs* a = w_->acts_.get();
-      if (!a) return Fail(Status::InvalidState, "backward: no training forward to go back through; call forwardAsync(pixels, grids, true) first");
-      const int64_t want = a->N / (c.merge * c.merge) * c.Cout;
+      const int64_t want = m.backward_values();
+      if (want == 0) return Fail(Status::InvalidState, "backward: no training forward to go back through; call forwardAsync(pixels, grids, true) first");
       if ((int64_t)pixels_.size() != want) return Fail(Status::InvalidArgument, "backward: dout holds " + std::to_string(pixels_.size()) + " values, the last forward gave " + std::to_string(want));
-      const Status st = w_->model_->backward(pixels_.data(), *a, &err);
+      const Status st = m.encode_backward(pixels_.data(), &err);
       if (st != Status::Ok) Fail(st, "backward: " + err);
       return;
     }
-    const int64_t P = 3LL * c.temporal * c.patch * c.patch;
+    const int64_t P = m.patch_values();
     const int64_t N = (int64_t)pixels_.size() / P;
     if ((int64_t)pixels_.size() != N * P) return Fail(Status::InvalidArgument, "forward: pixels hold " + std::to_string(pixels_.size()) + " values, not a multiple of " + std::to_string(P));
-    out_.assign((size_t)(N / (c.merge * c.merge) * c.Cout), 0.0f);
-    std::unique_ptr<vlatext::VisionActs> acts;
-    if (mode_ == Mode::ForwardTrain) acts.reset(new vlatext::VisionActs(&w_->model_->backend()));
-    const Status st = w_->model_->forward(pixels_.data(), N, grids_.data(), (int)grids_.size() / 3, out_.data(), &err, acts.get());
+    out_.assign((size_t)(m.out_blocks() * m.out_rows(N) * m.out_width()), 0.0f);
+    const Status st = m.encode(pixels_.data(), N, grids_.data(), (int)grids_.size() / 3, out_.data(), mode_ == Mode::ForwardTrain, &err);
     if (st != Status::Ok) return Fail(st, "forward: " + err);
-    if (acts) w_->acts_ = std::move(acts);
   }
   void Finish() override { w_->in_flight--; }
   void OnOK() override {

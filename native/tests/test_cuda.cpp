@@ -140,6 +140,11 @@ void check_elementwise(Ctx& x) {
     auto th = put_bf16(be, table);
     Buf<float> o1(&be, n), o2(&be, n), o3(&be, n), g1(&be, n), g2(&be, n), rstd(&be, N), dwn(&be, C), emb(&be, n), embh(&be, n), dtab(&be, 50 * C), gath(&be, 4 * C), scat(&be, n), conv(&be, n), y(&be, n);
     Buf<uint16_t> half(&be, n);
+    Buf<float> ln(&be, n), lmean(&be, N), lrstd(&be, N), lg(&be, n), ldw(&be, C), ldb(&be, C), gt(&be, n), gtg(&be, n);
+    be.layernorm_forward(ln.data(), lmean.data(), lrstd.data(), da.data(), dw.data(), db.data(), N, C, 1e-6f);
+    be.layernorm_backward(lg.data(), ldw.data(), ldb.data(), dc.data(), da.data(), dw.data(), lmean.data(), lrstd.data(), N, C);
+    be.gelu_tanh_forward(gt.data(), da.data(), n);
+    be.gelu_tanh_backward(gtg.data(), dc.data(), da.data(), n);
     be.swiglu_forward(o1.data(), da.data(), db.data(), n);
     be.swiglu_backward(g1.data(), g2.data(), dc.data(), da.data(), db.data(), n);
     be.gelu_forward(o2.data(), da.data(), n);
@@ -158,12 +163,13 @@ void check_elementwise(Ctx& x) {
     be.mul_inplace(y.data(), dc.data(), n);
     be.add(o1.data(), o1.data(), y.data(), n);
     be.scale(o2.data(), o2.data(), -3.0f, n);
-    res[k] = {get(be, o1), get(be, o2), get(be, o3), get(be, g1), get(be, g2), get(be, rstd), get(be, dwn), get(be, emb), get(be, embh), get(be, dtab), get(be, gath), get(be, scat), get(be, conv)};
+    res[k] = {get(be, o1), get(be, o2), get(be, o3), get(be, g1), get(be, g2), get(be, rstd), get(be, dwn), get(be, emb), get(be, embh), get(be, dtab), get(be, gath), get(be, scat), get(be, conv), get(be, ln), get(be, lmean), get(be, lrstd), get(be, lg), get(be, ldw), get(be, ldb), get(be, gt), get(be, gtg)};
   }
   check_sync(x, "elementwise");
   const char* names[] = {"swiglu+axpy+mul+add", "gelu+scale", "rmsnorm_forward", "swiglu_backward dgate + gelu_backward", "swiglu_backward dup + rmsnorm dinp", "rmsnorm rstd", "rmsnorm dweight",
-                         "embedding_forward f32", "embedding_forward bf16", "embedding_backward", "gather_rows", "scatter_rows", "convert f32->bf16->f32"};
-  for (int i = 0; i < 13; i++) x.r.compare(std::string("cuda ") + names[i], res[1][i], res[0][i], 1e-5, 1e-5);
+                         "embedding_forward f32", "embedding_forward bf16", "embedding_backward", "gather_rows", "scatter_rows", "convert f32->bf16->f32",
+                         "layernorm_forward", "layernorm mean", "layernorm rstd", "layernorm dinp", "layernorm dweight", "layernorm dbias", "gelu_tanh_forward", "gelu_tanh_backward"};
+  for (int i = 0; i < 21; i++) x.r.compare(std::string("cuda ") + names[i], res[1][i], res[0][i], 1e-5, 1e-5);
 }
 
 void check_rope(Ctx& x) {

@@ -24,6 +24,7 @@
 #include "../kernels/elementwise.h"
 #include "../kernels/gemm.h"
 #include "../kernels/head.h"
+#include "../kernels/layernorm.h"
 #include "../kernels/matmul.h"
 #include "../kernels/norm.h"
 #include "../kernels/rope.h"
@@ -155,6 +156,59 @@ void test_rmsnorm(ThreadPool& pool) {
   auto loss = [&] { rmsnorm_forward_ref(out.data(), rs.data(), x.data(), w.data(), N, C, 1e-6f); return weighted_sum(out, R); };
   fd_check("rmsnorm fd dinp", x, dx_r, loss);
   fd_check("rmsnorm fd dweight", w, dw_r, loss);
+}
+
+void test_layernorm_gelu_tanh(ThreadPool& pool) {
+  const int N = 9, C = 24;
+  auto x = randn(N * C, 2.0f), w = randn(C), b = randn(C), R = randn(N * C);
+  for (auto& v : x) v += 1.5f;  // a mean away from zero: the centring matters
+  std::vector<float> o_r(N * C), o_g(N * C), m_r(N), m_g(N), rs_r(N), rs_g(N);
+  layernorm_forward_ref(o_r.data(), m_r.data(), rs_r.data(), x.data(), w.data(), b.data(), N, C, 1e-6f);
+  layernorm_forward(pool, o_g.data(), m_g.data(), rs_g.data(), x.data(), w.data(), b.data(), N, C, 1e-6f);
+  compare("layernorm_forward", o_g, o_r, 1e-6f, 1e-6f);
+  // the oracle itself against the definition in double
+  double worst = 0;
+  for (int n = 0; n < N; n++) {
+    double m = 0, v = 0;
+    for (int c = 0; c < C; c++) m += x[n * C + c] / (double)C;
+    for (int c = 0; c < C; c++) v += (x[n * C + c] - m) * (x[n * C + c] - m) / C;
+    for (int c = 0; c < C; c++) worst = std::max(worst, std::fabs((x[n * C + c] - m) / std::sqrt(v + 1e-6) * w[c] + b[c] - o_r[n * C + c]));
+  }
+  report(worst < 1e-5, "layernorm_forward_ref vs double definition", "max_abs_err=" + std::to_string(worst));
+  std::vector<float> dx_r(N * C, 0), dw_r(C, 0), db_r(C, 0), dx_g(N * C, 0), dw_g(C, 0), db_g(C, 0);
+  layernorm_backward_ref(dx_r.data(), dw_r.data(), db_r.data(), R.data(), x.data(), w.data(), m_r.data(), rs_r.data(), N, C);
+  layernorm_backward(pool, dx_g.data(), dw_g.data(), db_g.data(), R.data(), x.data(), w.data(), m_g.data(), rs_g.data(), N, C);
+  compare("layernorm_backward dinp", dx_g, dx_r, 1e-6f, 1e-5f);
+  compare("layernorm_backward dweight", dw_g, dw_r, 1e-5f, 1e-5f);
+  compare("layernorm_backward dbias", db_g, db_r, 1e-5f, 1e-5f);
+  std::vector<float> out(N * C), mm(N), rs(N);
+  auto loss = [&] { layernorm_forward_ref(out.data(), mm.data(), rs.data(), x.data(), w.data(), b.data(), N, C, 1e-6f); return weighted_sum(out, R); };
+  fd_check("layernorm fd dinp", x, dx_r, loss);
+  fd_check("layernorm fd dweight", w, dw_r, loss);
+  fd_check("layernorm fd dbias", b, db_r, loss);
+
+  const int n = 1000;
+  auto g = randn(n, 3.0f), Rg = randn(n);
+  std::vector<float> go_r(n), go_g(n), gd_r(n, 0), gd_g(n, 0);
+  gelu_tanh_forward_ref(go_r.data(), g.data(), n);
+  gelu_tanh_forward(pool, go_g.data(), g.data(), n);
+  compare("gelu_tanh_forward", go_g, go_r, 0, 0);
+  // torch.nn.functional.gelu(x, approximate="tanh") at a few points (float64)
+  const float xs[] = {-3.0f, -1.0f, -0.1f, 0.5f, 2.0f};
+  const double want[] = {-0.0036373920817729943, -0.15880800939172324, -0.04601724895456484, 0.34571400982514394, 1.954597694087775};
+  double werr = 0;
+  for (int i = 0; i < 5; i++) {
+    float o;
+    gelu_tanh_forward_ref(&o, xs + i, 1);
+    werr = std::max(werr, std::fabs(o - want[i]));
+  }
+  report(werr < 1e-6, "gelu_tanh_forward_ref vs torch values", "max_abs_err=" + std::to_string(werr));
+  gelu_tanh_backward_ref(gd_r.data(), Rg.data(), g.data(), n);
+  gelu_tanh_backward(pool, gd_g.data(), Rg.data(), g.data(), n);
+  compare("gelu_tanh_backward", gd_g, gd_r, 0, 0);
+  std::vector<float> gout(n);
+  auto gloss = [&] { gelu_tanh_forward_ref(gout.data(), g.data(), n); return weighted_sum(gout, Rg); };
+  fd_check("gelu_tanh fd dx", g, gd_r, gloss);
 }
 
 void test_rope(ThreadPool& pool) {
@@ -666,6 +720,7 @@ int main(int argc, char** argv) {
   test_gemm(pool);
   test_matmul_isa(pool);
   test_rmsnorm(pool);
+  test_layernorm_gelu_tanh(pool);
   test_rope(pool);
   test_attention(pool);
   test_vision_attention_and_rope(pool);

@@ -1,14 +1,16 @@
 /**
- * Pillow's `Image.resize(size, Image.BICUBIC)` on 8-bit RGB, reproduced bit for bit:
- * the resize Qwen2.5-VL's image processor applies (PIL backend, the one VLA-0 used).
+ * Pillow's `Image.resize(size, Image.BICUBIC)` and `Image.LANCZOS` on 8-bit RGB, reproduced
+ * bit for bit: the resizes Qwen2.5-VL's (bicubic) and SmolVLM2's (Lanczos) image processors
+ * apply (PIL backends, the ones VLA-0 and its SmolVLM2 port used).
  *
  * Pillow resamples separably, horizontal pass first, then vertical, each pass
  * rounding to 8 bits:
  * - per output pixel, the input window is centre +- support, with
- *   centre = (x + 0.5) * scale and support = 2 * max(1, scale): downscaling
- *   widens the cubic, so it antialiases;
- * - the weights are the cubic convolution kernel with a = -0.5, evaluated at
- *   (i - centre + 0.5) / max(1, scale) and normalized to sum 1;
+ *   centre = (x + 0.5) * scale and support = filter support (2 bicubic, 3 Lanczos)
+ *   * max(1, scale): downscaling widens the filter, so it antialiases;
+ * - the weights are the filter (cubic convolution with a = -0.5, or Lanczos:
+ *   sinc(x) sinc(x / 3) on [-3, 3)), evaluated at (i - centre + 0.5) / max(1, scale)
+ *   and normalized to sum 1;
  * - weights become fixed point with 22 fractional bits (rounded half away from
  *   zero), the sum starts at half of one unit, and the result is the sum shifted
  *   right by 22 bits, clamped to 0..255.
@@ -33,6 +35,23 @@ function bicubic(x: number): number {
   return 0;
 }
 
+/** Pillow's sinc and three-lobed Lanczos filter (support 3). */
+function sinc(x: number): number {
+  if (x === 0) return 1;
+  const px = x * Math.PI;
+  return Math.sin(px) / px;
+}
+function lanczos(x: number): number {
+  return x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0;
+}
+
+interface Filter {
+  support: number;
+  fn: (x: number) => number;
+}
+const BICUBIC: Filter = { support: 2, fn: bicubic };
+const LANCZOS: Filter = { support: 3, fn: lanczos };
+
 interface Coefficients {
   /** Per output index: first input index and number of taps. */
   start: Int32Array;
@@ -43,10 +62,10 @@ interface Coefficients {
 }
 
 /** Fixed-point weights of one resampling pass from inSize to outSize samples. */
-function coefficients(inSize: number, outSize: number): Coefficients {
+function coefficients(inSize: number, outSize: number, filter: Filter): Coefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(1, scale);
-  const support = 2 * filterScale;
+  const support = filter.support * filterScale;
   const ksize = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
   const taps = new Int32Array(outSize);
@@ -60,7 +79,7 @@ function coefficients(inSize: number, outSize: number): Coefficients {
     const n = hi - lo;
     let sum = 0;
     for (let i = 0; i < n; i++) {
-      w[i] = bicubic((i + lo - centre + 0.5) * inv);
+      w[i] = filter.fn((i + lo - centre + 0.5) * inv);
       sum += w[i] as number;
     }
     for (let i = 0; i < n; i++) {
@@ -80,8 +99,8 @@ function clip8(acc: number): number {
 }
 
 /** One pass along x (rows stay) from src to a (outWidth, src.height) image. */
-function horizontal(src: RgbImage, outWidth: number): RgbImage {
-  const c = coefficients(src.width, outWidth);
+function horizontal(src: RgbImage, outWidth: number, filter: Filter): RgbImage {
+  const c = coefficients(src.width, outWidth, filter);
   const out = makeImage(outWidth, src.height);
   for (let y = 0; y < src.height; y++) {
     const row = y * src.width * 3;
@@ -100,8 +119,8 @@ function horizontal(src: RgbImage, outWidth: number): RgbImage {
 }
 
 /** One pass along y (columns stay) from src to a (src.width, outHeight) image. */
-function vertical(src: RgbImage, outHeight: number): RgbImage {
-  const c = coefficients(src.height, outHeight);
+function vertical(src: RgbImage, outHeight: number, filter: Filter): RgbImage {
+  const c = coefficients(src.height, outHeight, filter);
   const W = src.width;
   const out = makeImage(W, outHeight);
   for (let y = 0; y < outHeight; y++) {
@@ -119,13 +138,22 @@ function vertical(src: RgbImage, outHeight: number): RgbImage {
   return out;
 }
 
-/** Pillow's BICUBIC resize of an 8-bit RGB image to (width, height). */
-export function resizeBicubicPil(src: RgbImage, width: number, height: number): RgbImage {
+function resizePil(src: RgbImage, width: number, height: number, filter: Filter): RgbImage {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new VlaError("DATA_INVALID", `cannot resize to ${width}x${height}`, "width and height must be positive integers");
   }
   let img = src;
-  if (width !== src.width) img = horizontal(img, width);
-  if (height !== src.height) img = vertical(img, height);
+  if (width !== src.width) img = horizontal(img, width, filter);
+  if (height !== src.height) img = vertical(img, height, filter);
   return img === src ? { width, height, data: src.data.slice() } : img;
+}
+
+/** Pillow's BICUBIC resize of an 8-bit RGB image to (width, height). */
+export function resizeBicubicPil(src: RgbImage, width: number, height: number): RgbImage {
+  return resizePil(src, width, height, BICUBIC);
+}
+
+/** Pillow's LANCZOS resize of an 8-bit RGB image to (width, height). */
+export function resizeLanczosPil(src: RgbImage, width: number, height: number): RgbImage {
+  return resizePil(src, width, height, LANCZOS);
 }

@@ -88,6 +88,8 @@ export interface NativeBatch {
   injectRows?: Int32Array;
   /** (M, C) injected embeddings. */
   inject?: Float32Array;
+  /** (K, M, C) DeepStack features (Qwen3-VL): layer l < K's output gets deepstack[l] added at the injected rows. */
+  deepstack?: Float32Array;
   /** Seed of the LoRA dropout masks for this pass; absent = no dropout. */
   dropoutSeed?: number;
 }
@@ -141,7 +143,7 @@ export interface NativeKvCache {
   readonly length: number;
   readonly capacity: number;
   /** Runs new tokens through the model, extending the cache; returns the last token's logits (V). */
-  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array }): Float32Array;
+  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array; deepstack?: Float32Array }): Float32Array;
   reset(): void;
 }
 
@@ -168,6 +170,8 @@ export interface NativeGenOptions {
   positions?: Int32Array;
   injectRows?: Int32Array;
   inject?: Float32Array;
+  /** (K, M, C) DeepStack features for the prompt (see NativeBatch). */
+  deepstack?: Float32Array;
   temperature?: number;
   seed?: number;
   jumpForward?: boolean;
@@ -207,7 +211,9 @@ export interface NativeGenResult {
   accepted?: number;
 }
 
-export interface NativeVisionConfig extends NativeBackendOptions {
+/** Qwen2.5-VL's tower (native/model/vision.h). */
+export interface NativeQwenVisionConfig extends NativeBackendOptions {
+  family?: "qwen2_5_vl";
   depth: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -225,13 +231,53 @@ export interface NativeVisionConfig extends NativeBackendOptions {
   dtype?: NativeDType;
 }
 
+/** SigLIP with SmolVLM2's pixel-shuffle connector (native/model/vision_siglip.h); inference only. */
+export interface NativeSiglipVisionConfig extends NativeBackendOptions {
+  family: "siglip";
+  depth: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  /** The language model's width (the connector's output). */
+  outHiddenSize: number;
+  patchSize: number;
+  /** Tile side in pixels (every tile is imageSize x imageSize). */
+  imageSize: number;
+  scaleFactor: number;
+  layerNormEps?: number;
+  dtype?: NativeDType;
+}
+
+/** Qwen3-VL's tower with DeepStack mergers (native/model/vision_qwen3.h); inference only. */
+export interface NativeQwen3VisionConfig extends NativeBackendOptions {
+  family: "qwen3_vl";
+  depth: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  outHiddenSize: number;
+  patchSize: number;
+  spatialMergeSize: number;
+  temporalPatchSize: number;
+  /** side^2 learned positions, bilinearly resampled to each image's grid. */
+  numPositionEmbeddings: number;
+  /** Blocks whose outputs feed the DeepStack mergers (the output gets one more (U, C) block per entry). */
+  deepstackVisualIndexes: Int32Array;
+  ropeTheta?: number;
+  dtype?: NativeDType;
+}
+
+export type NativeVisionConfig = NativeQwenVisionConfig | NativeSiglipVisionConfig | NativeQwen3VisionConfig;
+
 export interface NativeVisionTower {
   readonly params: NativeParamStore;
   readonly backend: string;
+  /** "qwen2_5_vl" or "siglip". */
+  readonly family: string;
   /** Train (or freeze) the tower: gradients exist only while it is trained. Frozen by default. */
   setTrainable(on: boolean): void;
   /**
-   * pixels (N, 3*T*p*p), grids (t, h, w) per image -> (N / merge^2, outHiddenSize).
+   * pixels (N, P), grids (t, h, w) per image (SigLIP: per tile) -> (N / merge^2 (scale^2), outHiddenSize).
    * train: keep this call's activations on the handle for the next backwardAsync.
    */
   forwardAsync(pixels: Float32Array, grids: Int32Array, train?: boolean): Promise<Float32Array>;

@@ -53,6 +53,8 @@ export interface TrainBatch {
   positions?: Int32Array;
   injectRows?: Int32Array;
   inject?: Float32Array;
+  /** (K, M, C) DeepStack features (Qwen3-VL), added after the first K layers at injectRows. */
+  deepstack?: Float32Array;
   /** Seed of this pass's LoRA dropout masks (forwardBackward picks one when absent). */
   dropoutSeed?: number;
 }
@@ -347,7 +349,7 @@ export class KvCache {
     return this.native.capacity;
   }
   /** Runs new tokens through the model, extending the cache; returns the last token's logits (V). */
-  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array }): Float32Array {
+  feed(tokens: Int32Array, options?: { positions?: Int32Array; injectRows?: Int32Array; inject?: Float32Array; deepstack?: Float32Array }): Float32Array {
     return callNative("KvCache.feed", () => this.native.feed(tokens, options));
   }
   reset(): void {

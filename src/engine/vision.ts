@@ -1,12 +1,14 @@
 /**
- * Qwen2.5-VL's vision tower in the native engine, configured from `vision_config` in
- * config.json (unsupported settings are named): a forward for inference, and for
- * fine-tuning a training forward, a backward from the gradient of its output, and AdamW
- * on its own parameters (clipped with the language model's gradients as one norm).
+ * A vision encoder in the native engine (native/model/vision_encoder.h): Qwen2.5-VL's tower,
+ * configured here from `vision_config` (unsupported settings are named), or SmolVLM2's SigLIP
+ * and Qwen3-VL's tower, configured by their family files (families/). A forward for
+ * inference, and for Qwen2.5-VL's tower fine-tuning: a training forward, a backward from the
+ * gradient of its output, and AdamW on its own parameters (clipped with the language model's
+ * gradients as one norm).
  */
 import { z } from "zod";
 import { VlaError, formatZodIssues } from "../errors.js";
-import { callNative, callNativeAsync, loadAddon, type NativeTensorInfo, type NativeVisionConfig, type NativeVisionTower } from "./addon.js";
+import { callNative, callNativeAsync, loadAddon, type NativeQwenVisionConfig, type NativeTensorInfo, type NativeVisionConfig, type NativeVisionTower } from "./addon.js";
 import { optimizerStep, ParamStore, type AdamWInput, type OptimizerState } from "./params.js";
 
 const VisionConfigSchema = z
@@ -29,7 +31,7 @@ const VisionConfigSchema = z
   })
   .passthrough();
 
-export function parseVisionConfig(json: unknown, source = "vision_config"): NativeVisionConfig {
+export function parseVisionConfig(json: unknown, source = "vision_config"): NativeQwenVisionConfig {
   const r = VisionConfigSchema.safeParse(json);
   if (!r.success) throw new VlaError("CONFIG_INVALID", `${source} is not a Qwen2.5-VL vision config:\n${formatZodIssues(r.error.issues)}`);
   const c = r.data;

@@ -64,7 +64,7 @@ export function trainBpe(corpus: readonly string[], vocabSize: number): TrainedB
 }
 
 /** Write tokenizer.json and tokenizer_config.json (with the given chat template). */
-export function saveBpeTokenizer(dir: string, bpe: TrainedBpe, chatTemplate: string, specials: readonly string[] = QWEN_VL_SPECIALS): void {
+export function saveBpeTokenizer(dir: string, bpe: TrainedBpe, chatTemplate: string, specials: readonly string[] = QWEN_VL_SPECIALS, tokens: { eos?: string; pad?: string } = {}): void {
   fs.mkdirSync(dir, { recursive: true });
   const base = bpe.vocab.size;
   const tokenizer = {
@@ -98,8 +98,8 @@ export function saveBpeTokenizer(dir: string, bpe: TrainedBpe, chatTemplate: str
   const config = {
     add_prefix_space: false,
     bos_token: null,
-    eos_token: "<|im_end|>",
-    pad_token: "<|endoftext|>",
+    eos_token: tokens.eos ?? "<|im_end|>",
+    pad_token: tokens.pad ?? "<|endoftext|>",
     unk_token: null,
     clean_up_tokenization_spaces: false,
     model_max_length: 32768,

@@ -21,14 +21,14 @@ import { tileHorizontal } from "../data/image.js";
 import { generateConstrainedBatch, type ActionAutomaton, type ConstrainedOptions } from "../engine/automaton.js";
 import { MODEL_CONFIG_FILE, type DecoderModel } from "../engine/decoder.js";
 import type { ModelOptions } from "../engine/decoder.js";
-import { loadLanguageModel, type VlmModel } from "../engine/vlm.js";
+import { loadLanguageModel, type ImageEncoding, type VlmModel } from "../engine/vlm.js";
 import { VlaError } from "../errors.js";
 import { loadPeftAdapter } from "../io/adapter-export.js";
 import { readJsonFile } from "../io/json-file.js";
 import type { EncodedPrompt } from "../prompts/encode.js";
 import { loadTemplate, type PromptTemplate } from "../prompts/template.js";
 import { loadTokenizer, loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
-import { preprocessImage, type ProcessedImage } from "../vision/processor.js";
+import type { ImageLayout, ProcessedImage } from "../vision/processor.js";
 import { readPolicyFile, type PolicyFileData } from "./file.js";
 import { encodePolicyPrompt, policyAutomaton, stateText } from "./prompt.js";
 import { TimestepStreams } from "./timesteps.js";
@@ -138,8 +138,9 @@ export class Policy {
   }
 
   /** The request's prompt (without an answer), from the cache when it was encoded before. */
-  private encodePrompt(req: ActRequest, imageTokens?: readonly number[]): EncodedPrompt {
-    const key = JSON.stringify([req.instruction, req.state && this.template.uses.has("state") ? stateText(req.state) : null, imageTokens ?? null]);
+  private encodePrompt(req: ActRequest, image?: ImageLayout): EncodedPrompt {
+    const imageTokens = image ? [image.tokens] : undefined;
+    const key = JSON.stringify([req.instruction, req.state && this.template.uses.has("state") ? stateText(req.state) : null, imageTokens ?? null, image?.expansion ?? null]);
     const hit = this.prompts.get(key);
     if (hit) return hit;
     const enc = encodePolicyPrompt({
@@ -151,6 +152,7 @@ export class Policy {
       ...(req.state ? { state: req.state } : {}),
       addVisionId: this.addVisionId,
       ...(imageTokens ? { imageTokens } : {}),
+      ...(image?.expansion ? { imageExpansions: [image.expansion] } : {}),
     });
     if (this.prompts.size >= PROMPT_CACHE_SIZE) this.prompts.clear();
     this.prompts.set(key, enc);
@@ -179,36 +181,36 @@ export class Policy {
     if (this.vlm && req.images.length > 0) {
       const heights = new Set(req.images.map((i) => i.height));
       if (heights.size > 1) throw new VlaError("DATA_INVALID", `camera images have different heights (${[...heights].join(", ")})`, "send every camera at the same height; they are tiled side by side");
-      image = preprocessImage(req.images.length === 1 ? (req.images[0] as RgbImage) : tileHorizontal(req.images), this.vlm.processor);
+      image = this.vlm.preprocess(req.images.length === 1 ? (req.images[0] as RgbImage) : tileHorizontal(req.images));
     }
-    const enc = this.encodePrompt(req, image ? [image.tokens] : undefined);
+    const enc = this.encodePrompt(req, image);
     if (enc.ids.length + this.maxAnswerTokens > this.contextLength) {
       throw new VlaError("DATA_INVALID", `the prompt is ${enc.ids.length} tokens and its answer up to ${this.maxAnswerTokens}: over the model's context length of ${this.contextLength} tokens`, "shorten the instruction (or send smaller images)");
     }
     if (!image || !this.vlm) return { ids: enc.ids };
-    const mm = this.vlm.multimodalInputs(enc.ids.length, enc.imageStarts, [image]);
+    const mm = this.vlm.multimodalInputs(enc.ids.length, enc.imageStarts, [image], enc.featureRows);
     return { ids: enc.ids, positions: mm.positions, injectRows: mm.injectRows, image };
   }
 
   /** The features of every prepared image, in one vision-tower call, split per request. */
-  private async encodeImages(prepared: ReadonlyArray<Prepared | undefined>): Promise<Array<Float32Array | undefined>> {
-    const out: Array<Float32Array | undefined> = prepared.map(() => undefined);
+  private async encodeImages(prepared: ReadonlyArray<Prepared | undefined>): Promise<Array<ImageEncoding | undefined>> {
+    const out: Array<ImageEncoding | undefined> = prepared.map(() => undefined);
     const vlm = this.vlm;
     const withImages = prepared.flatMap((p, i) => (p?.image ? [{ i, image: p.image }] : []));
     if (!vlm || withImages.length === 0) return out;
-    const pixels = new Float32Array(withImages.reduce((a, x) => a + x.image.pixels.length, 0));
-    let o = 0;
-    for (const x of withImages) {
-      pixels.set(x.image.pixels, o);
-      o += x.image.pixels.length;
-    }
     // (sum of tokens, C), images in order: each request's rows are contiguous
-    const features = await vlm.vision.forward(pixels, withImages.map((x) => x.image.grid));
+    const { features, deepstack } = await vlm.encode(withImages.map((x) => x.image));
     const C = vlm.vision.config.outHiddenSize;
+    const total = features.length / C;
+    const K = deepstack ? deepstack.length / features.length : 0;
     let row = 0;
     for (const x of withImages) {
-      out[x.i] = features.subarray(row * C, (row + x.image.tokens) * C);
-      row += x.image.tokens;
+      const n = x.image.tokens;
+      // DeepStack (K, total, C): this request's rows of each block, as (K, n, C)
+      const ds = deepstack ? new Float32Array(K * n * C) : undefined;
+      for (let k = 0; k < K && ds && deepstack; k++) ds.set(deepstack.subarray((k * total + row) * C, (k * total + row + n) * C), k * n * C);
+      out[x.i] = { features: features.subarray(row * C, (row + n) * C), ...(ds ? { deepstack: ds } : {}) };
+      row += n;
     }
     return out;
   }
@@ -261,7 +263,7 @@ export class Policy {
       }
     });
     const t1 = performance.now();
-    let features: Array<Float32Array | undefined>;
+    let features: Array<ImageEncoding | undefined>;
     try {
       features = await this.encodeImages(prepared);
     } catch (e) {
@@ -286,7 +288,7 @@ export class Policy {
         maxTokens: this.maxAnswerTokens,
         ...item.options,
         ...(p.positions ? { positions: p.positions } : {}),
-        ...(p.injectRows && f ? { injectRows: p.injectRows, inject: f } : {}),
+        ...(p.injectRows && f ? { injectRows: p.injectRows, inject: f.features, ...(f.deepstack ? { deepstack: f.deepstack } : {}) } : {}),
         ...(item.cancel ? { cancel: item.cancel } : {}),
       };
     });

@@ -3,6 +3,7 @@
  * chat template -> token ids, with the state written as numbers and (for training) the
  * answer appended. Images appear only when their token counts are given (a VLM).
  */
+import type { ImagePiece } from "../vision/processor.js";
 import type { ActionGrammar } from "../actions/grammar.js";
 import type { ActionSpec } from "../actions/spec.js";
 import { ActionAutomaton } from "../engine/automaton.js";
@@ -25,6 +26,8 @@ export interface PolicyPromptInput {
   addVisionId?: boolean;
   /** Tokens per image (after the vision tower's merge); omitted: a text-only prompt. */
   imageTokens?: readonly number[];
+  /** Per image, its prompt pieces where the family expands an image into more than its image tokens (ImageLayout.expansion). */
+  imageExpansions?: ReadonlyArray<readonly ImagePiece[] | undefined>;
 }
 
 /** State numbers as the prompt writes them (4 decimals, spaces). */
@@ -42,8 +45,17 @@ export function encodePolicyPrompt(p: PolicyPromptInput): EncodedPrompt {
     images: p.imageTokens?.length ?? 0,
     ...(p.state !== undefined && p.template.uses.has("state") ? { state: stateText(p.state) } : {}),
   });
-  const segs = renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, ...(p.answer !== undefined ? { answer: p.answer } : {}) });
-  return encodeSegments(p.tokenizer, segs, p.imageTokens ? { imageTokens: p.imageTokens } : {});
+  const options = { ...(p.imageTokens ? { imageTokens: p.imageTokens } : {}), ...(p.imageExpansions ? { imageExpansions: p.imageExpansions } : {}) };
+  if (p.answer === undefined) {
+    // the prompt a policy answers is the training prompt up to its answer, token for token: a
+    // chat template's generation prompt can differ from it (SmolVLM2's "Assistant:" is
+    // followed by a space before a trained answer), and the model must see what it trained on
+    const enc = encodeSegments(p.tokenizer, renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, answer: "0" }), options);
+    const ids = enc.ids.slice(0, enc.answerStart);
+    return { ids, answerStart: ids.length, answerEnd: ids.length, endIndex: -1, imageStarts: enc.imageStarts, featureRows: enc.featureRows };
+  }
+  const segs = renderChat(p.tokenizer, prompt, { addVisionId: p.addVisionId ?? true, answer: p.answer });
+  return encodeSegments(p.tokenizer, segs, options);
 }
 
 /** The control token that closes the assistant's answer in this tokenizer's chat template (where generation stops). */

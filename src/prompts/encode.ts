@@ -5,7 +5,9 @@
  * Hugging Face tokenizes the rendered string, but with the plain encoder so
  * user text never yields control tokens; special tokens map to their ids;
  * each image becomes `imageTokens[i]` copies of its marker token (the vision
- * tower decides the count); the answer is tokenized on its own.
+ * tower decides the count), or, where the family's processor expands an image into
+ * more (SmolVLM2: wrappers, tile positions, newlines), its `imageExpansions[i]` pieces;
+ * the answer is tokenized on its own.
  *
  * Labels follow the HF convention: labels[i] is the token at position i (the
  * loss shifts by one), -100 where no loss is taken. Loss is on the answer
@@ -14,6 +16,7 @@
 import { VlaError } from "../errors.js";
 import type { Segment } from "./chat.js";
 import type { TextTokenizer } from "./tokenizer.js";
+import type { ImagePiece } from "../vision/processor.js";
 
 export const IGNORE_INDEX = -100;
 
@@ -27,11 +30,15 @@ export interface EncodedPrompt {
   endIndex: number;
   /** (images) first position of each image's tokens. */
   imageStarts: number[];
+  /** Positions of the image tokens (the rows that receive image features), images in order. */
+  featureRows: number[];
 }
 
 export interface EncodeOptions {
   /** Tokens per image (default 1 each, the chat template's single marker). */
   imageTokens?: readonly number[];
+  /** Per image: its prompt pieces, replacing imageTokens[i] copies of the marker (see ImageProcessor.layout). */
+  imageExpansions?: ReadonlyArray<readonly ImagePiece[] | undefined>;
   /** "skip" drops images that the tokenizer has no token for (text-only models, token counting). */
   images?: "tokens" | "skip";
 }
@@ -43,6 +50,7 @@ export function encodeSegments(tok: TextTokenizer, segments: readonly Segment[],
   let answerEnd = -1;
   let endIndex = -1;
   const imageStarts: number[] = [];
+  const featureRows: number[] = [];
   const flush = (): void => {
     if (textRun) ids.push(...tok.encodePlain(textRun));
     textRun = "";
@@ -68,7 +76,16 @@ export function encodeSegments(tok: TextTokenizer, segments: readonly Segment[],
           throw new VlaError("TOKENIZER_MISSING_TOKEN", `tokenizer '${tok.name}' has no image token (${marker}): it cannot take images`, "use a vision-language model's tokenizer, or a prompt with no images");
         }
         imageStarts.push(ids.length);
-        for (let k = 0; k < n; k++) ids.push(id);
+        const pieces = options.imageExpansions?.[s.index];
+        if (!pieces) {
+          for (let k = 0; k < n; k++) featureRows.push(ids.length), ids.push(id);
+          break;
+        }
+        for (const p of pieces) {
+          if ("special" in p) ids.push(tok.requireId(p.special));
+          else if ("text" in p) ids.push(...tok.encodePlain(p.text));
+          else for (let k = 0; k < p.image; k++) featureRows.push(ids.length), ids.push(id);
+        }
         break;
       }
       case "answer":
@@ -81,7 +98,7 @@ export function encodeSegments(tok: TextTokenizer, segments: readonly Segment[],
   }
   flush();
   if (answerStart < 0) answerStart = answerEnd = ids.length;
-  return { ids: Int32Array.from(ids), answerStart, answerEnd, endIndex, imageStarts };
+  return { ids: Int32Array.from(ids), answerStart, answerEnd, endIndex, imageStarts, featureRows };
 }
 
 export interface MaskAugmentation {

@@ -36,7 +36,10 @@ export interface TrainExample {
    * either their features (frozen tower: computed once) or the tiled camera image (the
    * tower is trained: features are computed every step).
    */
-  image?: { positions: Int32Array; injectRows: Int32Array } & ({ inject: Float32Array; rgb?: undefined } | { rgb: RgbImage; inject?: undefined });
+  image?: { positions: Int32Array; injectRows: Int32Array; /** (K, rows, C) Qwen3-VL's DeepStack features of a frozen tower */ deepstack?: Float32Array } & (
+    | { inject: Float32Array; rgb?: undefined }
+    | { rgb: RgbImage; inject?: undefined }
+  );
 }
 
 export interface TrainData {
@@ -61,6 +64,14 @@ interface RawEpisode {
   T: number;
   A: number;
   S: number;
+}
+
+/** Rows [first, first + n) of every block of (K, total, C) DeepStack features, as (K, n, C). */
+export function deepstackRows(ds: Float32Array, total: number, first: number, n: number, C: number): Float32Array {
+  const K = ds.length / (total * C);
+  const out = new Float32Array(K * n * C);
+  for (let k = 0; k < K; k++) out.set(ds.subarray((k * total + first) * C, (k * total + first + n) * C), k * n * C);
+  return out;
 }
 
 export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void, vlm?: VlmModel): Promise<TrainData> {
@@ -127,17 +138,17 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
       const chunk = targetChunk(ep.actions, ep.T, ep.A, t, spec.horizon);
       const { text, bins } = codec.encodeRaw(chunk.actions);
       const state = ep.states.slice(t * ep.S, (t + 1) * ep.S);
-      const key = JSON.stringify([ep.instruction[t], withState && ep.S > 0 ? stateText(state) : null, text, layouts ? perImage : null]);
+      const key = JSON.stringify([ep.instruction[t], withState && ep.S > 0 ? stateText(state) : null, text, layouts ? perImage : null, layouts?.[t]?.expansion ?? null]);
       let encoded = encodings.get(key);
       if (!encoded) {
-        encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(layouts ? { imageTokens: [perImage] } : {}) });
+        encoded = encodePolicyPrompt({ tokenizer, template, spec, bins: codec.bins, instruction: ep.instruction[t] as string, ...(ep.S > 0 ? { state } : {}), answer: text, ...(layouts ? { imageTokens: [perImage] } : {}), ...(layouts?.[t]?.expansion ? { imageExpansions: [layouts[t]?.expansion] } : {}) });
         encodings.set(key, encoded);
       }
       const ex: TrainExample = { source: ep.source, episode: ep.episode, frame: t, instruction: ep.instruction[t] as string, state, target: codec.binsToNormalized(bins), encoded };
       if (layouts && vlm) {
-        const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [layouts[t] as ImageLayout]);
+        const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [layouts[t] as ImageLayout], encoded.featureRows);
         ex.image = feats
-          ? { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C) }
+          ? { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C), ...(feats.deepstack ? { deepstack: deepstackRows(feats.deepstack, feats.features.length / C, t * perImage, perImage, C) } : {}) }
           : { positions: mm.positions, injectRows: mm.injectRows, rgb: ep.images[t] as RgbImage };
         featureCount++;
       }

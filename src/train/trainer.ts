@@ -88,6 +88,7 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: 
     const positions = new Int32Array(S * B * T);
     const injectRows: number[] = [];
     const inject: Float32Array[] = [];
+    const deepstack: Float32Array[] = [];
     const images: RgbImage[] = [];
     rows.forEach((x, b) => {
       const img = x.ex.image;
@@ -102,9 +103,23 @@ function makeBatch(cfg: FinetuneConfig, data: TrainData, padId: number, maskId: 
         for (const r of img.injectRows) injectRows.push(b * T + r);
         if (img.rgb) images.push(img.rgb);
         else inject.push(img.inject);
+        if (img.deepstack) deepstack.push(img.deepstack);
       }
     });
     Object.assign(batch, { positions, injectRows: Int32Array.from(injectRows), inject: concat(inject) });
+    if (deepstack.length > 0) {
+      // (K, rows, C) per example -> (K, all rows, C): layer by layer, examples in batch order
+      const K = (deepstack[0]?.length ?? 0) / Math.max(1, inject[0]?.length ?? 1);
+      const out = new Float32Array(deepstack.reduce((a, d) => a + d.length, 0));
+      let o = 0;
+      for (let k = 0; k < K; k++)
+        for (const d of deepstack) {
+          const per = d.length / K;
+          out.set(d.subarray(k * per, (k + 1) * per), o);
+          o += per;
+        }
+      batch.deepstack = out;
+    }
     return { batch, images };
   }
   return { batch, images: [] };
@@ -149,7 +164,7 @@ async function evaluate(model: DecoderModel, vlm: VlmModel | undefined, data: Tr
       return out;
     };
     const inject = await exampleFeatures(ex, vlm);
-    const extras = (n: number) => (img && inject ? { positions: cut(n) as Int32Array, injectRows: img.injectRows, inject } : {});
+    const extras = (n: number) => (img && inject ? { positions: cut(n) as Int32Array, injectRows: img.injectRows, inject, ...(img.deepstack ? { deepstack: img.deepstack } : {}) } : {});
     const r = model.loss({ B: 1, T, tokens: t.inputIds.slice(0, T), targets: t.labels.slice(1), ...extras(T) });
     lossSum += r.loss * r.kept;
     kept += r.kept;

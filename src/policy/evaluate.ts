@@ -13,6 +13,7 @@ import { TabletopEnv } from "../sim/env.js";
 import type { SceneOptions } from "../sim/scene.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
 import type { ActOptions, Policy } from "./policy.js";
+import { wilson, type Interval } from "./interval.js";
 import { SessionStore } from "./session.js";
 
 /** What a robot sends with each request. */
@@ -70,6 +71,8 @@ export interface FamilyResult {
   successes: number;
   /** Mean environment steps per episode. */
   meanSteps: number;
+  /** The success rate with its 95% Wilson interval. */
+  interval: Interval;
 }
 
 export interface ClosedLoopReport {
@@ -77,6 +80,8 @@ export interface ClosedLoopReport {
   episodes: number;
   successes: number;
   successRate: number;
+  /** The overall success rate with its 95% Wilson interval (episodes pooled over families). */
+  interval: Interval;
   /** Chunks requested from the actor. */
   requests: number;
   generatedTokens: number;
@@ -125,9 +130,9 @@ export async function evaluateClosedLoop(actor: Actor, o: ClosedLoopOptions): Pr
       steps += n;
       o.onEpisode?.({ family, episode: e, success, steps: n, done: ++done, total: families.length * o.episodes });
     }
-    results.push({ family, episodes: o.episodes, successes, meanSteps: steps / o.episodes });
+    results.push({ family, episodes: o.episodes, successes, meanSteps: steps / o.episodes, interval: wilson(successes, o.episodes) });
   }
   const episodes = results.reduce((a, r) => a + r.episodes, 0);
   const successes = results.reduce((a, r) => a + r.successes, 0);
-  return { families: results, episodes, successes, successRate: successes / episodes, requests, generatedTokens: tokens, tokensPerChunk: requests > 0 ? tokens / requests : 0, seconds: (performance.now() - t0) / 1000 };
+  return { families: results, episodes, successes, successRate: successes / episodes, interval: wilson(successes, episodes), requests, generatedTokens: tokens, tokensPerChunk: requests > 0 ? tokens / requests : 0, seconds: (performance.now() - t0) / 1000 };
 }

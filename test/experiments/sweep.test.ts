@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { parseSweepSpec, sweepVariants, type SweepRow } from "../../src/experiments/sweep.js";
+import { parseSweepSpec, sweepSummary, sweepTable, sweepVariants, type SweepRow } from "../../src/experiments/sweep.js";
 import { createTinyDefaultModel } from "../../src/models/tiny-default.js";
 import { generateDataset } from "../../src/sim/generate.js";
 import { bufferIO } from "../support/io.js";
@@ -35,6 +35,31 @@ describe("sweep spec", () => {
     const f = parseSweepSpec(file);
     expect(sweepVariants(base, f).map((x) => x.config.maskActions.enabled)).toEqual([true, false]);
     expect(sweepVariants(base, parseSweepSpec("ensemble=none")).map((x) => x.name)).toEqual(["base"]);
+  });
+
+  it("trains every variant once per seed (the innermost axis) and pools the seeds with intervals", () => {
+    const s = parseSweepSpec("format=vla0,terse; seeds=0,1; episodes=50; families=reach");
+    expect(s.seeds).toEqual([0, 1]);
+    const v = sweepVariants(base, s);
+    expect(v.map((x) => x.name)).toEqual(["format=vla0,seed=0", "format=vla0,seed=1", "format=terse,seed=0", "format=terse,seed=1"]);
+    expect(v.map((x) => x.config.seed)).toEqual([0, 1, 0, 1]);
+    const both = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-sweepseeds-")), "sweep.yaml");
+    fs.writeFileSync(both, "axes:\n  seed: [1, 2]\nseeds: [0, 1]\n");
+    expect(() => parseSweepSpec(both)).toThrow(/'seeds' and a 'seed' axis both set the training seed/);
+    expect(() => parseSweepSpec("seeds=-1")).toThrow(/seeds/);
+    // rows as a finished sweep writes them: vla0 30/50 + 34/50, terse 45/50 + 47/50
+    const row = (format: string, seed: number, successes: number): SweepRow => ({ variant: `format=${format},seed=${seed}`, settings: { format, seed: String(seed) }, ensemble: "vla0-v1", steps: 10, trainSeconds: 1, finalLoss: 0.1, families: [{ family: "reach", successes, episodes: 50 }], successRate: successes / 50 });
+    const rows = [row("vla0", 0, 30), row("vla0", 1, 34), row("terse", 0, 45), row("terse", 1, 47)];
+    expect(sweepTable(rows).cells[0]).toContain("60% [46, 72]");
+    const sum = sweepSummary(rows)!;
+    expect(sum.headers).toEqual(["format", "ensemble", "seeds", "per seed", "success [95% CI]", "vs first [95% CI]"]);
+    expect(sum.cells[0]).toEqual(["vla0", "vla0-v1", "0,1", "60% 68%", "64/100  64% [54, 73]", "-"]);
+    // 92/100 vs 64/100: +28 points, Newcombe's interval well clear of zero
+    expect(sum.cells[1]!.slice(0, 4)).toEqual(["terse", "vla0-v1", "0,1", "90% 94%"]);
+    expect(sum.cells[1]![4]).toBe("92/100  92% [85, 96]");
+    expect(sum.cells[1]![5]).toMatch(/^\+28 \[\+\d+, \+\d+\] pts$/);
+    // one seed each: no pooled table
+    expect(sweepSummary(rows.map((r) => ({ ...r, settings: { format: r.settings.format! } })))).toBeUndefined();
   });
 
   it("names what is wrong before any work starts", () => {
@@ -76,7 +101,7 @@ describe("vlatext finetune --sweep", () => {
     const policy = JSON.parse(fs.readFileSync(path.join(out, "action.bins=10", "policy-none", "policy.json"), "utf8")) as { ensemble: { mode: string }; spec: { bins: number } };
     expect(policy.ensemble.mode).toBe("none");
     expect(policy.spec.bins).toBe(10);
-    expect(io.stdout()).toMatch(/action\.bins\s+ensemble\s+tokens\/chunk\s+loss\s+val loss\s+val L1\s+parsed\s+reach\s+success\s+train s/);
+    expect(io.stdout()).toMatch(/action\.bins\s+ensemble\s+tokens\/chunk\s+loss\s+val loss\s+val L1\s+parsed\s+reach\s+success \[95% CI\]\s+train s/);
     expect(fs.readFileSync(path.join(out, "sweep.md"), "utf8")).toMatch(/\| 10 \| vla0-v1 \|/);
 
     // run again: the finished variants are kept, nothing is retrained

@@ -81,8 +81,8 @@ describe("closed-loop evaluation", () => {
     const dir = writeTinyVlmPolicy({ patchSize: 28 });
     const io = bufferIO();
     expect(await main(["eval", "--sim", "--model", dir, "--episodes", "1", "--families", "reach", "--size", "56"], io)).toBe(0);
-    expect(io.stdout()).toMatch(/reach\s+1\s+[01]\s+\d+%/);
-    expect(io.stdout()).toMatch(/overall: [\d.]+% of 1 episodes, \d+ requests \([\d.]+ tokens\/chunk\)/);
+    expect(io.stdout()).toMatch(/reach\s+1\s+[01]\s+\d+% \[\d+, \d+\]/);
+    expect(io.stdout()).toMatch(/overall: \d+% \[\d+, \d+\] \(95% Wilson interval\) of 1 episodes, \d+ requests \([\d.]+ tokens\/chunk\)/);
     expect(io.stderr()).not.toMatch(/\r/);
 
     const policy = Policy.load(dir);

@@ -1,37 +1,32 @@
 /**
  * `vlatext demo`: the embedded default end to end, no download: simulator
- * demonstrations -> the tiny default Qwen2.5-VL model -> fine-tuning -> closed-loop
- * success in the simulator, untrained vs trained.
+ * demonstrations -> the pretrained tiny Qwen2.5-VL model (models/tiny-vlm, made by
+ * `vlatext pretrain`; or --from-scratch, one created on the spot) -> fine-tuning ->
+ * closed-loop success in the simulator, untrained vs trained, with 95% intervals.
+ * The measurements behind the defaults are in README's demo section.
  */
 import fs from "node:fs";
 import path from "node:path";
-import { createTinyDefaultModel } from "../../models/tiny-default.js";
 import { evaluateClosedLoop, policyActor, type ClosedLoopReport } from "../../policy/evaluate.js";
 import { derivePolicy } from "../../policy/file.js";
 import { Policy } from "../../policy/policy.js";
-import { generateDataset, recordEpisode } from "../../sim/generate.js";
-import { TabletopEnv } from "../../sim/env.js";
-import { CAMERA_NAMES } from "../../sim/camera.js";
+import { generateDataset } from "../../sim/generate.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
 import type { SceneOptions } from "../../sim/scene.js";
-import type { RgbImage } from "../../data/episode.js";
-import { parseFinetuneConfig } from "../../train/config.js";
+import { applyOverrides, parseFinetuneConfig } from "../../train/config.js";
+import { CALIBRATION_EPISODES, DEMO_EXPERT, DEMO_IMAGE_SIZE, DEMO_RECIPE, createScratchModel, type RecipeConfig } from "../../experiments/recipes.js";
 import { finetune } from "../../train/trainer.js";
-import { intOpt, str, type CliCommand, type CliIO } from "../command.js";
+import { flag, intOpt, str, strList, type CliCommand, type CliIO } from "../command.js";
+import { formatInterval, formatDifference, rateDifference } from "../../policy/interval.js";
+import { pretrainedDefaultDir, requirePretrained } from "../../models/pretrained.js";
 import { VlaError } from "../../errors.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
 
-/** Frames the tiny model's vision sensor is calibrated on: every third frame of this many expert episodes. */
-const CALIBRATION_EPISODES = 30;
-const IMAGE_SIZE = 56;
-/**
- * The demonstrator: labels without noise and without pauses (a pause shows the policy the same
- * frame with a "stand still" label, and a policy that copies it stalls for good), the world
- * moved by a perturbed copy of each action (DART), so the data holds states off the expert's
- * path labelled with the way back.
- */
-const DEMO_EXPERT = { noise: 0, executionNoise: 0.006, pauseProb: 0 };
+const IMAGE_SIZE = DEMO_IMAGE_SIZE;
+
+/** The recipe from the pretrained model: the demo's (see README's demo section for the measurements). */
+const PRETRAINED_RECIPE: RecipeConfig = { ...DEMO_RECIPE };
 
 interface DemoWorld {
   tasks: TaskFamilyName[];
@@ -56,21 +51,10 @@ async function evaluate(policyDir: string, world: DemoWorld, episodes: number, s
   }
 }
 
-/** Camera frames for the sensor's calibration: expert episodes of the demo's world, on seeds of their own. */
-function calibrationImages(world: DemoWorld, seed: number): RgbImage[] {
-  const env = new TabletopEnv({ size: IMAGE_SIZE, tasks: world.tasks, ...(world.scene ? { scene: world.scene } : {}) });
-  const out: RgbImage[] = [];
-  for (let e = 0; e < CALIBRATION_EPISODES; e++) {
-    const ep = recordEpisode(env, 1_000_000 + seed * 1000 + e, world.tasks[e % world.tasks.length] as TaskFamilyName);
-    for (let t = 0; t < ep.length; t += 3) for (const cam of CAMERA_NAMES) out.push((ep.images[cam] as RgbImage[])[t] as RgbImage);
-  }
-  return out;
-}
-
 export const demoCommand: CliCommand = {
   name: "demo",
   summary: "Generate simulator data, create the tiny default model, fine-tune it, and evaluate closed loop (no download)",
-  options: { output: { type: "string" }, tasks: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" }, seed: { type: "string" }, hidden: { type: "string" }, layers: { type: "string" } },
+  options: { output: { type: "string" }, tasks: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" }, seed: { type: "string" }, hidden: { type: "string" }, layers: { type: "string" }, "patch-size": { type: "string" }, model: { type: "string" }, "from-scratch": { type: "boolean" }, set: { type: "string", multiple: true } },
   optionHelp: {
     output: { value: "dir", description: "Run directory (default runs/demo)" },
     tasks: { value: "list", description: `Task families, comma-separated, from ${TASK_FAMILIES.join(", ")} (default reach; reach and pick use one-block scenes)` },
@@ -78,8 +62,12 @@ export const demoCommand: CliCommand = {
     steps: { value: "n", description: "Fine-tuning steps (default 16000)" },
     "eval-episodes": { value: "n", description: "Closed-loop episodes per task family (default 50)" },
     seed: { value: "n", description: "Seed for data, model and training (default 0)" },
-    hidden: { value: "n", description: "Language model width of the tiny default model (default 64; a multiple of 16)" },
-    layers: { value: "n", description: "Language model layers of the tiny default model (default 2)" },
+    model: { value: "dir", description: `Pretrained model to fine-tune (default: the embedded one, ${path.relative(process.cwd(), pretrainedDefaultDir()) || pretrainedDefaultDir()})` },
+    "from-scratch": { description: "Fine-tune a tiny model created on the spot from random weights and a moments sensor instead (the comparison)" },
+    set: { value: "key=value", description: "Override a fine-tuning config key (dotted path, repeatable), e.g. --set action.bins=1000" },
+    hidden: { value: "n", description: "--from-scratch: language model width (default 64; a multiple of 16)" },
+    layers: { value: "n", description: "--from-scratch: language model layers (default 2)" },
+    "patch-size": { value: "px", description: "--from-scratch: vision patch size (default 28: one token per 56x56 camera; 14: four)" },
   },
   async run(args, io) {
     const out = path.resolve(io.cwd, str(args, "output") ?? "runs/demo");
@@ -88,16 +76,26 @@ export const demoCommand: CliCommand = {
     const families = [...new Set(tasks)] as TaskFamilyName[];
     // reach and pick need one block and no zone: the simplest scenes; place and push need the defaults
     const world: DemoWorld = { tasks: families, scene: families.every((f) => f === "reach" || f === "pick") ? { blocks: [1, 1], zones: [0, 0] } : undefined };
-    // closed loop, 100 episodes: 2000 demonstrations and 4000 steps 30/100, 8000 steps 48/100;
-    // 4000 demonstrations and 16000 steps 63/100 (seed 1: 45/100), 6000 demonstrations no better
-    // (63/100). The whole demo takes about 7 minutes on 2 cores (training at about 33k tokens/s)
     const episodes = intOpt(args, "episodes", 4000, 1);
     const steps = intOpt(args, "steps", 16000, 1);
     const evalEpisodes = intOpt(args, "eval-episodes", 50, 1);
     const seed = intOpt(args, "seed", 0, 0);
     const hidden = intOpt(args, "hidden", 64, 16);
     const layers = intOpt(args, "layers", 2, 1);
+    const patchSize = intOpt(args, "patch-size", 28, 7);
+    if (IMAGE_SIZE % (2 * patchSize) !== 0) throw new VlaError("CLI_USAGE", `--patch-size ${patchSize} does not tile a ${IMAGE_SIZE}px camera in 2x2 merges`, "use 28, 14 or 7");
     if (hidden % 16 !== 0) throw new VlaError("CLI_USAGE", `--hidden must be a multiple of 16, got ${hidden}`);
+    const fromScratch = flag(args, "from-scratch");
+    if (fromScratch && str(args, "model") !== undefined) throw new VlaError("CLI_USAGE", "--model and --from-scratch exclude each other", "pass one: a pretrained model to fine-tune, or --from-scratch");
+    const modelDir = fromScratch ? path.join(out, "model") : requirePretrained(path.resolve(io.cwd, str(args, "model") ?? pretrainedDefaultDir()));
+    const overrides = strList(args, "set").map((kv): [string, string] => {
+      const eq = kv.indexOf("=");
+      if (eq <= 0) throw new VlaError("CLI_USAGE", `--set '${kv}' is not key=value`, "example: --set action.bins=1000");
+      return [kv.slice(0, eq).trim(), kv.slice(eq + 1).trim()];
+    });
+    const run = path.join(out, "run");
+    // the whole fine-tuning config is validated before any work starts
+    const cfg = parseFinetuneConfig(applyOverrides({ ...structuredClone(fromScratch ? DEMO_RECIPE : PRETRAINED_RECIPE), model: modelDir, output: run, data: [{ dataset: path.join(out, "data"), recipe: "toy-sim" }], steps, seed, imageSize: IMAGE_SIZE, logEvery: 10 }, overrides), "demo fine-tuning config");
     const t0 = performance.now();
     fs.mkdirSync(out, { recursive: true });
     const dataDir = path.join(out, "data");
@@ -111,32 +109,12 @@ export const demoCommand: CliCommand = {
       progress.done();
       fs.writeFileSync(genFile, JSON.stringify(genOptions));
     }
-    io.err(`[2/4] creating the tiny default model (vision sensor calibrated on ${CALIBRATION_EPISODES} expert episodes)…\n`);
-    const calibration = calibrationImages(world, seed);
-    // weights at 1/sqrt(width): Qwen2's 0.02 is that for a width of ~2500; at width 64 it starves the
-    // attention of signal and the run can sit on the average action for thousands of steps
-    const modelDir = createTinyDefaultModel(path.join(out, "model"), { seed, hiddenSize: hidden, layers, patchSize: 28, sensor: "moments", calibration, initStd: 1 / Math.sqrt(hidden) });
-    io.err(`[3/4] fine-tuning (${steps} steps)…\n`);
-    const run = path.join(out, "run");
+    if (fromScratch) {
+      io.err(`[2/4] creating the tiny default model from random weights (vision sensor calibrated on ${CALIBRATION_EPISODES} expert episodes)…\n`);
+      createScratchModel(modelDir, { seed, world, hidden, layers, patchSize });
+    } else io.err(`[2/4] fine-tuning from the pretrained model ${modelDir}\n`);
+    io.err(`[3/4] fine-tuning (${cfg.steps} steps)…\n`);
     fs.rmSync(run, { recursive: true, force: true });
-    const cfg = parseFinetuneConfig({
-      model: modelDir,
-      output: run,
-      data: [{ dataset: dataDir, recipe: "toy-sim" }],
-      // one number per dimension and step, 0..4 (one digit; 2 is the middle: standing still). Five levels
-      // per axis, at 4000 steps: 30/100 closed-loop successes, against 19/100 with nine and 20/100 with three
-      template: "terse",
-      action: { bins: 4, horizon: 1, normalization: "quantile" },
-      maskActions: { enabled: false },
-      lora: { enabled: false },
-      optimizer: { lr: 3e-3, weightDecay: 0, maxGradNorm: 1 },
-      schedule: { type: "cosine", warmupSteps: 20 },
-      batchSize: 8,
-      steps,
-      seed,
-      imageSize: IMAGE_SIZE,
-      logEvery: 10,
-    });
     const trainProgress = progressReporter(io);
     const trained = await finetune(cfg, { log: (l) => trainProgress.log(l), progress: (l) => trainProgress.update(l) });
     trainProgress.done();
@@ -146,13 +124,17 @@ export const demoCommand: CliCommand = {
     const before = await evaluate(untrainedDir, world, evalEpisodes, 5000, io, "untrained");
     const after = await evaluate(trained.policyDir, world, evalEpisodes, 5000, io, "trained");
     const lastLoss = trained.losses[trained.losses.length - 1]?.loss ?? NaN;
+    const cell = (f: { successes: number; episodes: number; interval: Parameters<typeof formatInterval>[0] }) => `${f.successes}/${f.episodes}  ${formatInterval(f.interval)}`;
     io.out(
       table(
-        ["family", "untrained", "trained"],
-        before.families.map((f, i) => [f.family, `${f.successes}/${f.episodes}`, `${after.families[i]?.successes ?? 0}/${after.families[i]?.episodes ?? 0}`]),
+        ["family", "untrained", "trained", "trained - untrained"],
+        before.families.map((f, i) => {
+          const g = after.families[i] as (typeof after.families)[number];
+          return [f.family, cell(f), cell(g), formatDifference(rateDifference({ successes: f.successes, trials: f.episodes }, { successes: g.successes, trials: g.episodes }))];
+        }),
       ),
     );
-    io.out(`\nsuccess: untrained ${(100 * before.successRate).toFixed(1)}%, trained ${(100 * after.successRate).toFixed(1)}% (final loss ${lastLoss.toFixed(3)}); ${((performance.now() - t0) / 1000).toFixed(0)} s in all\n`);
+    io.out(`\nsuccess: untrained ${(100 * before.successRate).toFixed(1)}%, trained ${(100 * after.successRate).toFixed(1)}% (95% Wilson intervals: ${formatInterval(before.interval)}, ${formatInterval(after.interval)}; final loss ${lastLoss.toFixed(3)}); ${((performance.now() - t0) / 1000).toFixed(0)} s in all\n`);
     io.out(`run saved in ${out} (policy: ${trained.policyDir}; serve it with: vlatext serve --model ${trained.policyDir})\n`);
     return 0;
   },

@@ -1,6 +1,7 @@
 /** `vlatext eval --sim`: closed-loop success in the toy simulator, in this process or against a running server. */
 import { VlaError } from "../../errors.js";
 import { evaluateClosedLoop, policyActor, type Actor } from "../../policy/evaluate.js";
+import { formatInterval } from "../../policy/interval.js";
 import { Policy } from "../../policy/policy.js";
 import { httpActor } from "../../serve/client.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
@@ -87,8 +88,8 @@ The report: successes per task family, requests, and generated answer tokens per
         io.out(JSON.stringify(report, null, 2) + "\n");
         return 0;
       }
-      io.out(table(["family", "episodes", "success", "rate", "mean steps"], report.families.map((r) => [r.family, String(r.episodes), String(r.successes), `${((100 * r.successes) / r.episodes).toFixed(0)}%`, r.meanSteps.toFixed(1)])));
-      io.out(`\noverall: ${(100 * report.successRate).toFixed(1)}% of ${report.episodes} episodes, ${report.requests} requests (${report.tokensPerChunk.toFixed(1)} tokens/chunk) in ${report.seconds.toFixed(1)} s\n`);
+      io.out(table(["family", "episodes", "success", "rate [95% CI]", "mean steps"], report.families.map((r) => [r.family, String(r.episodes), String(r.successes), formatInterval(r.interval), r.meanSteps.toFixed(1)])));
+      io.out(`\noverall: ${formatInterval(report.interval)} (95% Wilson interval) of ${report.episodes} episodes, ${report.requests} requests (${report.tokensPerChunk.toFixed(1)} tokens/chunk) in ${report.seconds.toFixed(1)} s\n`);
       return 0;
     } finally {
       progress.done();

@@ -2,7 +2,7 @@
 import { VlaError } from "../../errors.js";
 import { applyOverrides, configPaths, deepMerge, parseFinetuneConfig, PRESETS, readConfigFile } from "../../train/config.js";
 import { finetune } from "../../train/trainer.js";
-import { parseSweepSpec, runSweep, sweepTable, sweepVariants } from "../../experiments/sweep.js";
+import { parseSweepSpec, runSweep, sweepSummary, sweepTable, sweepVariants } from "../../experiments/sweep.js";
 import { flag, str, type CliCommand, type OptionSpec } from "../command.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
@@ -28,9 +28,13 @@ Unknown keys and wrong types stop the run before any work starts. Ctrl-C saves a
 
 --sweep trains one run per combination of config values under --output and compares them in one
 table (sweep.md, sweep.json): answer tokens per chunk, loss, validation L1 and parse rate, and
-closed-loop success in the simulator for simulator datasets, under each ensembling mode. Give a
-file (JSON/YAML: {axes: {key: [values]}, ensemble: [modes], eval: {episodes, families, seed}}) or inline:
+closed-loop success in the simulator for simulator datasets (with 95% Wilson intervals), under each
+ensembling mode. seeds=0,1,2 trains every variant once per seed and adds a table pooled over seeds:
+success with its interval, each seed's rate, and the difference to the first variant with its interval
+(real when it excludes 0). Give a file (JSON/YAML: {axes: {key: [values]}, seeds: [n], ensemble: [modes],
+eval: {episodes, families, seed}}) or inline:
   --sweep 'format=vla0,terse; action.bins=1000,100; maskActions.enabled=true,false; ensemble=none,vla0-v1; episodes=5'
+  --sweep 'format=vla0,terse; seeds=0,1,2; episodes=50; families=reach'
 A sweep that stops resumes where it was when run again (finished variants are kept).`,
   options,
   optionHelp: {
@@ -74,6 +78,8 @@ A sweep that stops resumes where it was when run again (finished variants are ke
         progress.done();
         const t = sweepTable(res.rows);
         io.out(table(t.headers, t.cells));
+        const pooled = sweepSummary(res.rows);
+        if (pooled) io.out(`\npooled over training seeds (95% intervals; a difference is real when its interval excludes 0):\n${table(pooled.headers, pooled.cells)}`);
         io.out(`\n${ac.signal.aborted ? "stopped (run the same command again to continue)" : "sweep finished"}: ${res.rows.length} row(s) in ${res.dir}/sweep.md and sweep.json\n`);
         return ac.signal.aborted ? 130 : 0;
       }

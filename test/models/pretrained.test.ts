@@ -1,0 +1,119 @@
+/**
+ * The embedded default (models/tiny-vlm, made by `vlatext pretrain`): it loads in vlatext,
+ * its pretrain.json describes the very weights shipped, transformers' from_pretrained loads
+ * the same directory and computes the same logits (test/goldens/make_tiny_vlm_golden.py),
+ * and pretraining is deterministic (the same config gives the same bytes).
+ *
+ * Tolerances: input ids and the greedy answer exact; pixel_values 1e-5 absolute (the
+ * processor is bit-exact up to float rounding, as in test/vision/hf-goldens.test.ts);
+ * logits max |ours - HF| <= 1e-4 * max |HF| (f32 both sides, summation order differs).
+ */
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { main } from "../../src/cli/main.js";
+import { decodeImageBytes } from "../../src/data/image.js";
+import { VlmModel } from "../../src/engine/vlm.js";
+import { readSafetensors, safetensorsData } from "../../src/io/safetensors.js";
+import { pretrainedDefaultDir, requirePretrained } from "../../src/models/pretrained.js";
+import { loadTokenizerDir } from "../../src/prompts/tokenizer.js";
+import { encodeQuestion, parsePretrainConfig, pretrain } from "../../src/train/pretrain.js";
+import { bufferIO } from "../support/io.js";
+
+const goldenDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "goldens", "tiny-vlm");
+const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+const quiet = { log: () => {}, progress: () => {} };
+
+describe("the pretrained default (models/tiny-vlm)", () => {
+  const dir = pretrainedDefaultDir();
+
+  it("loads in vlatext, and pretrain.json describes the shipped weights", () => {
+    requirePretrained(dir);
+    const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { sha256: string; seconds: number; config: unknown; heldOutExactMatch: Record<string, number> };
+    expect(info.sha256).toBe(sha256(path.join(dir, "model.safetensors")));
+    // made by the documented command: its config is the defaults of `vlatext pretrain --output models/tiny-vlm`
+    expect(parsePretrainConfig({ ...(info.config as object), output: dir })).toEqual(parsePretrainConfig({ output: dir }));
+    const vlm = VlmModel.load(dir);
+    try {
+      expect(vlm.imageTokenId).toBeDefined();
+      expect(vlm.decoder.numParams).toBeGreaterThan(0);
+    } finally {
+      vlm.dispose();
+    }
+    // small enough to ship
+    expect(fs.statSync(path.join(dir, "model.safetensors")).size).toBeLessThan(20 * 1024 * 1024);
+  });
+
+  it("gives the logits transformers' from_pretrained gives (golden)", async () => {
+    const meta = JSON.parse(fs.readFileSync(path.join(goldenDir, "meta.json"), "utf8")) as { model_sha256: string; question: string; transformers: string };
+    expect(meta.model_sha256, "the golden was made from other weights: run python3 test/goldens/make_tiny_vlm_golden.py --model models/tiny-vlm --out test/goldens/tiny-vlm").toBe(sha256(path.join(dir, "model.safetensors")));
+    const g = readSafetensors(path.join(goldenDir, "golden.safetensors"));
+    const image = decodeImageBytes(fs.readFileSync(path.join(goldenDir, "scene.png")), "scene.png");
+    const vlm = VlmModel.load(dir);
+    try {
+      const feats = await vlm.imageFeatures([image]);
+      expect([feats.processed[0]!.grid.t, feats.processed[0]!.grid.h, feats.processed[0]!.grid.w]).toEqual(Array.from(safetensorsData(g, "image_grid_thw")));
+      const pv = safetensorsData(g, "pixel_values");
+      expect(feats.processed[0]!.pixels.length).toBe(pv.length);
+      let pixErr = 0;
+      pv.forEach((v, i) => (pixErr = Math.max(pixErr, Math.abs(v - (feats.processed[0]!.pixels[i] as number)))));
+      expect(pixErr).toBeLessThanOrEqual(1e-5);
+      // vlatext's own prompt for the question is HF's chat template, token for token (the answer cut off)
+      const tok = loadTokenizerDir(dir);
+      const enc = encodeQuestion(tok, meta.question, "0", feats.processed[0]!.tokens);
+      const want = Array.from(safetensorsData(g, "input_ids"));
+      expect(Array.from(enc.ids.slice(0, enc.answerStart))).toEqual(want);
+      const ids = Int32Array.from(want);
+      const mm = vlm.multimodalInputs(ids.length, enc.imageStarts, feats.processed);
+      const logits = vlm.decoder.logits({ B: 1, T: ids.length, tokens: ids, positions: mm.positions, injectRows: mm.injectRows, inject: feats.features });
+      const hf = safetensorsData(g, "logits");
+      expect(logits.length).toBe(hf.length);
+      let err = 0;
+      let scale = 0;
+      hf.forEach((v, i) => {
+        err = Math.max(err, Math.abs(v - (logits[i] as number)));
+        scale = Math.max(scale, Math.abs(v));
+      });
+      expect(err / scale).toBeLessThanOrEqual(1e-4);
+    } finally {
+      vlm.dispose();
+    }
+  });
+});
+
+describe("vlatext pretrain", () => {
+  // the tower trained too (the slower path), so both the decoder's and the tower's steps are covered
+  const tiny = { steps: 3, batchSize: 2, episodes: 2, every: 6, evalEpisodes: 1, trainVision: true, model: { hiddenSize: 32, layers: 1, visionHidden: 16, visionDepth: 1, patchSize: 14 }, logEvery: 1 };
+
+  it("is deterministic: the same config gives the same bytes, another seed others", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-"));
+    const a = await pretrain(parsePretrainConfig({ ...tiny, output: path.join(root, "a") }), quiet);
+    const b = await pretrain(parsePretrainConfig({ ...tiny, output: path.join(root, "b") }), quiet);
+    const c = await pretrain(parsePretrainConfig({ ...tiny, seed: 1, output: path.join(root, "c") }), quiet);
+    expect(a.losses.map((l) => l.loss)).toEqual(b.losses.map((l) => l.loss));
+    expect(a.sha256).toBe(b.sha256);
+    expect(sha256(path.join(root, "a", "model.safetensors"))).toBe(a.sha256);
+    expect(c.sha256).not.toBe(a.sha256);
+    for (const f of ["config.json", "tokenizer.json", "preprocessor_config.json"]) expect(fs.readFileSync(path.join(root, "a", f), "utf8")).toBe(fs.readFileSync(path.join(root, "b", f), "utf8"));
+    // a real step: the loss moves, and the result loads as a vision-language model
+    expect(a.losses[2]!.loss).not.toBe(a.losses[0]!.loss);
+    VlmModel.load(path.join(root, "a")).dispose();
+    expect(Object.keys(a.accuracy).length).toBeGreaterThan(0);
+  });
+
+  it("runs from the CLI, writes pretrain.json, and names bad options before any work", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-cli-"));
+    const io = bufferIO();
+    expect(await main(["pretrain", "--output", path.join(root, "m"), "--steps", "2", "--batch-size", "2", "--episodes", "1", "--eval-episodes", "0"], io)).toBe(0);
+    expect(io.stdout()).toMatch(/pretrained model in .* \(\d+ s; model\.safetensors sha256 [0-9a-f]{64}\)/);
+    expect(io.stderr()).not.toMatch(/\r/);
+    expect(JSON.parse(fs.readFileSync(path.join(root, "m", "pretrain.json"), "utf8")).config.steps).toBe(2);
+    const bad = bufferIO();
+    expect(await main(["pretrain", "--output", path.join(root, "x"), "--lr", "abc"], bad)).not.toBe(0);
+    expect(bad.stderr()).toMatch(/lr/);
+    expect(fs.existsSync(path.join(root, "x"))).toBe(false);
+  });
+});

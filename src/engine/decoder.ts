@@ -316,15 +316,15 @@ export class DecoderModel {
    */
   generate(prompt: number[], options: { maxNew: number; eos?: number; temperature?: number; random?: () => number; allow?: (generated: number[]) => readonly number[] | undefined }): number[] {
     if (prompt.length === 0) throw new VlaError("NATIVE_ARGUMENT", "generate needs a non-empty prompt");
-    const V = this.config.native.vocabSize;
     const cache = this.newCache(prompt.length + options.maxNew);
     const out: number[] = [];
     let logits = cache.feed(Int32Array.from(prompt));
     for (let step = 0; step < options.maxNew; step++) {
+      // without a constraint every token is a candidate: picked from the logits directly (a
+      // V-long candidate list per token was most of a 152k-vocabulary model's decode time)
       const allowed = options.allow?.(out);
-      const candidates = allowed ?? Array.from({ length: V }, (_, i) => i);
-      if (candidates.length === 0) break;
-      const next = pickToken(logits, candidates, options.temperature ?? 0, options.random ?? Math.random);
+      if (allowed?.length === 0) break;
+      const next = pickToken(logits, allowed, options.temperature ?? 0, options.random ?? Math.random);
       if (next === options.eos) break;
       out.push(next);
       if (step + 1 < options.maxNew) logits = cache.feed(Int32Array.of(next));
@@ -390,15 +390,29 @@ function checkpointDType(dir: string, fileNames: (name: string) => string[]): "F
   }
 }
 
-/** Greedy (temperature <= 0) or softmax sampling at `temperature` among the candidate ids. */
-export function pickToken(logits: Float32Array, candidates: readonly number[], temperature: number, random: () => number): number {
-  if (temperature <= 0) return candidates.reduce((best, t) => ((logits[t] as number) > (logits[best] as number) ? t : best), candidates[0] as number);
-  const m = Math.max(...candidates.map((t) => logits[t] as number));
-  const w = candidates.map((t) => Math.exp(((logits[t] as number) - m) / temperature));
-  let u = random() * w.reduce((a, b) => a + b, 0);
-  for (let i = 0; i < candidates.length; i++) {
-    u -= w[i] as number;
-    if (u <= 0) return candidates[i] as number;
+/** Greedy (temperature <= 0) or softmax sampling at `temperature` among the candidate ids (all tokens when undefined). */
+export function pickToken(logits: Float32Array, candidates: readonly number[] | undefined, temperature: number, random: () => number): number {
+  const n = candidates ? candidates.length : logits.length;
+  const at = candidates ? (i: number): number => candidates[i] as number : (i: number): number => i;
+  if (temperature <= 0) {
+    // greedy: the first of the largest
+    let best = at(0);
+    let bv = logits[best] as number;
+    for (let i = 1; i < n; i++) {
+      const t = at(i);
+      if ((logits[t] as number) > bv) (best = t), (bv = logits[t] as number);
+    }
+    return best;
   }
-  return candidates[candidates.length - 1] as number;
+  let m = -Infinity;
+  for (let i = 0; i < n; i++) m = Math.max(m, logits[at(i)] as number);
+  const w = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += w[i] = Math.exp(((logits[at(i)] as number) - m) / temperature);
+  let u = random() * sum;
+  for (let i = 0; i < n; i++) {
+    u -= w[i] as number;
+    if (u <= 0) return at(i);
+  }
+  return at(n - 1);
 }

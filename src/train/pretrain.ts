@@ -254,7 +254,7 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
       ...vlm.visionTensors().map((t) => ({
         name: t.name.startsWith("model.") ? t.name : `model.${t.name}`,
         // the tower keeps the patch embedding as a matrix (Cv, 3*T*P*P); HF's is the 3D convolution (Cv, 3, T, P, P), same bytes
-        shape: t.name.endsWith("patch_embed.proj.weight") ? [t.shape[0] as number, 3, vlm.processor.temporalPatchSize, vlm.processor.patchSize, vlm.processor.patchSize] : t.shape,
+        shape: t.name.endsWith("patch_embed.proj.weight") ? convShape(t.shape, vlm.processor.patchSize) : t.shape,
         data: t.data,
       })),
     ];
@@ -272,4 +272,12 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
     fs.rmSync(work, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** The patch embedding (Cv, 3*T*P*P) as HF's 3D convolution's shape (Cv, 3, T, P, P), T read from the matrix. */
+function convShape(shape: readonly number[], P: number): number[] {
+  const [cv, k] = [shape[0] as number, shape[1] as number];
+  const T = k / (3 * P * P);
+  if (!Number.isInteger(T)) throw new Error(`patch embedding of shape [${shape.join(", ")}] is not (Cv, 3*T*${P}*${P})`);
+  return [cv, 3, T, P, P];
 }

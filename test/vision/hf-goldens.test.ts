@@ -21,36 +21,19 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import type { RgbImage } from "../../src/data/episode.js";
 import { resizeBilinear } from "../../src/data/image.js";
 import { loadAddon, NATIVE_ISAS } from "../../src/engine/addon.js";
 import { VlmModel } from "../../src/engine/vlm.js";
-import { readSafetensors, safetensorsData, type SafetensorsFile } from "../../src/io/safetensors.js";
+import { readSafetensors } from "../../src/io/safetensors.js";
+import { image, maxAbs, maxDiff, tensor } from "../support/goldens.js";
 import { preprocessImage, QWEN25VL_PROCESSOR } from "../../src/vision/processor.js";
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "goldens", "qwen25vl");
 const meta = JSON.parse(fs.readFileSync(path.join(dir, "meta.json"), "utf8")) as { transformers: string; processor_min_pixels: number; processor_max_pixels: number };
 const IMAGE_TOKEN = 296;
 
-function tensor(f: SafetensorsFile, name: string): { data: Float32Array; shape: number[] } {
-  const e = f.tensors.get(name);
-  if (!e) throw new Error(`${f.file} has no ${name}`);
-  return { data: safetensorsData(f, name), shape: e.shape };
-}
 
-/** An (H, W, 3) image stored as F16 back to 8-bit RGB. */
-function image(f: SafetensorsFile, name: string): RgbImage {
-  const t = tensor(f, name);
-  return { height: t.shape[0]!, width: t.shape[1]!, data: Uint8Array.from(t.data) };
-}
 
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
 
 describe(`Qwen2.5-VL against transformers ${meta.transformers} goldens`, () => {
   it("preprocesses like the PIL processor: bicubic resize up and down, normalization, patch order", () => {

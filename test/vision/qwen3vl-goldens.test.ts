@@ -16,32 +16,16 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import type { RgbImage } from "../../src/data/episode.js";
 import { loadAddon, NATIVE_ISAS } from "../../src/engine/addon.js";
 import { VlmModel } from "../../src/engine/vlm.js";
-import { readSafetensors, safetensorsData, type SafetensorsFile } from "../../src/io/safetensors.js";
+import { readSafetensors } from "../../src/io/safetensors.js";
+import { image, maxAbs, maxDiff, tensor } from "../support/goldens.js";
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "goldens", "qwen3vl");
 const meta = JSON.parse(fs.readFileSync(path.join(dir, "meta.json"), "utf8")) as { transformers: string; ids: { image: number } };
 
-function tensor(f: SafetensorsFile, name: string): { data: Float32Array; shape: number[] } {
-  const e = f.tensors.get(name);
-  if (!e) throw new Error(`${f.file} has no ${name}`);
-  return { data: safetensorsData(f, name), shape: e.shape };
-}
 
-function image(f: SafetensorsFile, name: string): RgbImage {
-  const t = tensor(f, name);
-  return { height: t.shape[0]!, width: t.shape[1]!, data: Uint8Array.from(t.data) };
-}
 
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
 
 describe(`Qwen3-VL against transformers ${meta.transformers} goldens`, () => {
   const images = readSafetensors(path.join(dir, "images.safetensors"));

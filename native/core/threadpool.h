@@ -1,7 +1,9 @@
 // A plain fixed-size thread pool. No global state: whoever needs threads owns
 // a pool (an engine handle, or a call). parallel_for splits [0, n) into one
 // contiguous range per worker and blocks until all ranges are done; the
-// calling thread runs the first range itself.
+// calling thread runs the first range itself. Idle workers (and a caller waiting
+// for them) spin briefly, yielding the core, before they sleep on a condition
+// variable (threadpool.cpp, spin_until).
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,6 @@
 /** Reading the transformers golden files (test/goldens/*): tensors, images and the error measures the golden tests share. */
 import { expect } from "vitest";
+import { loadAddon, NATIVE_ISAS } from "../../src/engine/addon.js";
 import type { RgbImage } from "../../src/data/episode.js";
 import { safetensorsData, type SafetensorsFile } from "../../src/io/safetensors.js";
 
@@ -23,4 +24,12 @@ export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
   return m;
+}
+
+/**
+ * The tolerance of a bf16-weight golden: 1e-4 where activations stay f32 (the avx512 level,
+ * or a CPU without the bf16 kernels), 1.5e-2 where the bf16 kernels round the activations too.
+ */
+export function bf16GoldenTolerance(isa: "avx512" | undefined): number {
+  return isa === "avx512" || NATIVE_ISAS.indexOf(loadAddon().buildInfo().isa) < NATIVE_ISAS.indexOf("avx512bf16") ? 1e-4 : 1.5e-2;
 }

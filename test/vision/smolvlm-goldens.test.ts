@@ -21,10 +21,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadAddon, NATIVE_ISAS } from "../../src/engine/addon.js";
+import { loadAddon } from "../../src/engine/addon.js";
 import { VlmModel } from "../../src/engine/vlm.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
-import { image, maxAbs, maxDiff, tensor } from "../support/goldens.js";
+import { bf16GoldenTolerance, image, maxAbs, maxDiff, tensor } from "../support/goldens.js";
 import type { ImagePiece } from "../../src/vision/processor.js";
 import { preprocessSmolVlm, smolVlmProcessorConfig } from "../../src/vision/smolvlm-processor.js";
 
@@ -124,7 +124,7 @@ describe(`SmolVLM2 against transformers ${meta.transformers} goldens`, () => {
       });
 
       for (const isa of ["avx512", undefined] as const) {
-        const tol = isa === "avx512" || NATIVE_ISAS.indexOf(loadAddon().buildInfo().isa) < NATIVE_ISAS.indexOf("avx512bf16") ? 1e-4 : 1.5e-2;
+        const tol = bf16GoldenTolerance(isa);
         it(`${config}, ${n} image${n > 1 ? "s" : ""}, bf16 weights at ${isa ?? `the best level (${loadAddon().buildInfo().isa})`}: features and logits within ${tol}`, async () => {
           const vlm = VlmModel.load(path.join(dir, config), { dtype: "bf16", ...(isa ? { isa } : {}) });
           try {

@@ -13,8 +13,8 @@ namespace {
 
 // exp(x) for the softmax weights, flushed to 0 below e^-80: smaller ones are float denormals,
 // which slow every product they enter ~100x, and they are below 1e-34 of the row's largest
-// weight (which is 1), so the sums cannot see them.
-inline float softmax_exp(float x) { return x < -80.0f ? 0.0f : std::exp(x); }
+// weight (which is 1), so the sums cannot see them. exp_inline, so that loops over it vectorize.
+inline float softmax_exp(float x) { return x < -80.0f ? 0.0f : exp_inline(x); }
 
 // The softmax weights of one row: w_j = e^(x_j - shift) (flushed as softmax_exp does), written
 // as scale * w_j to out when out is not nullptr (out may be x itself), and sum_j w_j returned.
@@ -27,10 +27,7 @@ __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) double so
     int j = b0;
     for (; j + 16 <= b1; j += 16) {
       float w[16];
-      for (int k = 0; k < 16; k++) {
-        const float d = x[j + k] - shift;
-        w[k] = d < -80.0f ? 0.0f : exp_inline(d);
-      }
+      for (int k = 0; k < 16; k++) w[k] = softmax_exp(x[j + k] - shift);
       for (int k = 0; k < 16; k++) acc[k] += w[k];
       if (out)
         for (int k = 0; k < 16; k++) out[j + k] = w[k] * scale;

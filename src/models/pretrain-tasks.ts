@@ -48,7 +48,7 @@ export interface SceneFrame {
 }
 
 /** Metres per unit of the offset answers. */
-const OFFSET_UNIT = 0.02;
+export const OFFSET_UNIT = 0.02;
 const unit = (v: number, lo: number, hi: number): number => Math.max(0, Math.min(99, Math.round(((v - lo) / (hi - lo)) * 99)));
 export const planUnit = (v: number): number => unit(v, -WORKSPACE_HALF, WORKSPACE_HALF);
 export const heightUnit = (v: number): number => unit(v, 0, Z_MAX);

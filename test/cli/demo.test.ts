@@ -48,7 +48,7 @@ describe("vlatext demo", () => {
     // fails when fine-tuning stops helping (the difference's 95% interval reaching down to 0)
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-demo-helps-"));
     const io = bufferIO();
-    expect(await main(["demo", "--output", out, "--episodes", "300", "--steps", "1200", "--eval-episodes", "20"], io)).toBe(0);
+    expect(await main(["demo", "--output", out, "--episodes", "300", "--steps", "1200", "--eval-episodes", "20", "--set", "batchSize=8"], io)).toBe(0);
     expect(io.stderr()).toMatch(/fine-tuning from the pretrained model .*models[/\\]tiny-vlm/);
     const m = /reach\s+(\d+)\/20\s+\d+% \[\d+, \d+\]\s+(\d+)\/20\s+\d+% \[\d+, \d+\]\s+([+-]\d+) \[([+-]\d+), ([+-]\d+)\] pts/.exec(io.stdout());
     expect(m, io.stdout()).not.toBeNull();

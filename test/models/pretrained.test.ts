@@ -20,7 +20,7 @@ import { VlmModel } from "../../src/engine/vlm.js";
 import { readSafetensors, safetensorsData } from "../../src/io/safetensors.js";
 import { pretrainedDefaultDir, requirePretrained } from "../../src/models/pretrained.js";
 import { loadTokenizerDir } from "../../src/prompts/tokenizer.js";
-import { encodeQuestion, parsePretrainConfig, pretrain } from "../../src/train/pretrain.js";
+import { FIRST_LOSSES, encodeQuestion, kernelPath, parsePretrainConfig, pretrain, pretrainHeldOut } from "../../src/train/pretrain.js";
 import { bufferIO } from "../support/io.js";
 
 const goldenDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "goldens", "tiny-vlm");
@@ -45,6 +45,34 @@ describe("the pretrained default (models/tiny-vlm)", () => {
     }
     // small enough to ship
     expect(fs.statSync(path.join(dir, "model.safetensors")).size).toBeLessThan(20 * 1024 * 1024);
+  });
+
+  it("is what the code makes: the documented run's first steps give pretrain.json's losses, bit for bit", async (ctx) => {
+    const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: object; kernels: string; firstLosses: number[] };
+    expect(info.firstLosses.length).toBe(FIRST_LOSSES);
+    const vlm = VlmModel.load(dir);
+    const here = kernelPath(vlm.decoder.backend);
+    vlm.dispose();
+    // other kernels (another vector width) sum in another order: other bytes, by design
+    if (here !== info.kernels) ctx.skip(`the shipped model was made with the ${info.kernels} kernels; this machine runs ${here}`);
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-first-"));
+    // the warmup's learning rate does not depend on the step count: a short run of the same config is the long run's start
+    const r = await pretrain(parsePretrainConfig({ ...info.config, output: path.join(root, "m"), steps: FIRST_LOSSES, evalEpisodes: 0 }), quiet);
+    expect(r.losses.map((l) => l.loss), "the code no longer makes the shipped weights: rerun `vlatext pretrain --output models/tiny-vlm` and the golden script (README)").toEqual(info.firstLosses);
+  }, 300_000);
+
+  it("answers the held-out questions as pretrain.json says (exact match and coordinate error, re-measured)", async () => {
+    const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: object; heldOutExactMatch: Record<string, number>; heldOutNumericError: Record<string, { meanAbsUnits: number; malformed: number; questions: number }> };
+    const r = await pretrainHeldOut(dir, parsePretrainConfig({ ...info.config, output: dir }));
+    expect(r.accuracy).toEqual(info.heldOutExactMatch);
+    expect(Object.keys(r.numericError).sort()).toEqual(["block", "gripper", "offset", "zone"]);
+    for (const [k, e] of Object.entries(r.numericError)) {
+      const want = info.heldOutNumericError[k]!;
+      expect(e.questions).toBe(want.questions);
+      expect(e.malformed).toBe(want.malformed);
+      // the same greedy answers: the same error, to rounding
+      expect(e.meanAbsUnits).toBeCloseTo(want.meanAbsUnits, 9);
+    }
   });
 
   it("gives the logits transformers' from_pretrained gives (golden)", async () => {
@@ -102,6 +130,19 @@ describe("vlatext pretrain", () => {
     expect(a.losses[2]!.loss).not.toBe(a.losses[0]!.loss);
     VlmModel.load(path.join(root, "a")).dispose();
     expect(Object.keys(a.accuracy).length).toBeGreaterThan(0);
+    // the coordinate questions' greedy answers are measured: finite errors, malformed answers counted
+    const errs = Object.values(a.numericError);
+    expect(errs.length).toBeGreaterThan(0);
+    for (const e of errs) {
+      expect(e.malformed).toBeLessThanOrEqual(e.questions);
+      if (e.malformed < e.questions) expect(Number.isFinite(e.meanAbsCm) && e.meanAbsCm >= 0).toBe(true);
+    }
+  });
+
+  it("names the kernels a result depends on, not the thread count", () => {
+    expect(kernelPath("cpu (2 threads, avx512bf16)")).toBe("cpu avx512bf16");
+    expect(kernelPath("cpu (1 threads, avx2)")).toBe(kernelPath("cpu (16 threads, avx2)"));
+    expect(kernelPath("cpu (2 threads, avx2)")).not.toBe(kernelPath("cpu (2 threads, avx512)"));
   });
 
   it("runs from the CLI, writes pretrain.json, and names bad options before any work", async () => {

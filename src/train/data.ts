@@ -57,8 +57,13 @@ interface RawEpisode {
   source: number;
   episode: number;
   instruction: string[];
-  /** (T) one tiled camera image per frame (vision-language models only). */
+  /** (T) one tiled camera image per frame (vision-language models whose tower is trained; empty otherwise). */
   images: RgbImage[];
+  /** (T) where each frame's image tokens go (vision-language models). */
+  layouts?: ImageLayout[];
+  /** Frozen tower: the frames' features, (image rows, C), and Qwen3-VL's DeepStack features (K, image rows, C). */
+  features?: Float32Array;
+  deepstack?: Float32Array;
   actions: Float32Array;
   states: Float32Array;
   T: number;
@@ -74,9 +79,31 @@ export function deepstackRows(ds: Float32Array, total: number, first: number, n:
   return out;
 }
 
+/** Camera frames per vision-tower call while a frozen tower's features are computed. */
+const FEATURE_BATCH = 256;
+
 export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void, vlm?: VlmModel): Promise<TrainData> {
   let spec: ActionSpec | undefined;
   const episodes: Array<{ ep: RawEpisode; split: "train" | "val" }> = [];
+  // frozen tower: frames are encoded as they are read, in batches across episodes, and only
+  // their features are kept (a demo's 100k+ camera frames would otherwise all be held as RGB)
+  const C = vlm ? vlm.decoder.config.native.hiddenSize : 0;
+  const pending: Array<{ ep: RawEpisode; images: RgbImage[] }> = [];
+  let pendingImages = 0;
+  const flush = async (): Promise<void> => {
+    if (!vlm || pending.length === 0) return;
+    const f = await vlm.imageFeatures(pending.flatMap((p) => p.images));
+    const rows = f.features.length / C;
+    let row = 0;
+    for (const p of pending) {
+      const n = (p.ep.layouts ?? []).reduce((a, l) => a + l.tokens, 0);
+      p.ep.features = f.features.slice(row * C, (row + n) * C);
+      if (f.deepstack) p.ep.deepstack = deepstackRows(f.deepstack, rows, row, n, C);
+      row += n;
+    }
+    pending.length = 0;
+    pendingImages = 0;
+  };
   for (const [source, entry] of cfg.data.entries()) {
     const recipe = loadRecipe(entry.recipe);
     const ds = await LeRobotDataset.open(entry.dataset);
@@ -105,9 +132,18 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
             images.push(tileHorizontal(bound.cameras.map((c) => (sample.images[c.name] as RgbImage[])[0] as RgbImage)));
           }
         }
-        episodes.push({ ep: { source, episode: index, instruction, images, actions, states, T, A: bound.action.end - bound.action.start, S: bound.state ? bound.state.end - bound.state.start : 0 }, split: part });
+        const frozen = vlm !== undefined && images.length > 0 && !cfg.vision.train;
+        const ep: RawEpisode = { source, episode: index, instruction, images: frozen ? [] : images, actions, states, T, A: bound.action.end - bound.action.start, S: bound.state ? bound.state.end - bound.state.start : 0 };
+        if (vlm && images.length > 0) ep.layouts = images.map((img) => vlm.imageLayout(img.height, img.width));
+        episodes.push({ ep, split: part });
+        if (frozen) {
+          pending.push({ ep, images });
+          pendingImages += images.length;
+          if (pendingImages >= FEATURE_BATCH) await flush();
+        }
       }
     }
+    await flush();
     log(`data[${source}]: ${entry.dataset} (recipe ${recipe.name}): ${split.train.length} train / ${split.val.length} val episodes`);
   }
   if (!spec) throw new VlaError("CONFIG_INVALID", "no data entries");
@@ -128,12 +164,9 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
   for (const { ep, split } of episodes) {
     // frozen vision tower: every frame's features are computed once, here; a trained one
     // needs only where the image tokens go (features come every step from its current weights)
-    const trainTower = cfg.vision.train;
-    const hasImages = vlm !== undefined && ep.images.length > 0;
-    const feats = hasImages && !trainTower ? await vlm.imageFeatures(ep.images) : undefined;
-    const layouts = hasImages ? (feats?.processed ?? ep.images.map((img) => vlm.imageLayout(img.height, img.width))) : undefined;
+    const layouts = vlm ? ep.layouts : undefined;
+    const feats = ep.features;
     const perImage = layouts?.[0]?.tokens ?? 0;
-    const C = vlm ? vlm.decoder.config.native.hiddenSize : 0;
     for (let t = 0; t < ep.T; t++) {
       const chunk = targetChunk(ep.actions, ep.T, ep.A, t, spec.horizon);
       const { text, bins } = codec.encodeRaw(chunk.actions);
@@ -148,7 +181,7 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
       if (layouts && vlm) {
         const mm = vlm.multimodalInputs(encoded.ids.length, encoded.imageStarts, [layouts[t] as ImageLayout], encoded.featureRows);
         ex.image = feats
-          ? { positions: mm.positions, injectRows: mm.injectRows, inject: feats.features.slice(t * perImage * C, (t + 1) * perImage * C), ...(feats.deepstack ? { deepstack: deepstackRows(feats.deepstack, feats.features.length / C, t * perImage, perImage, C) } : {}) }
+          ? { positions: mm.positions, injectRows: mm.injectRows, inject: feats.slice(t * perImage * C, (t + 1) * perImage * C), ...(ep.deepstack ? { deepstack: deepstackRows(ep.deepstack, feats.length / C, t * perImage, perImage, C) } : {}) }
           : { positions: mm.positions, injectRows: mm.injectRows, rgb: ep.images[t] as RgbImage };
         featureCount++;
       }

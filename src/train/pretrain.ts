@@ -206,17 +206,16 @@ async function numericErrors(rows: readonly Row[], vlm: VlmModel, tok: TextToken
   const acc = new Map<QuestionKind, { sum: number; n: number; malformed: number; questions: number }>();
   const model = vlm.decoder;
   const ints = (s: string): number[] => (s.match(/-?\d+/g) ?? []).map(Number);
-  for (let i = 0; i < rows.length; i += 64) {
-    const part = rows.slice(i, i + 64);
+  const numeric = rows.filter((r) => NUMERIC_KINDS[r.kind] !== undefined);
+  const C = model.config.native.hiddenSize;
+  for (let i = 0; i < numeric.length; i += 64) {
+    const part = numeric.slice(i, i + 64);
     const feats = await vlm.imageFeatures(part.map((r) => r.frame.image));
-    const C = model.config.native.hiddenSize;
     let offset = 0;
     for (const r of part) {
-      const unit = NUMERIC_KINDS[r.kind];
       const layout = vlm.imageLayout(r.frame.image.height, r.frame.image.width);
       const rowFeatures = feats.features.subarray(offset * C, (offset + layout.tokens) * C);
       offset += layout.tokens;
-      if (unit === undefined) continue;
       const L = r.enc.answerStart;
       const mm = vlm.multimodalInputs(L, r.enc.imageStarts, [layout]);
       const endId = r.enc.endIndex >= 0 ? (r.enc.ids[r.enc.endIndex] as number) : -1;
@@ -256,10 +255,14 @@ function allRows(frames: readonly SceneFrame[], tok: TextTokenizer, imageTokens:
   return frames.flatMap((frame) => sceneQuestions(frame.world).filter((q) => asked.has(q.kind)).map((q) => ({ frame, kind: q.kind, enc: encodeQuestion(tok, q.question, q.answer, imageTokens) })));
 }
 
+/** The held-out scenes of a config: episodes on seeds of their own, every 4n-th frame. */
+function heldOutFrames(cfg: PretrainConfig): SceneFrame[] {
+  return sceneFrames({ episodes: cfg.evalEpisodes, seed: cfg.seed + 1_000, size: cfg.imageSize, every: 4 * cfg.every, families: cfg.families, scene: cfg.scene });
+}
+
 /** The held-out report of a model directory made by pretrain (exact match and numeric error), on the config's held-out scenes. */
 export async function pretrainHeldOut(dir: string, cfg: PretrainConfig): Promise<{ accuracy: Partial<Record<QuestionKind, number>>; numericError: Partial<Record<QuestionKind, NumericError>> }> {
-  const world = { families: cfg.families, scene: cfg.scene };
-  const heldOut = sceneFrames({ episodes: Math.max(1, cfg.evalEpisodes), seed: cfg.seed + 1_000, size: cfg.imageSize, every: 4 * cfg.every, ...world });
+  const heldOut = heldOutFrames({ ...cfg, evalEpisodes: Math.max(1, cfg.evalEpisodes) });
   const tok = loadTokenizerDir(dir);
   const loaded = loadLanguageModel(dir, { threads: cfg.threads, dtype: "f32" });
   try {
@@ -283,7 +286,7 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
   io.log(`scenes: ${cfg.episodes} expert episodes (every ${cfg.every}th frame), ${cfg.evalEpisodes} held out`);
   const world = { families: cfg.families, scene: cfg.scene };
   const frames = sceneFrames({ episodes: cfg.episodes, seed: cfg.seed, size: cfg.imageSize, every: cfg.every, ...world });
-  const heldOut = cfg.evalEpisodes > 0 ? sceneFrames({ episodes: cfg.evalEpisodes, seed: cfg.seed + 1_000, size: cfg.imageSize, every: 4 * cfg.every, ...world }) : [];
+  const heldOut = cfg.evalEpisodes > 0 ? heldOutFrames(cfg) : [];
   const m = cfg.model;
   // the tower starts as the moments sensor, calibrated on these scenes (every 8th frame)
   createTinyDefaultModel(work, { seed: cfg.seed, hiddenSize: m.hiddenSize, layers: m.layers, visionHidden: m.visionHidden, visionDepth: m.visionDepth, patchSize: m.patchSize, sensor: "moments", calibration: frames.filter((_, i) => i % 8 === 0).map((f) => f.image), initStd: 1 / Math.sqrt(m.hiddenSize) });

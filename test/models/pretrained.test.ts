@@ -61,8 +61,13 @@ describe("the pretrained default (models/tiny-vlm)", () => {
     expect(r.losses.map((l) => l.loss), "the code no longer makes the shipped weights: rerun `vlatext pretrain --output models/tiny-vlm` and the golden script (README)").toEqual(info.firstLosses);
   }, 300_000);
 
-  it("answers the held-out questions as pretrain.json says (exact match and coordinate error, re-measured)", async () => {
-    const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: object; heldOutExactMatch: Record<string, number>; heldOutNumericError: Record<string, { meanAbsUnits: number; malformed: number; questions: number }> };
+  it("answers the held-out questions as pretrain.json says (exact match and coordinate error, re-measured)", async (ctx) => {
+    const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: object; kernels: string; heldOutExactMatch: Record<string, number>; heldOutNumericError: Record<string, { meanAbsUnits: number; malformed: number; questions: number }> };
+    const vlm = VlmModel.load(dir);
+    const here = kernelPath(vlm.decoder.backend);
+    vlm.dispose();
+    // measured on those kernels: another rounding can flip a greedy answer
+    if (here !== info.kernels) ctx.skip(`pretrain.json was measured with the ${info.kernels} kernels; this machine runs ${here}`);
     const r = await pretrainHeldOut(dir, parsePretrainConfig({ ...info.config, output: dir }));
     expect(r.accuracy).toEqual(info.heldOutExactMatch);
     expect(Object.keys(r.numericError).sort()).toEqual(["block", "gripper", "offset", "zone"]);

@@ -145,7 +145,7 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
   for (const { ep, split } of episodes) {
     // frozen vision tower: every frame's features are computed once, here; a trained one
     // needs only where the image tokens go (features come every step from its current weights)
-    const layouts = vlm ? ep.layouts : undefined;
+    const layouts = ep.layouts;
     const feats = ep.features;
     const perImage = layouts?.[0]?.tokens ?? 0;
     for (let t = 0; t < ep.T; t++) {

@@ -16,7 +16,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import type { RgbImage } from "../data/episode.js";
-import type { TrainBatch } from "../engine/decoder.js";
+import { pickToken, type TrainBatch } from "../engine/decoder.js";
 import { optimizerStep } from "../engine/params.js";
 import { loadLanguageModel, type VlmModel } from "../engine/vlm.js";
 import { VlaError, formatZodIssues } from "../errors.js";
@@ -169,9 +169,7 @@ async function exactMatch(rows: readonly Row[], vlm: VlmModel, padId: number): P
         const want = batch.targets[b * batch.T + t] as number;
         if (want < 0) continue;
         const o = (b * batch.T + t) * V;
-        let best = 0;
-        for (let v = 1; v < V; v++) if ((logits[o + v] as number) > (logits[o + best] as number)) best = v;
-        ok = best === want;
+        ok = pickToken(logits.subarray(o, o + V), undefined, 0, Math.random) === want;
       }
       const h = hits.get(r.kind) ?? { n: 0, ok: 0 };
       h.n++;
@@ -225,8 +223,7 @@ async function numericErrors(rows: readonly Row[], vlm: VlmModel, tok: TextToken
       let next = Math.max(...Array.from(mm.positions)) + 1;
       const out: number[] = [];
       for (let k = 0; k < 16; k++) {
-        let best = 0;
-        for (let v = 1; v < logits.length; v++) if ((logits[v] as number) > (logits[best] as number)) best = v;
+        const best = pickToken(logits, undefined, 0, Math.random);
         if (best === endId || best === eosId) break;
         out.push(best);
         logits = cache.feed(Int32Array.of(best), { positions: Int32Array.of(next, next, next) });

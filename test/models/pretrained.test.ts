@@ -30,6 +30,14 @@ const quiet = { log: () => {}, progress: () => {} };
 describe("the pretrained default (models/tiny-vlm)", () => {
   const dir = pretrainedDefaultDir();
 
+  /** Skips the test, saying why, when this machine's kernels are not the ones pretrain.json's numbers came from. */
+  const skipOnOtherKernels = (ctx: { skip: (note: string) => void }, kernels: string, what: string): void => {
+    const vlm = VlmModel.load(dir);
+    const here = kernelPath(vlm.decoder.backend);
+    vlm.dispose();
+    if (here !== kernels) ctx.skip(`${what} with the ${kernels} kernels; this machine runs ${here}`);
+  };
+
   it("loads in vlatext, and pretrain.json describes the shipped weights", () => {
     requirePretrained(dir);
     const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { sha256: string; seconds: number; config: unknown; heldOutExactMatch: Record<string, number> };
@@ -50,11 +58,8 @@ describe("the pretrained default (models/tiny-vlm)", () => {
   it("is what the code makes: the documented run's first steps give pretrain.json's losses, bit for bit", async (ctx) => {
     const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: object; kernels: string; firstLosses: number[] };
     expect(info.firstLosses.length).toBe(FIRST_LOSSES);
-    const vlm = VlmModel.load(dir);
-    const here = kernelPath(vlm.decoder.backend);
-    vlm.dispose();
     // other kernels (another vector width) sum in another order: other bytes, by design
-    if (here !== info.kernels) ctx.skip(`the shipped model was made with the ${info.kernels} kernels; this machine runs ${here}`);
+    skipOnOtherKernels(ctx, info.kernels, "the shipped model was made");
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-first-"));
     // the warmup's learning rate does not depend on the step count: a short run of the same config is the long run's start
     const r = await pretrain(parsePretrainConfig({ ...info.config, output: path.join(root, "m"), steps: FIRST_LOSSES, evalEpisodes: 0 }), quiet);
@@ -63,11 +68,8 @@ describe("the pretrained default (models/tiny-vlm)", () => {
 
   it("answers the held-out questions as pretrain.json says (exact match and coordinate error, re-measured)", async (ctx) => {
     const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: object; kernels: string; heldOutExactMatch: Record<string, number>; heldOutNumericError: Record<string, { meanAbsUnits: number; malformed: number; questions: number }> };
-    const vlm = VlmModel.load(dir);
-    const here = kernelPath(vlm.decoder.backend);
-    vlm.dispose();
     // measured on those kernels: another rounding can flip a greedy answer
-    if (here !== info.kernels) ctx.skip(`pretrain.json was measured with the ${info.kernels} kernels; this machine runs ${here}`);
+    skipOnOtherKernels(ctx, info.kernels, "pretrain.json was measured");
     const r = await pretrainHeldOut(dir, parsePretrainConfig({ ...info.config, output: dir }));
     expect(r.accuracy).toEqual(info.heldOutExactMatch);
     expect(Object.keys(r.numericError).sort()).toEqual(["block", "gripper", "offset", "zone"]);

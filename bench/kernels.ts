@@ -3,7 +3,9 @@
  * linear layer at model shapes, every path, 1 and all threads, OpenBLAS when found) and
  * bench/torch-gemm.py (PyTorch's matmul at the same shapes and thread counts, f32 and bf16)
  * in the same run, and prints GFLOP/s (GB/s of weight for the decode GEMVs) with the ratios
- * against PyTorch and against this machine's peaks measured first.
+ * against PyTorch and against this machine's peaks measured first. Then causal attention,
+ * forward and backward (the training kernels), against PyTorch's scaled_dot_product_attention
+ * at the same shapes and thread counts (bench/torch-attention.py).
  * The machine may be shared: both are run `--rounds` times (default 2), alternating, and each
  * cell keeps its best run.
  * Standalone: npx tsx bench/kernels.ts [--quick] [--filter=SUBSTRING] [--rounds=N]
@@ -18,7 +20,11 @@ const Row = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("bandwidth"), what: z.string(), threads: z.number(), gbps: z.number() }),
   z.object({ kind: z.enum(["gemm", "gemv"]), shape: z.string(), form: z.string(), wdtype: z.string(), M: z.number(), N: z.number(), K: z.number(), path: z.string(), threads: z.number(), ms: z.number(), gflops: z.number(), gbps: z.number() }),
   z.object({ kind: z.literal("torch"), shape: z.string(), form: z.string(), wdtype: z.string(), threads: z.number(), dtype: z.enum(["f32", "bf16"]), ms: z.number(), gflops: z.number() }),
+  z.object({ kind: z.literal("attention"), shape: z.string(), pass: z.enum(["forward", "backward"]), B: z.number(), T: z.number(), NH: z.number(), KV: z.number(), hd: z.number(), threads: z.number(), ms: z.number(), gflops: z.number() }),
+  z.object({ kind: z.literal("torch-attention"), shape: z.string(), pass: z.enum(["forward", "backward"]), threads: z.number(), ms: z.number() }),
 ]);
+type AttnRow = Extract<Row, { kind: "attention" }>;
+type TorchAttnRow = Extract<Row, { kind: "torch-attention" }>;
 type Row = z.infer<typeof Row>;
 type Timing = Extract<Row, { kind: "gemm" | "gemv" }>;
 
@@ -39,6 +45,7 @@ const pair = (a: number | undefined, b: number | undefined): string => `${fmt(a)
 export function runKernelBench(root: string, args: string[]): void {
   const exe = path.join(root, "build/Release/vlatext_bench_kernels");
   const torchScript = path.join(root, "bench/torch-gemm.py");
+  const torchAttnScript = path.join(root, "bench/torch-attention.py");
   // OpenBLAS: the system's libopenblas.so.0 (bench_kernels tries it), else the copy SciPy ships
   const blas = spawnSync("python3", [torchScript, "--blas-path"], { encoding: "utf8" });
   const env = { ...process.env, ...(blas.status === 0 && blas.stdout.trim() ? { VLATEXT_BLAS: blas.stdout.trim() } : {}) };
@@ -48,6 +55,7 @@ export function runKernelBench(root: string, args: string[]): void {
   const rows: Row[] = [];
   let torch: Extract<Row, { kind: "torch" }>[] = [];
   let torchError = "";
+  const torchAttn: TorchAttnRow[] = [];
   for (let round = 0; round < rounds; round++) {
     const r = spawnSync(exe, nativeArgs, { encoding: "utf8", env, maxBuffer: 64 << 20 });
     if (r.status !== 0) throw new Error(`${exe} failed (run npm install): ${r.stderr}`);
@@ -60,6 +68,12 @@ export function runKernelBench(root: string, args: string[]): void {
     const tr = spawnSync("python3", [torchScript, ...(args.includes("--quick") ? ["--quick"] : [])], { encoding: "utf8", input: JSON.stringify({ threads: [...new Set([1, T0])], shapes }), maxBuffer: 64 << 20 });
     if (tr.status === 0) torch.push(...parseLines(tr.stdout, torchScript).filter((x): x is Extract<Row, { kind: "torch" }> => x.kind === "torch"));
     else torchError = (tr.stderr || String(tr.error)).trim();
+    const attnShapes = [...new Map(rows.filter((x): x is AttnRow => x.kind === "attention").map((x) => [x.shape, { shape: x.shape, B: x.B, T: x.T, NH: x.NH, KV: x.KV, hd: x.hd }])).values()];
+    if (attnShapes.length > 0) {
+      const ta = spawnSync("python3", [torchAttnScript, ...(args.includes("--quick") ? ["--quick"] : [])], { encoding: "utf8", input: JSON.stringify({ threads: [...new Set([1, T0])], shapes: attnShapes }), maxBuffer: 64 << 20 });
+      if (ta.status === 0) torchAttn.push(...parseLines(ta.stdout, torchAttnScript).filter((x): x is TorchAttnRow => x.kind === "torch-attention"));
+      else torchError ||= (ta.stderr || String(ta.error)).trim();
+    }
   }
   // each cell's best run over the rounds
   torch = bestOf(torch, (x) => `${x.shape}|${x.form}|${x.wdtype}|${x.dtype}|${x.threads}`, (x) => x.gflops);
@@ -82,8 +96,10 @@ export function runKernelBench(root: string, args: string[]): void {
 
   const paths = ["ref", "portable", "avx2", "avx512", "avx512bf16", "amx", "gemv-portable", "gemv-avx2", "gemv-avx512"];
   const head = ["shape".padEnd(26), "form".padEnd(8), "w".padEnd(5), "M x N x K".padEnd(19), ...["ref", "portable", "avx2", "avx512", "bf16/gemv", "amx", "openblas", "torch f32", "torch bf16"].map((h) => h.padStart(11)), "  best/torch", "  %peak"];
-  console.log(`\nGFLOP/s (decode rows: GB/s of weight streamed); 'bf16/gemv' is avx512bf16 or the GEMV path; best/torch compares our fastest at ${T} threads with torch at the weight's dtype`);
-  console.log(head.join(""));
+  if (groups.size > 0) {
+    console.log(`\nGFLOP/s (decode rows: GB/s of weight streamed); 'bf16/gemv' is avx512bf16 or the GEMV path; best/torch compares our fastest at ${T} threads with torch at the weight's dtype`);
+    console.log(head.join(""));
+  }
   for (const [k, g] of groups) {
     const t0 = g[0]!;
     const gemv = t0.kind === "gemv";
@@ -119,7 +135,27 @@ export function runKernelBench(root: string, args: string[]): void {
     );
   }
   const blasName = timings.find((t) => t.path.startsWith("openblas:"))?.path.slice("openblas:".length);
-  console.log(`\n(openblas: ${blasName ?? "none found (apt install libopenblas0-pthread, or pip install scipy)"}; %peak: against the f32 FMA, vdpbf16ps or AMX issue rate above, GEMV rows against the DRAM read bandwidth)\n`);
+  if (groups.size > 0)
+    console.log(`\n(openblas: ${blasName ?? "none found (apt install libopenblas0-pthread, or pip install scipy)"}; %peak: against the f32 FMA, vdpbf16ps or AMX issue rate above, GEMV rows against the DRAM read bandwidth)\n`);
+
+  // causal attention: vlatext's training kernels against torch's SDPA, f32, same shapes and threads
+  const attn = bestOf(rows.filter((x): x is AttnRow => x.kind === "attention"), (x) => `${x.shape}|${x.pass}|${x.threads}`, (x) => -x.ms);
+  if (attn.length > 0) {
+    const tAttn = bestOf(torchAttn, (x) => `${x.shape}|${x.pass}|${x.threads}`, (x) => -x.ms);
+    const ms = (xs: { shape: string; pass: string; threads: number; ms: number }[], shape: string, pass: string, threads: number): number | undefined => xs.find((x) => x.shape === shape && x.pass === pass && x.threads === threads)?.ms;
+    console.log(`== causal attention, training (f32; ms, 1-thread/${T}-thread; torch: scaled_dot_product_attention, is_causal, grouped heads)`);
+    console.log(["shape".padEnd(26), "pass".padEnd(9), "B x T, heads/kv x hd".padEnd(22), "vlatext ms".padStart(14), "GFLOP/s".padStart(12), "torch ms".padStart(14), "  torch/vlatext".padStart(16)].join(""));
+    for (const a of attn.filter((x) => x.threads === 1 || T === 1)) {
+      const ours1 = ms(attn, a.shape, a.pass, 1), oursT = ms(attn, a.shape, a.pass, T);
+      const t1 = ms(tAttn, a.shape, a.pass, 1), tT = ms(tAttn, a.shape, a.pass, T);
+      const gT = attn.find((x) => x.shape === a.shape && x.pass === a.pass && x.threads === T)?.gflops;
+      console.log(
+        [a.shape.padEnd(26), a.pass.padEnd(9), `${a.B}x${a.T}, ${a.NH}/${a.KV}x${a.hd}`.padEnd(22), `${fmt(ours1, 2)}/${fmt(oursT, 2)}`.padStart(14), fmt(gT, 1).padStart(12), `${fmt(t1, 2)}/${fmt(tT, 2)}`.padStart(14), (oursT && tT ? `${(tT / oursT).toFixed(2)}x` : "-").padStart(16)].join(""),
+      );
+    }
+    if (tAttn.length === 0) console.log(`(no torch column: ${torchError || "bench/torch-attention.py printed nothing"}; install it with: pip install torch)`);
+    console.log("(torch/vlatext above 1: vlatext is faster, at all threads)\n");
+  }
 }
 
 // One row per key, the one with the highest score (first seen on ties), in first-seen order.

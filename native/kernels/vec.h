@@ -56,6 +56,21 @@ inline float exp_inline(float x) {
   return x < lo ? 0.0f : p * scale;
 }
 
+// Sixteen floats as one value (GCC/Clang vector extension), for loops the vectorizer would
+// leave scalar: one AVX-512 register, two AVX or four SSE registers, as the clone targets.
+// Used only inside inline code of cloned kernels (never across a call: its ABI varies by ISA).
+// (-Wpsabi notes that passing one by value differs between ISAs; these helpers are always inlined.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float f32x16 __attribute__((vector_size(64)));
+inline f32x16 load16(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store16(float* p, const f32x16& v) { std::memcpy(p, &v, sizeof v); }
+#pragma GCC diagnostic pop
+
 // y += alpha * x
 inline void axpy_inline(float* __restrict y, const float* __restrict x, float alpha, int n) {
   for (int i = 0; i < n; i++) y[i] += alpha * x[i];

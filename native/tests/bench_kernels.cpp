@@ -5,6 +5,8 @@
 // smaller shapes and OpenBLAS's sgemm when a library is found (dlopen: libopenblas.so.0, or the
 // file named by VLATEXT_BLAS; nothing links against it). Best of several runs: the CPU may be
 // shared, so the best run is the one least disturbed.
+// Then causal attention (attention_forward / attention_backward, the training kernels) at the
+// shapes the models train at.
 //   vlatext_bench_kernels [--quick] [--filter=SUBSTRING] [--peaks-only]
 #include <dlfcn.h>
 #if defined(__x86_64__) || defined(_M_X64)
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "../core/threadpool.h"
+#include "../kernels/attention.h"
 #include "../kernels/gemm.h"
 #include "../kernels/matmul.h"
 
@@ -348,5 +351,39 @@ int main(int argc, char** argv) {
     }
   }
   if (blas.lib) dlclose(blas.lib);
+
+  // causal self-attention, training: forward (saves lse) and backward
+  struct AttnCase {
+    const char* name;
+    AttnShape s;
+  };
+  const AttnCase cases[] = {
+      {"vla0 tiny T=250 hd=16", {16, 250, 4, 2, 16}},   // the VLA-0 recipe on the tiny default: 56 numbers
+      {"demo tiny T=40 hd=16", {16, 40, 4, 2, 16}},     // the demo's answers (7 digits)
+      {"qwen2-0.5b T=256 hd=64", {4, 256, 14, 2, 64}},  // Qwen2.5-0.5B's heads
+  };
+  for (const AttnCase& c : cases) {
+    const std::string label = std::string("attention ") + c.name;
+    if (!filter.empty() && label.find(filter) == std::string::npos) continue;
+    const AttnShape& a = c.s;
+    const size_t nq = (size_t)a.B * a.T * a.NH * a.hd, nk = (size_t)a.B * a.T * a.KV * a.hd;
+    std::vector<float> q(nq), k(nk), v(nk), dout(nq), out(nq), lse((size_t)a.B * a.NH * a.T), dq(nq), dk(nk), dv(nk);
+    for (auto* x : {&q, &k, &v, &dout})
+      for (auto& y : *x) y = nd(rng);
+    // (query, key) pairs a causal mask keeps, times hd: the forward is 2 products (QK^T, PV),
+    // the backward 4 (QK^T again, dO V^T, dS K, dS^T Q) plus dP^T dO's 1: 2 flops each
+    const double pairs = (double)a.B * a.NH * a.T * (a.T + 1) / 2 * a.hd;
+    for (ThreadPool* pool : {&one, &all}) {
+      const double tf = best_time([&] { attention_forward(*pool, out.data(), lse.data(), q.data(), k.data(), v.data(), a); }, quick ? 1 : 3, budget);
+      const double tb = best_time([&] { attention_backward(*pool, dq.data(), dk.data(), dv.data(), dout.data(), out.data(), lse.data(), q.data(), k.data(), v.data(), a); }, quick ? 1 : 3, budget);
+      for (int pass = 0; pass < 2; pass++) {
+        const double t = pass == 0 ? tf : tb, flops = pairs * 2 * (pass == 0 ? 2 : 5);
+        std::printf("{\"kind\":\"attention\",\"shape\":\"%s\",\"pass\":\"%s\",\"B\":%d,\"T\":%d,\"NH\":%d,\"KV\":%d,\"hd\":%d,\"threads\":%d,\"ms\":%.4f,\"gflops\":%.2f}\n", c.name, pass == 0 ? "forward" : "backward", a.B, a.T, a.NH, a.KV, a.hd, pool->size(), t * 1e3,
+                    flops / t / 1e9);
+      }
+      std::fflush(stdout);
+      if (all.size() == 1) break;
+    }
+  }
   return 0;
 }

@@ -38,7 +38,7 @@ export const PretrainConfigSchema = z
     /** The model directory to write (created; must not hold another model). */
     output: z.string().min(1),
     seed: z.number().int().min(0).default(0),
-    steps: z.number().int().min(1).default(12000),
+    steps: z.number().int().min(1).default(24000),
     batchSize: z.number().int().min(1).default(16),
     lr: z.number().positive().default(3e-3),
     warmupSteps: z.number().int().min(0).default(100),

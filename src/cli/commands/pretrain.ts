@@ -29,7 +29,7 @@ The same options give the same bytes. The shipped default (models/tiny-vlm) is
   optionHelp: {
     output: { value: "dir", description: "Model directory to write (default runs/pretrain)" },
     seed: { value: "n", description: "Seed of the weights, scenes and batches (default 0)" },
-    steps: { value: "n", description: "Training steps (default 12000)" },
+    steps: { value: "n", description: "Training steps (default 24000)" },
     "batch-size": { value: "n", description: "Questions per step (default 16)" },
     lr: { value: "x", description: "Peak learning rate, cosine schedule (default 3e-3)" },
     episodes: { value: "n", description: "Expert episodes whose frames are the scenes (default 600)" },

@@ -227,17 +227,17 @@ inline __attribute__((always_inline)) void backward_rows_t(float* dq, float* __r
     }
     // dk^T and dv^T rows of this tile: two 16-lane values each, kept in registers over the rows
     static_assert(kTile == 32, "the tile is two f32x16");
-    f32x16 pv[kRows][2], dv_[kRows][2];
+    f32x16 pv[kRows][2], dsv[kRows][2];  // this tile's probabilities and dS, per row
     for (int r = 0; r < nr; r++)
-      for (int u = 0; u < 2; u++) pv[r][u] = load16(p + r * kTile + 16 * u), dv_[r][u] = load16(ds + r * kTile + 16 * u);
+      for (int u = 0; u < 2; u++) pv[r][u] = load16(p + r * kTile + 16 * u), dsv[r][u] = load16(ds + r * kTile + 16 * u);
     for (int i = 0; i < hd; i++) {
       float* dkr = dkt + (int64_t)i * ld + s0;
       float* dvr = dvt + (int64_t)i * ld + s0;
       f32x16 k0 = load16(dkr), k1 = load16(dkr + 16), v0 = load16(dvr), v1 = load16(dvr + 16);
       for (int r = 0; r < nr; r++) {
         const float qi = qr[r][i], gi = gr[r][i];
-        k0 += dv_[r][0] * qi;
-        k1 += dv_[r][1] * qi;
+        k0 += dsv[r][0] * qi;
+        k1 += dsv[r][1] * qi;
         v0 += pv[r][0] * gi;
         v1 += pv[r][1] * gi;
       }

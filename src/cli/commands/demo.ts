@@ -28,7 +28,8 @@ const IMAGE_SIZE = DEMO_IMAGE_SIZE;
 /**
  * The demo's budget (README's demo section has the measurements): data, not steps, was what
  * the policy lacked. 4000 demonstrations and 16000 steps of 8 reached 80-84% on reach; 12000
- * demonstrations and 32000 steps of 16 reach 47-49/50 (seeds 0 and 1, a fresh clone) in about 8 minutes on 2 cores.
+ * demonstrations and 32000 steps of 16 reach 47-49/50 (seeds 0 and 1, earlier weights; 47/50 with today's)
+ * in about 7 minutes on 2 cores (397 s).
  */
 const DEMO_EPISODES = 12000;
 const DEMO_STEPS = 32000;

@@ -24,6 +24,7 @@ import type { RgbImage } from "../data/episode.js";
 import { tileHorizontal } from "../data/image.js";
 import { keyedRandom } from "../rng.js";
 import { CAMERA_NAMES } from "../sim/camera.js";
+import { COLOR_NAMES } from "../sim/colors.js";
 import { TabletopEnv } from "../sim/env.js";
 import { ExpertOptionsSchema, ScriptedExpert } from "../sim/expert.js";
 import { BLOCK_SIZE, WORKSPACE_HALF, Z_MAX } from "../sim/geometry.js";
@@ -115,4 +116,57 @@ export function sceneFrames(o: SceneFrameOptions): SceneFrame[] {
     }
   }
   return out;
+}
+
+/** Metres per unit of the vision stage's position targets (10 cm: positions within about +-3 units). */
+export const TARGET_UNIT = 0.1;
+
+/**
+ * What the vision stage regresses (src/train/pretrain-vision.ts), one row per number: the
+ * group it is reported in and centimetres per unit (1 for flags). Per colour: whether a block of
+ * that colour is in the scene, where it is (x, y, bottom height), its top centre minus the
+ * fingertips, and where a zone of that colour is; then the gripper.
+ */
+export const SCENE_TARGETS: ReadonlyArray<{ name: string; group: "gripper" | "block" | "offset" | "zone" | "flags"; unit: number }> = [
+  ...COLOR_NAMES.flatMap((c) => [
+    { name: `${c} block present`, group: "flags" as const, unit: 1 },
+    ...["x", "y", "z"].map((a) => ({ name: `${c} block ${a}`, group: "block" as const, unit: 100 * TARGET_UNIT })),
+    ...["x", "y", "z"].map((a) => ({ name: `${c} block offset ${a}`, group: "offset" as const, unit: 100 * TARGET_UNIT })),
+    ...["x", "y"].map((a) => ({ name: `${c} zone ${a}`, group: "zone" as const, unit: 100 * TARGET_UNIT })),
+  ]),
+  ...["x", "y", "z"].map((a) => ({ name: `gripper ${a}`, group: "gripper" as const, unit: 100 * TARGET_UNIT })),
+  { name: "gripper open", group: "flags", unit: 1 },
+  { name: "gripper holding", group: "flags", unit: 1 },
+];
+
+/** The vision stage's targets of a scene (SCENE_TARGETS order) and which of them it has (mask 1). */
+export function sceneTargets(w: WorldState): { value: Float64Array; mask: Float64Array } {
+  const value = new Float64Array(SCENE_TARGETS.length);
+  const mask = new Float64Array(SCENE_TARGETS.length);
+  const g = w.gripper;
+  let k = 0;
+  const put = (v: number, has: boolean) => {
+    value[k] = has ? v : 0;
+    mask[k] = has ? 1 : 0;
+    k++;
+  };
+  for (const c of COLOR_NAMES) {
+    const b = w.blocks.find((x) => x.color === c);
+    put(b ? 1 : 0, true);
+    put((b?.x ?? 0) / TARGET_UNIT, b !== undefined);
+    put((b?.y ?? 0) / TARGET_UNIT, b !== undefined);
+    put((b?.z ?? 0) / TARGET_UNIT, b !== undefined);
+    put(((b?.x ?? 0) - g.x) / TARGET_UNIT, b !== undefined);
+    put(((b?.y ?? 0) - g.y) / TARGET_UNIT, b !== undefined);
+    put(((b?.z ?? 0) + BLOCK_SIZE - g.z) / TARGET_UNIT, b !== undefined);
+    const z = w.zones.find((x) => x.color === c);
+    put((z?.x ?? 0) / TARGET_UNIT, z !== undefined);
+    put((z?.y ?? 0) / TARGET_UNIT, z !== undefined);
+  }
+  put(g.x / TARGET_UNIT, true);
+  put(g.y / TARGET_UNIT, true);
+  put(g.z / TARGET_UNIT, true);
+  put(g.closed ? 0 : 1, true);
+  put(g.held >= 0 ? 1 : 0, true);
+  return { value, mask };
 }

@@ -31,6 +31,7 @@ import { keyedRandom } from "../rng.js";
 import { WORKSPACE_HALF } from "../sim/geometry.js";
 import { SceneOptionsSchema } from "../sim/scene.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
+import { VISION_STAGE_DEFAULTS, frameFeatures, trainVisionStage, type VisionStageResult } from "./pretrain-vision.js";
 import type { TrainerIO } from "./trainer.js";
 
 export const PretrainConfigSchema = z
@@ -56,7 +57,28 @@ export const PretrainConfigSchema = z
     evalEpisodes: z.number().int().min(0).default(30),
     imageSize: z.number().int().min(28).default(56),
     /**
-     * Train the vision tower too. Off (the default): the tower stays the moments sensor it was
+     * The vision stage (src/train/pretrain-vision.ts), before the language model learns anything:
+     * the tower, from `init`, trained with a linear read-out on the scenes' geometry. steps 0 skips
+     * it (the tower stays the moments sensor it is created as).
+     */
+    vision: z
+      .object({
+        steps: z.number().int().min(0).default(VISION_STAGE_DEFAULTS.steps),
+        batchSize: z.number().int().min(1).default(VISION_STAGE_DEFAULTS.batchSize),
+        lr: z.number().positive().default(VISION_STAGE_DEFAULTS.lr),
+        warmupSteps: z.number().int().min(0).default(VISION_STAGE_DEFAULTS.warmupSteps),
+        /** How the tower starts: Gaussian weights, or the moments sensor (models/tiny-default.ts). */
+        init: z.enum(["random", "moments"]).default(VISION_STAGE_DEFAULTS.init),
+        /**
+         * A model directory made by pretrain whose trained tower to take instead of running the stage
+         * (same vision config and language-model width); the language stage then runs on it.
+         */
+        from: z.string().min(1).optional(),
+      })
+      .strict()
+      .default(VISION_STAGE_DEFAULTS),
+    /**
+     * Train the vision tower in the language stage too. Off (the default): the tower stays the moments sensor it was
      * created as and its features are computed once per frame; the language model learns to
      * read it (the demo fine-tunes with the tower frozen as well). Training it measured worse at
      * the default budget (final loss 0.88 against 0.70, README).
@@ -285,10 +307,12 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
   const frames = sceneFrames({ episodes: cfg.episodes, seed: cfg.seed, size: cfg.imageSize, every: cfg.every, ...world });
   const heldOut = cfg.evalEpisodes > 0 ? heldOutFrames(cfg) : [];
   const m = cfg.model;
-  // the tower starts as the moments sensor, calibrated on these scenes (every 8th frame)
-  createTinyDefaultModel(work, { seed: cfg.seed, hiddenSize: m.hiddenSize, layers: m.layers, visionHidden: m.visionHidden, visionDepth: m.visionDepth, patchSize: m.patchSize, sensor: "moments", calibration: frames.filter((_, i) => i % 8 === 0).map((f) => f.image), initStd: 1 / Math.sqrt(m.hiddenSize) });
+  const visionStage = cfg.vision.steps > 0 || cfg.vision.from !== undefined;
+  // the tower starts as the moments sensor, calibrated on these scenes (every 8th frame), or random for the vision stage
+  const sensor = visionStage ? cfg.vision.init : "moments";
+  createTinyDefaultModel(work, { seed: cfg.seed, hiddenSize: m.hiddenSize, layers: m.layers, visionHidden: m.visionHidden, visionDepth: m.visionDepth, patchSize: m.patchSize, sensor, calibration: sensor === "moments" ? frames.filter((_, i) => i % 8 === 0).map((f) => f.image) : [], initStd: 1 / Math.sqrt(m.hiddenSize) });
   const tok = loadTokenizerDir(work);
-  const loaded = loadLanguageModel(work, { threads: cfg.threads, dtype: "f32", trainBase: true, trainVision: cfg.trainVision });
+  const loaded = loadLanguageModel(work, { threads: cfg.threads, dtype: "f32", trainBase: true, trainVision: cfg.trainVision || visionStage });
   const vlm = loaded.vlm;
   let disposed = false;
   const dispose = (): void => {
@@ -299,6 +323,17 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
   try {
     const model = vlm.decoder;
     const kernels = kernelPath(model.backend);
+    let vision: VisionStageResult | undefined;
+    if (cfg.vision.from !== undefined) {
+      const file = path.join(path.resolve(cfg.vision.from), "model.safetensors");
+      if (!fs.existsSync(file)) throw new VlaError("FILE_NOT_FOUND", `vision.from: ${file} does not exist`, "name a model directory made by vlatext pretrain");
+      vlm.loadVisionWeights(file);
+      io.log(`vision stage skipped: the tower of ${cfg.vision.from}`);
+    } else if (visionStage) {
+      io.log(`vision stage: ${cfg.vision.steps} steps of ${cfg.vision.batchSize} frames, the tower from ${cfg.vision.init} weights`);
+      vision = await trainVisionStage(vlm, frames, heldOut, { seed: cfg.seed, steps: cfg.vision.steps, batchSize: cfg.vision.batchSize, lr: cfg.vision.lr, warmupSteps: cfg.vision.warmupSteps, logEvery: cfg.logEvery }, io);
+      io.log(`vision stage: loss ${vision.finalLoss.toFixed(4)}; held-out linear read-out RMS error ${Object.entries(vision.heldOut).map(([g, e]) => `${g} ${e.toFixed(2)}${g === "flags" ? "" : " cm"}`).join(", ")} (${vision.seconds.toFixed(0)} s)`);
+    }
     model.setTrainBase(true);
     if (cfg.trainVision) vlm.vision.setTrainable(true);
     const imageTokens = vlm.imageLayout(frames[0]?.image.height ?? cfg.imageSize, frames[0]?.image.width ?? 2 * cfg.imageSize).tokens;
@@ -310,11 +345,8 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
     const C = model.config.native.hiddenSize;
     const frozen = new Map<SceneFrame, Float32Array>();
     if (!cfg.trainVision) {
-      for (let i = 0; i < frames.length; i += 256) {
-        const part = frames.slice(i, i + 256);
-        const f = (await vlm.imageFeatures(part.map((x) => x.image))).features;
-        part.forEach((x, k) => frozen.set(x, f.slice(k * imageTokens * C, (k + 1) * imageTokens * C)));
-      }
+      const f = await frameFeatures(vlm, frames);
+      frames.forEach((x, k) => frozen.set(x, f[k] as Float32Array));
     }
     const cache = new Map<string, EncodedPrompt>();
     const losses: Array<{ step: number; loss: number }> = [];
@@ -374,7 +406,7 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
     const sha256 = createHash("sha256").update(fs.readFileSync(path.join(work, "model.safetensors"))).digest("hex");
     const seconds = (performance.now() - t0) / 1000;
     const tail = losses.slice(-Math.min(100, losses.length));
-    writeFileAtomic(path.join(work, "pretrain.json"), JSON.stringify({ config: { ...cfg, output: undefined }, finalLoss: tail.reduce((a, l) => a + l.loss, 0) / Math.max(1, tail.length), heldOutExactMatch: accuracy, heldOutNumericError: numericError, seconds: Math.round(seconds), sha256, kernels, firstLosses: losses.slice(0, FIRST_LOSSES).map((l) => l.loss) }, null, 2) + "\n");
+    writeFileAtomic(path.join(work, "pretrain.json"), JSON.stringify({ config: { ...cfg, output: undefined }, finalLoss: tail.reduce((a, l) => a + l.loss, 0) / Math.max(1, tail.length), ...(vision ? { vision: { finalLoss: vision.finalLoss, heldOutReadoutRmse: vision.heldOut, seconds: Math.round(vision.seconds), firstLosses: vision.losses.slice(0, FIRST_LOSSES) } } : {}), heldOutExactMatch: accuracy, heldOutNumericError: numericError, seconds: Math.round(seconds), sha256, kernels, firstLosses: losses.slice(0, FIRST_LOSSES).map((l) => l.loss) }, null, 2) + "\n");
     fs.rmSync(out, { recursive: true, force: true });
     fs.renameSync(work, out);
     return { dir: out, losses, accuracy, numericError, seconds, sha256 };

@@ -121,7 +121,7 @@ describe("the pretrained default (models/tiny-vlm)", () => {
 
 describe("vlatext pretrain", () => {
   // the tower trained too (the slower path), so both the decoder's and the tower's steps are covered
-  const tiny = { steps: 3, batchSize: 2, episodes: 2, every: 6, evalEpisodes: 1, trainVision: true, model: { hiddenSize: 32, layers: 1, visionHidden: 16, visionDepth: 1, patchSize: 14 }, logEvery: 1 };
+  const tiny = { steps: 3, batchSize: 2, episodes: 2, every: 6, evalEpisodes: 1, trainVision: true, vision: { steps: 3, batchSize: 2 }, model: { hiddenSize: 32, layers: 1, visionHidden: 16, visionDepth: 1, patchSize: 14 }, logEvery: 1 };
 
   it("is deterministic: the same config gives the same bytes, another seed others", async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-"));
@@ -137,6 +137,16 @@ describe("vlatext pretrain", () => {
     expect(a.losses[2]!.loss).not.toBe(a.losses[0]!.loss);
     VlmModel.load(path.join(root, "a")).dispose();
     expect(Object.keys(a.accuracy).length).toBeGreaterThan(0);
+    // the vision stage ran first and is recorded; vision.from takes another run's tower instead of running it
+    const info = JSON.parse(fs.readFileSync(path.join(root, "a", "pretrain.json"), "utf8")) as { vision?: { firstLosses: number[] } };
+    expect(info.vision?.firstLosses.length).toBe(3);
+    const d = await pretrain(parsePretrainConfig({ ...tiny, trainVision: false, vision: { from: path.join(root, "a") }, output: path.join(root, "d") }), quiet);
+    const [ta, td] = [readSafetensors(path.join(root, "a", "model.safetensors")), readSafetensors(path.join(root, "d", "model.safetensors"))];
+    const towerNames = [...ta.tensors.keys()].filter((n) => n.startsWith("model.visual."));
+    expect(towerNames.length).toBeGreaterThan(4);
+    for (const n of towerNames) expect(Array.from(safetensorsData(td, n))).toEqual(Array.from(safetensorsData(ta, n)));
+    expect(d.sha256).not.toBe(a.sha256);
+    await expect(pretrain(parsePretrainConfig({ ...tiny, vision: { from: path.join(root, "nowhere") }, output: path.join(root, "e") }), quiet)).rejects.toThrow(/vision\.from: .*nowhere.*does not exist/);
     // the coordinate questions' greedy answers are measured: finite errors, malformed answers counted
     const errs = Object.values(a.numericError);
     expect(errs.length).toBeGreaterThan(0);
@@ -155,10 +165,12 @@ describe("vlatext pretrain", () => {
   it("runs from the CLI, writes pretrain.json, and names bad options before any work", async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-cli-"));
     const io = bufferIO();
-    expect(await main(["pretrain", "--output", path.join(root, "m"), "--steps", "2", "--batch-size", "2", "--episodes", "1", "--eval-episodes", "0"], io)).toBe(0);
+    expect(await main(["pretrain", "--output", path.join(root, "m"), "--steps", "2", "--batch-size", "2", "--episodes", "1", "--eval-episodes", "0", "--vision-steps", "2", "--vision-hidden", "16"], io)).toBe(0);
     expect(io.stdout()).toMatch(/pretrained model in .* \(\d+ s; model\.safetensors sha256 [0-9a-f]{64}\)/);
     expect(io.stderr()).not.toMatch(/\r/);
-    expect(JSON.parse(fs.readFileSync(path.join(root, "m", "pretrain.json"), "utf8")).config.steps).toBe(2);
+    const written = JSON.parse(fs.readFileSync(path.join(root, "m", "pretrain.json"), "utf8")) as { config: { steps: number; vision: { steps: number }; model: { visionHidden: number } }; vision?: unknown };
+    expect([written.config.steps, written.config.vision.steps, written.config.model.visionHidden]).toEqual([2, 2, 16]);
+    expect(written.vision).toBeDefined();
     const bad = bufferIO();
     expect(await main(["pretrain", "--output", path.join(root, "x"), "--lr", "abc"], bad)).not.toBe(0);
     expect(bad.stderr()).toMatch(/lr/);

@@ -5,6 +5,7 @@
  */
 import path from "node:path";
 import { parsePretrainConfig } from "../../train/pretrain.js";
+import { VISION_STAGE_DEFAULTS, VISION_STAGE_MEASURED_STEPS } from "../../train/pretrain-vision.js";
 import { pretrain } from "../../train/pretrain.js";
 import { flag, intOpt, str, type CliCommand } from "../command.js";
 import { progressReporter } from "../progress.js";
@@ -25,7 +26,7 @@ Hugging Face model directory with pretrain.json (config, time, held-out exact ma
 kind, the mean error of the greedy answers to the coordinate questions, SHA-256).
 The same options give the same bytes. The shipped default (models/tiny-vlm) is
   vlatext pretrain --output models/tiny-vlm`,
-  options: { output: { type: "string" }, lr: { type: "string" }, "train-vision": { type: "boolean" }, ...Object.fromEntries(NUMBERS.map((n) => [n, { type: "string" as const }])) },
+  options: { output: { type: "string" }, lr: { type: "string" }, "train-vision": { type: "boolean" }, "vision-steps": { type: "string" }, "vision-init": { type: "string" }, "vision-hidden": { type: "string" }, ...Object.fromEntries(NUMBERS.map((n) => [n, { type: "string" as const }])) },
   optionHelp: {
     output: { value: "dir", description: "Model directory to write (default runs/pretrain)" },
     seed: { value: "n", description: "Seed of the weights, scenes and batches (default 0)" },
@@ -36,6 +37,9 @@ The same options give the same bytes. The shipped default (models/tiny-vlm) is
     every: { value: "n", description: "Keep every n-th frame of each episode (default 3)" },
     "eval-episodes": { value: "n", description: "Held-out episodes for the accuracy report (default 30)" },
     "train-vision": { description: "Train the vision tower too (default: it stays the moments sensor; at the default budget training it measured worse, see README)" },
+    "vision-steps": { value: "n", description: `Steps of the vision stage, before the language model's: the tower trained to see (default ${VISION_STAGE_DEFAULTS.steps}: off, the tower stays the moments sensor; ${VISION_STAGE_MEASURED_STEPS} is the measured setting, README)` },
+    "vision-init": { value: "random|moments", description: `How the vision stage's tower starts (default ${VISION_STAGE_DEFAULTS.init})` },
+    "vision-hidden": { value: "n", description: "Width of the vision tower (default 32; the trained tower measured best at 128, README)" },
     threads: { value: "n", description: "Threads (default: all cores; the result does not depend on it)" },
   },
   async run(args, io) {
@@ -43,6 +47,11 @@ The same options give the same bytes. The shipped default (models/tiny-vlm) is
     const keys: Record<(typeof NUMBERS)[number], string> = { seed: "seed", steps: "steps", "batch-size": "batchSize", episodes: "episodes", every: "every", "eval-episodes": "evalEpisodes", threads: "threads" };
     for (const n of NUMBERS) if (str(args, n) !== undefined) raw[keys[n]] = intOpt(args, n, 0, 0);
     if (flag(args, "train-vision")) raw.trainVision = true;
+    const vision: Record<string, unknown> = {};
+    if (str(args, "vision-steps") !== undefined) vision.steps = intOpt(args, "vision-steps", 0, 0);
+    if (str(args, "vision-init") !== undefined) vision.init = str(args, "vision-init");
+    if (Object.keys(vision).length > 0) raw.vision = vision;
+    if (str(args, "vision-hidden") !== undefined) raw.model = { visionHidden: intOpt(args, "vision-hidden", 32, 16) };
     const lr = str(args, "lr");
     if (lr !== undefined) raw.lr = Number(lr);
     const cfg = parsePretrainConfig(raw, "pretrain options");

@@ -57,7 +57,7 @@ const SETTINGS: Setting[] = [
   { name: "one-camera", change: "top camera only", cameras: ["top"] },
   { name: "from-scratch", change: "random weights (moments sensor), not pretrained", model: "scratch" },
   { name: "state-text", change: "robot state as text in the prompt", set: [["template", "terse-state"]], reported: "VITA-VLA: state as text fails" },
-  { name: "history-frames", change: "previous frames in the prompt", unsupported: "the prompt layer has no history frames yet (RoboVLMs' best lever): not measured" },
+  { name: "history-frames", change: "the previous step's frames stacked above the current ones (history 1)", set: [["history", "1"]], reported: "RoboVLMs: history frames help (its best lever)" },
 ];
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, seeds: { type: "string" }, only: { type: "string" }, out: { type: "string" }, families: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" } } });

@@ -154,6 +154,38 @@ export function cropImage(src: RgbImage, x: number, y: number, w: number, h: num
   return out;
 }
 
+/** Place images top to bottom in the given order; all must share one width. */
+export function tileVertical(images: ReadonlyArray<RgbImage>): RgbImage {
+  const first = images[0];
+  if (!first) throw new VlaError("DATA_INVALID", "tileVertical got no images", "pass at least one image");
+  for (const [i, img] of images.entries()) {
+    if (img.width !== first.width) {
+      throw new VlaError("DATA_INVALID", `image ${i} is ${img.width}x${img.height} but image 0 is ${first.width}x${first.height}; stacked frames need one width`, "send every observation with the same cameras at the same size");
+    }
+  }
+  const out = makeImage(first.width, images.reduce((s, img) => s + img.height, 0));
+  let offset = 0;
+  for (const img of images) {
+    out.data.set(img.data, offset);
+    offset += img.data.length;
+  }
+  return out;
+}
+
+/**
+ * An observation with `history` earlier ones (RoboVLMs' history frames): the frames stacked top to
+ * bottom, oldest first, the current one at the bottom. `previous` holds the earlier observations'
+ * images (already tiled), oldest first; missing ones (an episode's first steps) repeat the oldest
+ * there is, or the current one when there is none, as training pads at an episode's start.
+ */
+export function stackHistory(current: RgbImage, previous: ReadonlyArray<RgbImage>, history: number): RgbImage {
+  if (history === 0) return current;
+  const frames: RgbImage[] = [];
+  for (let k = history; k >= 1; k--) frames.push(previous[previous.length - k] ?? previous[0] ?? current);
+  frames.push(current);
+  return tileVertical(frames);
+}
+
 /** Place images left to right in the given order; all must share one height. */
 export function tileHorizontal(images: ReadonlyArray<RgbImage>): RgbImage {
   const first = images[0];

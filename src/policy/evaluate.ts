@@ -42,8 +42,8 @@ export function policyActor(policy: Policy, options: ActOptions = {}): Actor {
   const sessions = new SessionStore(policy);
   return {
     async act(session, obs) {
-      const r = await policy.act({ images: obs.images, instruction: obs.instruction, state: obs.state }, options);
-      return { actions: sessions.step(session, r.normalized).actions, generatedTokens: r.timings.generatedTokens };
+      const r = await policy.act({ images: obs.images, instruction: obs.instruction, state: obs.state, history: sessions.previous(session) }, options);
+      return { actions: sessions.step(session, r.normalized, obs.images).actions, generatedTokens: r.timings.generatedTokens };
     },
     end: (session) => sessions.end(session),
   };

@@ -17,7 +17,7 @@ import { getFormat, parseTextFormat, type TextFormat } from "../actions/format.j
 import { parseActionSpec, type ActionSpec } from "../actions/spec.js";
 import { parseStats, type ActionStats } from "../actions/stats.js";
 import type { RgbImage } from "../data/episode.js";
-import { tileHorizontal } from "../data/image.js";
+import { stackHistory, tileHorizontal } from "../data/image.js";
 import { generateConstrainedBatch, type ActionAutomaton, type ConstrainedOptions } from "../engine/automaton.js";
 import { MODEL_CONFIG_FILE, type DecoderModel } from "../engine/decoder.js";
 import type { ModelOptions } from "../engine/decoder.js";
@@ -68,6 +68,8 @@ export class Policy {
   readonly automaton: ActionAutomaton;
   readonly ensemble: EnsembleConfig;
   readonly addVisionId: boolean;
+  /** Earlier frames stacked above the current ones (policy.json history; 0: none). */
+  readonly history: number;
   /** Present for vision-language models: images reach the model. */
   readonly vlm: VlmModel | undefined;
   /** Tokens the model was trained to attend over (config.json max_position_embeddings); prompts plus answers must fit. */
@@ -101,6 +103,7 @@ export class Policy {
     this.automaton = policyAutomaton(this.tokenizer, this.template, this.codec.grammar);
     this.ensemble = parseEnsembleConfig({ mode: "vla0-v1", gripperDims: this.spec.isGripper.flatMap((g, i) => (g ? [i] : [])), ...file.ensemble });
     this.addVisionId = file.addVisionId;
+    this.history = file.history;
     this.contextLength = contextLength;
     const g = this.codec.grammar;
     this.maxAnswerTokens = g.count * Math.max(g.width ?? 0, g.maxDigits) + (g.count - 1) * Math.max(g.separator.length, g.timestepSeparator.length) + 1;
@@ -172,7 +175,8 @@ export class Policy {
 
   /**
    * Everything a request needs before the model, checked: for a vision-language model
-   * with images, the cameras tiled side by side into one image (as VLA-0 trains) and
+   * with images, the cameras tiled side by side into one image (as VLA-0 trains; with history,
+   * the earlier requests' tiles stacked above it) and
    * preprocessed, the prompt with its image pads and 3D positions; otherwise the text
    * prompt. A prompt and answer that do not fit the model's context are refused.
    */
@@ -181,7 +185,13 @@ export class Policy {
     if (this.vlm && req.images.length > 0) {
       const heights = new Set(req.images.map((i) => i.height));
       if (heights.size > 1) throw new VlaError("DATA_INVALID", `camera images have different heights (${[...heights].join(", ")})`, "send every camera at the same height; they are tiled side by side");
-      image = this.vlm.preprocess(req.images.length === 1 ? (req.images[0] as RgbImage) : tileHorizontal(req.images));
+      const tile = (images: RgbImage[]): RgbImage => (images.length === 1 ? (images[0] as RgbImage) : tileHorizontal(images));
+      const current = tile(req.images);
+      const previous = this.history > 0 ? (req.history ?? []).map((h, i) => {
+        if (h.length !== req.images.length) throw new VlaError("DATA_INVALID", `history[${i}] has ${h.length} camera images but the request has ${req.images.length}`, "send each earlier observation with the same cameras, in the same order");
+        return tile(h);
+      }) : [];
+      image = this.vlm.preprocess(stackHistory(current, previous.slice(-this.history), this.history));
     }
     const enc = this.encodePrompt(req, image);
     if (enc.ids.length + this.maxAnswerTokens > this.contextLength) {

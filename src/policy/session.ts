@@ -1,9 +1,11 @@
 /**
  * Sessions: one robot's stream of chunks, temporally ensembled (src/actions/ensembler.ts)
- * into the next actions to execute. A store keeps a bounded number of them, least
+ * into the next actions to execute, and, for a policy trained with history frames, the
+ * camera images of its last requests. A store keeps a bounded number of them, least
  * recently used first out, each dropped after a time without requests.
  */
 import { TemporalEnsembler } from "../actions/ensembler.js";
+import type { RgbImage } from "../data/episode.js";
 import type { Policy } from "./policy.js";
 
 export interface SessionStep {
@@ -23,13 +25,13 @@ export interface SessionStoreOptions {
 }
 
 export class SessionStore {
-  private readonly sessions = new Map<string, { ensembler: TemporalEnsembler; lastUsed: number }>();
+  private readonly sessions = new Map<string, { ensembler: TemporalEnsembler; lastUsed: number; frames: RgbImage[][] }>();
   readonly ttlMs: number;
   readonly maxSessions: number;
   private readonly now: () => number;
 
   constructor(
-    private readonly policy: Pick<Policy, "ensemble" | "spec" | "denormalize">,
+    private readonly policy: Pick<Policy, "ensemble" | "spec" | "denormalize"> & { readonly history?: number },
     options: SessionStoreOptions = {},
   ) {
     this.ttlMs = options.ttlMs ?? 10 * 60 * 1000;
@@ -47,11 +49,28 @@ export class SessionStore {
     for (const [k, s] of this.sessions) if (now - s.lastUsed > this.ttlMs) this.sessions.delete(k);
   }
 
-  /** Feed session `id` a predicted chunk ((H, D) normalized); the actions to execute next. */
-  step(id: string, normalized: readonly number[][]): SessionStep {
+  /**
+   * The camera images of session `id`'s last requests (at most the policy's history, oldest
+   * first; none for a new session or a policy without history): the next request's ActRequest.history.
+   */
+  previous(id: string): RgbImage[][] {
+    this.expire();
+    return [...(this.sessions.get(id)?.frames ?? [])];
+  }
+
+  /**
+   * Feed session `id` a predicted chunk ((H, D) normalized) and the camera images it was predicted
+   * from (kept for a policy with history); the actions to execute next.
+   */
+  step(id: string, normalized: readonly number[][], images?: RgbImage[]): SessionStep {
     this.expire();
     let s = this.sessions.get(id);
-    if (!s) s = { ensembler: new TemporalEnsembler(this.policy.ensemble, this.policy.spec.horizon, this.policy.spec.dims), lastUsed: 0 };
+    if (!s) s = { ensembler: new TemporalEnsembler(this.policy.ensemble, this.policy.spec.horizon, this.policy.spec.dims), lastUsed: 0, frames: [] };
+    const keep = this.policy.history ?? 0;
+    if (keep > 0 && images && images.length > 0) {
+      s.frames.push(images);
+      if (s.frames.length > keep) s.frames.shift();
+    }
     s.lastUsed = this.now();
     this.sessions.delete(id); // keep the map in least-recently-used order
     this.sessions.set(id, s);

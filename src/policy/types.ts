@@ -5,6 +5,12 @@ export interface ActRequest {
   images: RgbImage[];
   instruction: string;
   state?: number[];
+  /**
+   * For a policy trained with history frames: the camera images of the earlier requests of the
+   * same episode, oldest first (a session keeps them; see SessionStore.previous). Ignored by a
+   * policy without history; missing frames repeat the oldest given (or the current ones).
+   */
+  history?: RgbImage[][];
 }
 
 export interface ActOptions {

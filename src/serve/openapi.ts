@@ -54,7 +54,7 @@ export function openApiDocument(limits: ServerLimits): Record<string, unknown> {
                 instruction: { type: "string", minLength: 1, maxLength: limits.maxInstructionChars },
                 images: { type: "array", items: image, maxItems: limits.maxImages },
                 state,
-                session: { type: "string", maxLength: 128, description: "enables temporal ensembling; `session.actions` holds the next executeK actions" },
+                session: { type: "string", maxLength: 128, description: "enables temporal ensembling (and, for a policy trained with history frames, gives it this session's earlier images); `session.actions` holds the next executeK actions" },
                 temperature: { type: "number", minimum: 0, maximum: 5 },
                 seed: { type: "integer", minimum: 0 },
                 stream: { type: "boolean", description: "NDJSON: {type:'timestep', t, action, normalized, ms} per timestep as soon as it is decoded, then {type:'done', ...the plain answer}; an error after the first line is a last line {type:'error', status, code, error}" },

@@ -73,10 +73,12 @@ export async function handleAct(ctx: RouteContext, req: http.IncomingMessage, re
   const body = validate(ctx.schemas.act, await readJson(req, ctx.limits.maxBodyBytes));
   const images = body.images.map((img, i) => decodeRequestImage(img, `images[${i}]`, ctx.limits));
   checkRequestPixels(images, ctx.limits);
-  const request: ActRequest = { images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}) };
+  // a policy with history frames gets the session's earlier requests' images (none without a session)
+  const history = body.session && ctx.policy.history > 0 ? ctx.sessions.previous(body.session) : [];
+  const request: ActRequest = { images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}), ...(history.length > 0 ? { history } : {}) };
   const options = { ...(body.temperature !== undefined ? { temperature: body.temperature } : {}), ...(body.seed !== undefined ? { seed: body.seed } : {}) };
   const names = ctx.policy.spec.names;
-  const session = (r: ActResult) => (body.session ? { session: { id: body.session, ...ctx.sessions.step(body.session, r.normalized) } } : {});
+  const session = (r: ActResult) => (body.session ? { session: { id: body.session, ...ctx.sessions.step(body.session, r.normalized, images) } } : {});
   if (!body.stream) {
     const r = await run(ctx, request, options);
     return sendJson(res, 200, { names, chunk: r.chunk, normalized: r.normalized, text: r.text, imagesUsed: r.imagesUsed, timings: r.timings, ...session(r) });

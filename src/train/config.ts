@@ -71,6 +71,12 @@ export const FinetuneConfigSchema = z
     /** VLA-0's masked action augmentation (answer tokens replaced by '?'). */
     maskActions: z.object({ enabled: z.boolean().default(true), maxFraction: z.number().min(0).max(1).default(0.4), unmaskedProbability: z.number().min(0).max(1).default(0.1) }).strict().default({ enabled: true, maxFraction: 0.4, unmaskedProbability: 0.1 }),
     seed: z.number().int().min(0).default(0),
+    /**
+     * History frames (RoboVLMs' best lever): the camera frames of this many earlier steps stacked
+     * above the current ones in the one image the model sees (oldest on top; an episode's first
+     * steps repeat its first frame). The policy keeps each session's last frames to do the same.
+     */
+    history: z.number().int().min(0).max(8).default(0),
     /** Camera frames are decoded at this size before tiling (vision-language models). */
     imageSize: z.number().int().min(28).max(1024).default(56),
     /**

@@ -11,7 +11,7 @@ import { StatsAccumulator, type ActionStats } from "../actions/stats.js";
 import { LeRobotDataset } from "../data/lerobot/dataset.js";
 import { bindRecipe, loadRecipe, selectDims, splitEpisodes } from "../data/recipe.js";
 import { episodeSamples, targetChunk } from "../data/samples.js";
-import { tileHorizontal } from "../data/image.js";
+import { stackHistory, tileHorizontal } from "../data/image.js";
 import type { RgbImage } from "../data/episode.js";
 import type { VlmModel } from "../engine/vlm.js";
 import type { ImageLayout } from "../vision/processor.js";
@@ -108,11 +108,13 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
           const task = table.taskIndex[t] as number;
           return recipe.instruction ?? (task >= 0 ? ds.tasks.get(task) : undefined) ?? info.tasks[0] ?? "";
         });
-        const images: RgbImage[] = [];
+        let images: RgbImage[] = [];
         if (vlm && bound.cameras.length > 0) {
           for await (const sample of episodeSamples(ds, bound, index, { horizon: 1, width: cfg.imageSize, height: cfg.imageSize })) {
             images.push(tileHorizontal(bound.cameras.map((c) => (sample.images[c.name] as RgbImage[])[0] as RgbImage)));
           }
+          // history frames: frame t's image holds frames t-history .. t, as a policy's session gives them
+          if (cfg.history > 0) images = images.map((img, t) => stackHistory(img, images.slice(Math.max(0, t - cfg.history), t), cfg.history));
         }
         const frozen = vlm !== undefined && images.length > 0 && !cfg.vision.train;
         const ep: RawEpisode = { source, episode: index, instruction, images: frozen ? [] : images, actions, states, T, A: bound.action.end - bound.action.start, S: bound.state ? bound.state.end - bound.state.start : 0 };

@@ -279,6 +279,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
       template: cfg.template,
       format: data.format,
       tokenizer: cfg.tokenizer ?? path.resolve(cfg.model),
+      ...(cfg.history > 0 ? { history: cfg.history } : {}),
     });
     return { runDir, steps: last, losses, stopped, policyDir };
   } finally {

@@ -20,6 +20,11 @@ export interface SessionStoreOptions {
   ttlMs?: number;
   /** Sessions kept at once; the least recently used go first (default 1024). */
   maxSessions?: number;
+  /**
+   * Bytes of history-frame images kept over all sessions (a policy with history); past it, the
+   * least recently used sessions go first (default 512 MiB).
+   */
+  maxFrameBytes?: number;
   /** The clock (tests pass their own). */
   now?: () => number;
 }
@@ -28,6 +33,8 @@ export class SessionStore {
   private readonly sessions = new Map<string, { ensembler: TemporalEnsembler; lastUsed: number; frames: RgbImage[][] }>();
   readonly ttlMs: number;
   readonly maxSessions: number;
+  readonly maxFrameBytes: number;
+  private frameBytes = 0;
   private readonly now: () => number;
 
   constructor(
@@ -36,6 +43,7 @@ export class SessionStore {
   ) {
     this.ttlMs = options.ttlMs ?? 10 * 60 * 1000;
     this.maxSessions = options.maxSessions ?? 1024;
+    this.maxFrameBytes = options.maxFrameBytes ?? 512 * 1024 * 1024;
     this.now = options.now ?? Date.now;
   }
 
@@ -46,7 +54,13 @@ export class SessionStore {
 
   private expire(): void {
     const now = this.now();
-    for (const [k, s] of this.sessions) if (now - s.lastUsed > this.ttlMs) this.sessions.delete(k);
+    for (const [k, s] of this.sessions) if (now - s.lastUsed > this.ttlMs) this.drop(k);
+  }
+
+  private drop(id: string): void {
+    const s = this.sessions.get(id);
+    if (s) for (const f of s.frames) this.frameBytes -= bytes(f);
+    this.sessions.delete(id);
   }
 
   /**
@@ -69,12 +83,15 @@ export class SessionStore {
     const keep = this.policy.history ?? 0;
     if (keep > 0 && images && images.length > 0) {
       s.frames.push(images);
-      if (s.frames.length > keep) s.frames.shift();
+      this.frameBytes += bytes(images);
+      if (s.frames.length > keep) this.frameBytes -= bytes(s.frames.shift() as RgbImage[]);
     }
     s.lastUsed = this.now();
     this.sessions.delete(id); // keep the map in least-recently-used order
     this.sessions.set(id, s);
-    while (this.sessions.size > this.maxSessions) this.sessions.delete(this.sessions.keys().next().value as string);
+    while (this.sessions.size > this.maxSessions) this.drop(this.sessions.keys().next().value as string);
+    // the frames of the least recently used sessions go first (never this one's)
+    while (this.frameBytes > this.maxFrameBytes && this.sessions.size > 1) this.drop(this.sessions.keys().next().value as string);
     const e = s.ensembler;
     while (!e.needsPrediction()) e.next(); // the client skipped actions: catch up
     e.push(Float32Array.from(normalized.flat()));
@@ -85,6 +102,8 @@ export class SessionStore {
 
   /** Forget a session (an episode ended). */
   end(id: string): void {
-    this.sessions.delete(id);
+    this.drop(id);
   }
 }
+
+const bytes = (images: readonly RgbImage[]): number => images.reduce((a, img) => a + img.data.length, 0);

@@ -74,7 +74,9 @@ export const FinetuneConfigSchema = z
     /**
      * History frames (RoboVLMs' best lever): the camera frames of this many earlier steps stacked
      * above the current ones in the one image the model sees (oldest on top; an episode's first
-     * steps repeat its first frame). The policy keeps each session's last frames to do the same.
+     * steps repeat its first frame). The policy keeps each session's last requests' frames to do the
+     * same, so run it with one prediction per step (executeK 1, the default): with executeK K the
+     * previous request is K steps back.
      */
     history: z.number().int().min(0).max(8).default(0),
     /** Camera frames are decoded at this size before tiling (vision-language models). */

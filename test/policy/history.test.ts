@@ -59,6 +59,13 @@ describe("stacked frames", () => {
     expect(s.previous("b")).toEqual([img(9)]);
     s.end("a");
     expect(s.previous("a")).toEqual([]);
+    // a byte budget over all sessions' frames: the least recently used sessions go first
+    const small = new SessionStore({ ...policy, history: 2 } as unknown as ConstructorParameters<typeof SessionStore>[0], { maxFrameBytes: 3 * 12 });
+    for (const id of ["a", "b", "c"]) small.step(id, chunk, img(1));
+    expect([small.previous("a").length, small.previous("b").length, small.previous("c").length]).toEqual([1, 1, 1]);
+    small.step("c", chunk, img(2));
+    expect([small.previous("a").length, small.previous("b").length, small.previous("c").length]).toEqual([0, 1, 2]);
+    expect(small.size).toBe(2);
     const none = new SessionStore({ ...policy, history: 0 } as unknown as ConstructorParameters<typeof SessionStore>[0]);
     none.step("a", chunk, img(1));
     expect(none.previous("a")).toEqual([]);

@@ -80,6 +80,7 @@ export function deepstackRows(ds: Float32Array, total: number, first: number, n:
 }
 
 export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void, vlm?: VlmModel): Promise<TrainData> {
+  if (cfg.history > 0 && !vlm) throw new VlaError("CONFIG_INVALID", `history ${cfg.history}: history frames are camera frames, but ${cfg.model} is a text-only model`, "fine-tune a vision-language model (e.g. models/tiny-vlm), or drop --history");
   let spec: ActionSpec | undefined;
   const episodes: Array<{ ep: RawEpisode; split: "train" | "val" }> = [];
   // frozen tower: each episode's frames are encoded as it is read and only their features kept (the

@@ -153,5 +153,8 @@ describe("training with history frames", () => {
     expect(frozen1.length).toBe(frozen0.length);
     expect(frozen1[0]!.image!.inject!.length).toBe(2 * frozen0[0]!.image!.inject!.length);
     expect(frozen1[0]!.image!.injectRows.length).toBe(2 * frozen0[0]!.image!.injectRows.length);
+    // a text-only model has no camera frames to stack: named before any work
+    const cfg = parseFinetuneConfig({ model, output: path.join(root, "run"), data: [{ dataset: data, recipe: "toy-sim" }], history: 1 }, "test");
+    await expect(buildTrainData(cfg, loadTokenizerDir(model), loadTemplate(cfg.template), () => {})).rejects.toThrow(/history 1: history frames are camera frames, but .* is a text-only model/);
   }, 120_000);
 });

@@ -73,8 +73,8 @@ export async function handleAct(ctx: RouteContext, req: http.IncomingMessage, re
   const body = validate(ctx.schemas.act, await readJson(req, ctx.limits.maxBodyBytes));
   const images = body.images.map((img, i) => decodeRequestImage(img, `images[${i}]`, ctx.limits));
   checkRequestPixels(images, ctx.limits);
-  // a policy with history frames gets the session's earlier requests' images (none without a session)
-  const history = body.session && ctx.policy.history > 0 ? ctx.sessions.previous(body.session) : [];
+  // a policy with history frames gets the session's earlier requests' images (the store keeps none for one without)
+  const history = body.session ? ctx.sessions.previous(body.session) : [];
   const request: ActRequest = { images, instruction: body.instruction, ...(body.state ? { state: body.state } : {}), ...(history.length > 0 ? { history } : {}) };
   const options = { ...(body.temperature !== undefined ? { temperature: body.temperature } : {}), ...(body.seed !== undefined ? { seed: body.seed } : {}) };
   const names = ctx.policy.spec.names;

@@ -31,7 +31,7 @@ import { keyedRandom } from "../rng.js";
 import { WORKSPACE_HALF } from "../sim/geometry.js";
 import { SceneOptionsSchema } from "../sim/scene.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
-import { VISION_STAGE_DEFAULTS, frameFeatures, trainVisionStage, type VisionStageResult } from "./pretrain-vision.js";
+import { VISION_STAGE_DEFAULTS, frameFeatures, trainVisionStage, warmupCosine, type VisionStageResult } from "./pretrain-vision.js";
 import type { TrainerIO } from "./trainer.js";
 
 export const PretrainConfigSchema = z
@@ -160,11 +160,6 @@ export function kernelPath(backend: string): string {
 }
 
 /** The learning rate: linear warmup, then cosine to zero. */
-function rate(cfg: PretrainConfig, step: number): number {
-  if (step <= cfg.warmupSteps) return (cfg.lr * step) / Math.max(1, cfg.warmupSteps);
-  return cfg.lr * 0.5 * (1 + Math.cos((Math.PI * (step - cfg.warmupSteps)) / Math.max(1, cfg.steps - cfg.warmupSteps)));
-}
-
 export interface PretrainResult {
   dir: string;
   losses: Array<{ step: number; loss: number }>;
@@ -380,7 +375,7 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
         await vlm.backwardImages(r.dInject);
       }
       if (!Number.isFinite(r.loss)) throw new VlaError("TRAIN_DIVERGED", `pretraining loss became ${r.loss} at step ${step}`, `lower --lr (now ${cfg.lr})`);
-      optimizerStep(cfg.trainVision ? [model.params, vlm.vision.params] : [model.params], { lr: rate(cfg, step), beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 });
+      optimizerStep(cfg.trainVision ? [model.params, vlm.vision.params] : [model.params], { lr: warmupCosine(cfg, step), beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 });
       losses.push({ step, loss: r.loss });
       if (step % cfg.logEvery === 0 || step === cfg.steps) {
         const recent = losses.slice(-cfg.logEvery);

@@ -26,6 +26,7 @@ import { keyedRandom } from "../rng.js";
 import { CAMERA_NAMES } from "../sim/camera.js";
 import { COLOR_NAMES } from "../sim/colors.js";
 import { TabletopEnv } from "../sim/env.js";
+import { Renderer } from "../sim/render.js";
 import { ExpertOptionsSchema, ScriptedExpert } from "../sim/expert.js";
 import { BLOCK_SIZE, WORKSPACE_HALF, Z_MAX } from "../sim/geometry.js";
 import { mixSeed } from "../sim/rng.js";
@@ -99,20 +100,23 @@ export interface SceneFrameOptions {
  */
 export function sceneFrames(o: SceneFrameOptions): SceneFrame[] {
   const families = o.families ?? TASK_FAMILIES;
-  const env = new TabletopEnv({ size: o.size, tasks: [...families], ...(o.scene ? { scene: o.scene } : {}) });
+  // the environment renders nothing: only the kept frames are drawn (rendering is a function of the world alone)
+  const env = new TabletopEnv({ size: o.size, cameras: [], tasks: [...families], ...(o.scene ? { scene: o.scene } : {}) });
+  const renderer = new Renderer(o.size, o.size);
   const expertOptions = ExpertOptionsSchema.parse({ executionNoise: 0.01 });
   const out: SceneFrame[] = [];
   for (let e = 0; e < o.episodes; e++) {
     const family = families[e % families.length] as TaskFamilyName;
     const seed = 7_000_000 + o.seed * 100_000 + e;
-    let obs = env.reset(seed, family);
+    env.reset(seed, family);
     const expert = new ScriptedExpert(env.task, env.world, mixSeed(seed, 0x5eed), expertOptions);
     const offset = Math.floor(keyedRandom(o.seed, e)() * o.every);
     for (let t = 0, done = false; !done; t++) {
-      if (t % o.every === offset) out.push({ image: tileHorizontal(CAMERA_NAMES.map((c) => obs.images[c] as RgbImage)), world: env.world.snapshot() });
-      const r = env.step(expert.execute(expert.act(env.world)));
-      obs = r.obs;
-      done = r.done;
+      if (t % o.every === offset) {
+        const images = renderer.renderAll(env.world, CAMERA_NAMES);
+        out.push({ image: tileHorizontal(CAMERA_NAMES.map((c) => images[c])), world: env.world.snapshot() });
+      }
+      done = env.step(expert.execute(expert.act(env.world))).done;
     }
   }
   return out;

@@ -43,12 +43,11 @@ describe("vlatext demo", () => {
 
   it("fine-tuning the pretrained default helps: a clear, seeded margin on a small reach run", async () => {
     // the demo's own path (models/tiny-vlm), small: 1000 demonstrations, 2500 steps of 16, 20 episodes
-    // (~50 s). Measured with today's weights: untrained 0/20, trained 10/20 (+50 [+24, +70] pts); at
-    // 1500 steps seeds 0, 1, 2 gave 6/20, 7/20 and 10/20 (the 12000-step weights: 13, 11, 9). Everything
+    // (~40 s). Measured with today's weights (the vision-stage default): untrained 0/20, trained 16/20
+    // (+80 [+53, +92] pts); seed 1: 14/20 (the moments-sensor weights before them: 10/20). Everything
     // is seeded, so the counts repeat on the same kernels (other kernels round differently: a few
-    // episodes may change, not the margin); the test fails when fine-tuning stops helping (the
-    // difference's 95% interval reaching down to 0). 300 demonstrations and 1200 steps of 8 gave 8/20
-    // once and 4/20 after a change in the last bits of the features: too close.
+    // episodes may change, not the margin); the test fails when fine-tuning stops helping as much (a
+    // gain under 8 episodes of 20, or the difference's 95% interval reaching down to 0).
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-demo-helps-"));
     const io = bufferIO();
     expect(await main(["demo", "--output", out, "--episodes", "1000", "--steps", "2500", "--eval-episodes", "20"], io)).toBe(0);
@@ -56,7 +55,7 @@ describe("vlatext demo", () => {
     const m = /reach\s+(\d+)\/20\s+\d+% \[\d+, \d+\]\s+(\d+)\/20\s+\d+% \[\d+, \d+\]\s+([+-]\d+) \[([+-]\d+), ([+-]\d+)\] pts/.exec(io.stdout());
     expect(m, io.stdout()).not.toBeNull();
     const [untrained, trained, , lo] = m!.slice(1).map(Number) as [number, number, number, number];
-    expect(trained - untrained).toBeGreaterThanOrEqual(5);
+    expect(trained - untrained).toBeGreaterThanOrEqual(8);
     expect(lo).toBeGreaterThan(0);
   }, 600_000);
 

@@ -55,16 +55,22 @@ describe("the pretrained default (models/tiny-vlm)", () => {
     expect(fs.statSync(path.join(dir, "model.safetensors")).size).toBeLessThan(20 * 1024 * 1024);
   });
 
-  it("is what the code makes: the documented run's first steps give pretrain.json's losses, bit for bit", async (ctx) => {
-    const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: object; kernels: string; firstLosses: number[] };
+  it("is what the code makes: the documented run's first steps of both stages give pretrain.json's losses, bit for bit", async (ctx) => {
+    const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: { vision: object }; kernels: string; firstLosses: number[]; vision?: { firstLosses: number[] } };
     expect(info.firstLosses.length).toBe(FIRST_LOSSES);
+    expect(info.vision?.firstLosses.length, "the shipped default was made with the vision stage").toBe(FIRST_LOSSES);
     // other kernels (another vector width) sum in another order: other bytes, by design
     skipOnOtherKernels(ctx, info.kernels, "the shipped model was made");
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-first-"));
-    // the warmup's learning rate does not depend on the step count: a short run of the same config is the long run's start
-    const r = await pretrain(parsePretrainConfig({ ...info.config, output: path.join(root, "m"), steps: FIRST_LOSSES, evalEpisodes: 0 }), quiet);
-    expect(r.losses.map((l) => l.loss), "the code no longer makes the shipped weights: rerun `vlatext pretrain --output models/tiny-vlm` and the golden script (README)").toEqual(info.firstLosses);
-  }, 300_000);
+    const remake = "the code no longer makes the shipped weights: rerun `vlatext pretrain --output models/tiny-vlm` and the golden script (README)";
+    // both stages warm up over their first 100 steps, whatever their length: a short run of the same config is the long run's start
+    await pretrain(parsePretrainConfig({ ...info.config, output: path.join(root, "v"), vision: { ...info.config.vision, steps: FIRST_LOSSES }, steps: 0, evalEpisodes: 0 }), quiet);
+    const v = JSON.parse(fs.readFileSync(path.join(root, "v", "pretrain.json"), "utf8")) as { vision: { firstLosses: number[] } };
+    expect(v.vision.firstLosses, `vision stage: ${remake}`).toEqual(info.vision!.firstLosses);
+    // the language stage on the shipped tower (vision.from): the same decoder start, the same features, the same batches
+    const r = await pretrain(parsePretrainConfig({ ...info.config, output: path.join(root, "m"), vision: { ...info.config.vision, from: dir }, steps: FIRST_LOSSES, evalEpisodes: 0 }), quiet);
+    expect(r.losses.map((l) => l.loss), `language stage: ${remake}`).toEqual(info.firstLosses);
+  }, 600_000);
 
   it("answers the held-out questions as pretrain.json says (exact match and coordinate error, re-measured)", async (ctx) => {
     const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { config: object; kernels: string; heldOutExactMatch: Record<string, number>; heldOutNumericError: Record<string, { meanAbsUnits: number; malformed: number; questions: number }> };
@@ -147,6 +153,14 @@ describe("vlatext pretrain", () => {
     for (const n of towerNames) expect(Array.from(safetensorsData(td, n))).toEqual(Array.from(safetensorsData(ta, n)));
     expect(d.sha256).not.toBe(a.sha256);
     await expect(pretrain(parsePretrainConfig({ ...tiny, vision: { from: path.join(root, "nowhere") }, output: path.join(root, "e") }), quiet)).rejects.toThrow(/vision\.from: .*nowhere.*does not exist/);
+    // steps 0: the vision stage alone, the tower a run with a language stage (tower frozen there) goes on with
+    const v = await pretrain(parsePretrainConfig({ ...tiny, trainVision: false, steps: 0, output: path.join(root, "v") }), quiet);
+    const g = await pretrain(parsePretrainConfig({ ...tiny, trainVision: false, output: path.join(root, "g") }), quiet);
+    expect([v.losses.length, Object.keys(v.accuracy).length, g.losses.length]).toEqual([0, 0, 3]);
+    const [tv, tg] = [readSafetensors(path.join(root, "v", "model.safetensors")), readSafetensors(path.join(root, "g", "model.safetensors"))];
+    for (const n of towerNames) expect(Array.from(safetensorsData(tv, n))).toEqual(Array.from(safetensorsData(tg, n)));
+    expect(towerNames.some((n) => Array.from(safetensorsData(tv, n)).some((x, i) => x !== safetensorsData(ta, n)[i])), "the language stage trained the tower (trainVision)").toBe(true);
+    expect(() => parsePretrainConfig({ ...tiny, steps: 0, vision: { steps: 0 }, output: path.join(root, "f") })).toThrow(/steps 0 and vision\.steps 0 train nothing/);
     // the coordinate questions' greedy answers are measured: finite errors, malformed answers counted
     const errs = Object.values(a.numericError);
     expect(errs.length).toBeGreaterThan(0);

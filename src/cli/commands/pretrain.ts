@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import { parsePretrainConfig } from "../../train/pretrain.js";
-import { VISION_STAGE_DEFAULTS, VISION_STAGE_MEASURED_STEPS } from "../../train/pretrain-vision.js";
+import { VISION_STAGE_DEFAULTS } from "../../train/pretrain-vision.js";
 import { pretrain } from "../../train/pretrain.js";
 import { flag, intOpt, str, type CliCommand } from "../command.js";
 import { progressReporter } from "../progress.js";
@@ -16,9 +16,10 @@ const NUMBERS = ["seed", "steps", "batch-size", "episodes", "every", "eval-episo
 export const pretrainCommand: CliCommand = {
   name: "pretrain",
   summary: "Make the tiny default vision-language model see: train it on questions about toy-world scenes",
-  details: `The model (a Qwen2.5-VL-architecture model that transformers loads; its vision tower starts as the
-moments sensor of src/models/tiny-default.ts, patch 28: one token per 56x56 camera) is created from --seed
-and its language model trained (the tower too with --train-vision) on questions about simulator scenes
+  details: `The model (a Qwen2.5-VL-architecture model that transformers loads; patch 28: one token per 56x56
+camera) is created from --seed. First the vision stage trains its tower, from random weights, with a
+linear read-out of the scenes' geometry (positions of the blocks, zone and gripper; never an action);
+then, the tower frozen (trained too with --train-vision), its language model learns on questions about simulator scenes
 with 1-3 blocks: where each block, zone and the gripper is (integers 0..99), where a block is from the
 gripper (2 cm units), which block is closer to the gripper, how many blocks, what is held, is the gripper
 open, describe the scene. None of them is the action task. The output directory is a
@@ -30,16 +31,16 @@ The same options give the same bytes. The shipped default (models/tiny-vlm) is
   optionHelp: {
     output: { value: "dir", description: "Model directory to write (default runs/pretrain)" },
     seed: { value: "n", description: "Seed of the weights, scenes and batches (default 0)" },
-    steps: { value: "n", description: "Training steps (default 24000)" },
+    steps: { value: "n", description: "Steps of the language stage (default 24000; 0: the vision stage alone, a tower for later runs' vision.from)" },
     "batch-size": { value: "n", description: "Questions per step (default 16)" },
     lr: { value: "x", description: "Peak learning rate, cosine schedule (default 3e-3)" },
-    episodes: { value: "n", description: "Expert episodes whose frames are the scenes (default 600)" },
-    every: { value: "n", description: "Keep every n-th frame of each episode (default 3)" },
+    episodes: { value: "n", description: "Expert episodes whose frames are the scenes (default 8000)" },
+    every: { value: "n", description: "Keep every n-th frame of each episode (default 5)" },
     "eval-episodes": { value: "n", description: "Held-out episodes for the accuracy report (default 30)" },
-    "train-vision": { description: "Train the vision tower too (default: it stays the moments sensor; at the default budget training it measured worse, see README)" },
-    "vision-steps": { value: "n", description: `Steps of the vision stage, before the language model's: the tower trained to see (default ${VISION_STAGE_DEFAULTS.steps}: off, the tower stays the moments sensor; ${VISION_STAGE_MEASURED_STEPS} is the measured setting, README)` },
+    "train-vision": { description: "Train the vision tower in the language stage too (default: frozen as the vision stage left it)" },
+    "vision-steps": { value: "n", description: `Steps of the vision stage, before the language model's: the tower trained to see (default ${VISION_STAGE_DEFAULTS.steps}; 0: no stage, the tower stays the hand-made moments sensor, the earlier default)` },
     "vision-init": { value: "random|moments", description: `How the vision stage's tower starts (default ${VISION_STAGE_DEFAULTS.init})` },
-    "vision-hidden": { value: "n", description: "Width of the vision tower (default 32; the trained tower measured best at 128, README)" },
+    "vision-hidden": { value: "n", description: "Width of the vision tower (default 128; 32 and 64 measured worse, README)" },
     threads: { value: "n", description: "Threads (default: all cores; the result does not depend on it)" },
   },
   async run(args, io) {
@@ -51,7 +52,7 @@ The same options give the same bytes. The shipped default (models/tiny-vlm) is
     if (str(args, "vision-steps") !== undefined) vision.steps = intOpt(args, "vision-steps", 0, 0);
     if (str(args, "vision-init") !== undefined) vision.init = str(args, "vision-init");
     if (Object.keys(vision).length > 0) raw.vision = vision;
-    if (str(args, "vision-hidden") !== undefined) raw.model = { visionHidden: intOpt(args, "vision-hidden", 32, 16) };
+    if (str(args, "vision-hidden") !== undefined) raw.model = { visionHidden: intOpt(args, "vision-hidden", 128, 16) };
     const lr = str(args, "lr");
     if (lr !== undefined) raw.lr = Number(lr);
     const cfg = parsePretrainConfig(raw, "pretrain options");

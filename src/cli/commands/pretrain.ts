@@ -19,13 +19,14 @@ export const pretrainCommand: CliCommand = {
   details: `The model (a Qwen2.5-VL-architecture model that transformers loads; patch 28: one token per 56x56
 camera) is created from --seed. First the vision stage trains its tower, from random weights, with a
 linear read-out of the scenes' geometry (positions of the blocks, zone and gripper; never an action);
-then, the tower frozen (trained too with --train-vision), its language model learns on questions about simulator scenes
-with 1-3 blocks: where each block, zone and the gripper is (integers 0..99), where a block is from the
+then, the tower frozen (trained too with --train-vision), its language model learns to answer
+questions about simulator scenes with 1-3 blocks: where each block, zone and the gripper is (integers 0..99), where a block is from the
 gripper (2 cm units), which block is closer to the gripper, how many blocks, what is held, is the gripper
 open, describe the scene. None of them is the action task. The output directory is a
 Hugging Face model directory with pretrain.json (config, time, held-out exact match per question
 kind, the mean error of the greedy answers to the coordinate questions, SHA-256).
-The same options give the same bytes. The shipped default (models/tiny-vlm) is
+The same options give the same bytes. The shipped default (models/tiny-vlm; about 17 minutes on
+2 cores) is
   vlatext pretrain --output models/tiny-vlm`,
   options: { output: { type: "string" }, lr: { type: "string" }, "train-vision": { type: "boolean" }, "vision-steps": { type: "string" }, "vision-init": { type: "string" }, "vision-hidden": { type: "string" }, ...Object.fromEntries(NUMBERS.map((n) => [n, { type: "string" as const }])) },
   optionHelp: {

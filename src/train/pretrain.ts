@@ -98,7 +98,10 @@ export type PretrainConfig = z.output<typeof PretrainConfigSchema>;
 export function parsePretrainConfig(input: unknown, source = "pretrain config"): PretrainConfig {
   const r = PretrainConfigSchema.safeParse(input);
   if (!r.success) throw new VlaError("CONFIG_INVALID", `invalid ${source}:\n${formatZodIssues(r.error.issues)}`, "fix or remove the named key(s); `vlatext pretrain --help` lists them");
-  if (r.data.steps === 0 && r.data.vision.steps === 0) throw new VlaError("CONFIG_INVALID", `invalid ${source}: steps 0 and vision.steps 0 train nothing`, "give the language stage steps (--steps), the vision stage steps (--vision-steps), or both");
+  // steps 0 runs the vision stage alone: refused where that stage does not run either (no steps, or a tower taken from vision.from)
+  if (r.data.steps === 0 && (r.data.vision.steps === 0 || r.data.vision.from !== undefined)) {
+    throw new VlaError("CONFIG_INVALID", `invalid ${source}: steps 0 and ${r.data.vision.from !== undefined ? "vision.from (the vision stage skipped)" : "vision.steps 0"} train nothing`, "give the language stage steps (--steps), the vision stage steps (--vision-steps), or both");
+  }
   return r.data;
 }
 

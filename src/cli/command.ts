@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { VlaError } from "../errors.js";
+import { CAMERA_NAMES, DEFAULT_CAMERAS, cameraOrder, type CameraName } from "../sim/camera.js";
 
 /** Where a command writes. Tests pass buffers; the binary passes the process streams. */
 export interface CliIO {
@@ -133,4 +134,19 @@ export function intOpt(args: ParsedArgs, name: string, fallback: number, min = N
     throw new VlaError("CLI_USAGE", `--${name} must be an integer >= ${min}, got '${v}'.`, `pass e.g. --${name} ${fallback}`);
   }
   return n;
+}
+
+/**
+ * A comma-separated camera list option (--cameras top,wrist), in tiling order (CAMERA_NAMES),
+ * or undefined when absent; throws a CLI_USAGE error naming an unknown or repeated camera.
+ */
+export function camerasOpt(args: ParsedArgs, name: string): CameraName[] | undefined {
+  const v = str(args, name);
+  if (v === undefined) return undefined;
+  const names = v.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  const hint = `name cameras from ${CAMERA_NAMES.join(", ")}, comma-separated, each once (default ${DEFAULT_CAMERAS.join(",")})`;
+  const bad = names.find((n) => !(CAMERA_NAMES as string[]).includes(n));
+  if (names.length === 0 || bad !== undefined) throw new VlaError("CLI_USAGE", `--${name}: ${bad === undefined ? "no camera named" : `unknown camera '${bad}'`}.`, hint);
+  if (new Set(names).size !== names.length) throw new VlaError("CLI_USAGE", `--${name}: a camera is named twice in '${v}'.`, hint);
+  return cameraOrder(names as CameraName[]);
 }

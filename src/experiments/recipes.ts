@@ -4,7 +4,7 @@
  */
 import type { RgbImage } from "../data/episode.js";
 import { createTinyDefaultModel } from "../models/tiny-default.js";
-import { CAMERA_NAMES } from "../sim/camera.js";
+import { DEFAULT_CAMERAS } from "../sim/camera.js";
 import { TabletopEnv } from "../sim/env.js";
 import { recordEpisode } from "../sim/generate.js";
 import type { SceneOptions } from "../sim/scene.js";
@@ -61,7 +61,7 @@ export function calibrationImages(world: { tasks: readonly TaskFamilyName[]; sce
   const out: RgbImage[] = [];
   for (let e = 0; e < CALIBRATION_EPISODES; e++) {
     const ep = recordEpisode(env, 1_000_000 + seed * 1000 + e, world.tasks[e % world.tasks.length] as TaskFamilyName);
-    for (let t = 0; t < ep.length; t += 3) for (const cam of CAMERA_NAMES) out.push((ep.images[cam] as RgbImage[])[t] as RgbImage);
+    for (let t = 0; t < ep.length; t += 3) for (const cam of DEFAULT_CAMERAS) out.push((ep.images[cam] as RgbImage[])[t] as RgbImage);
   }
   return out;
 }

@@ -23,7 +23,7 @@
 import type { RgbImage } from "../data/episode.js";
 import { tileHorizontal } from "../data/image.js";
 import { keyedRandom } from "../rng.js";
-import { CAMERA_NAMES } from "../sim/camera.js";
+import { DEFAULT_CAMERAS, cameraOrder, type CameraName } from "../sim/camera.js";
 import { COLOR_NAMES } from "../sim/colors.js";
 import { TabletopEnv } from "../sim/env.js";
 import { Renderer } from "../sim/render.js";
@@ -91,6 +91,8 @@ export interface SceneFrameOptions {
   every: number;
   families?: readonly TaskFamilyName[];
   scene?: SceneOptions;
+  /** The cameras tiled (in CAMERA_NAMES order; default DEFAULT_CAMERAS). */
+  cameras?: readonly CameraName[];
 }
 
 /**
@@ -103,6 +105,7 @@ export function sceneFrames(o: SceneFrameOptions): SceneFrame[] {
   // the environment renders nothing: only the kept frames are drawn (rendering is a function of the world alone)
   const env = new TabletopEnv({ size: o.size, cameras: [], tasks: [...families], ...(o.scene ? { scene: o.scene } : {}) });
   const renderer = new Renderer(o.size, o.size);
+  const cameras = cameraOrder(o.cameras ?? DEFAULT_CAMERAS);
   const expertOptions = ExpertOptionsSchema.parse({ executionNoise: 0.01 });
   const out: SceneFrame[] = [];
   for (let e = 0; e < o.episodes; e++) {
@@ -113,8 +116,8 @@ export function sceneFrames(o: SceneFrameOptions): SceneFrame[] {
     const offset = Math.floor(keyedRandom(o.seed, e)() * o.every);
     for (let t = 0, done = false; !done; t++) {
       if (t % o.every === offset) {
-        const images = renderer.renderAll(env.world, CAMERA_NAMES);
-        out.push({ image: tileHorizontal(CAMERA_NAMES.map((c) => images[c])), world: env.world.snapshot() });
+        const images = renderer.renderAll(env.world, cameras);
+        out.push({ image: tileHorizontal(cameras.map((c) => images[c])), world: env.world.snapshot() });
       }
       done = env.step(expert.execute(expert.act(env.world))).done;
     }

@@ -6,7 +6,10 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { z } from "zod";
 import { VlaError } from "../errors.js";
+import { readJsonFile } from "../io/json-file.js";
+import { CAMERA_NAMES, DEFAULT_CAMERAS, cameraOrder, type CameraName } from "../sim/camera.js";
 
 /** models/tiny-vlm at the package root. */
 export function pretrainedDefaultDir(): string {
@@ -19,4 +22,17 @@ export function requirePretrained(dir = pretrainedDefaultDir()): string {
     if (!fs.existsSync(path.join(dir, f))) throw new VlaError("FILE_NOT_FOUND", `the pretrained model ${dir} has no ${f}`, `make it with: vlatext pretrain --output ${dir} (or pass --from-scratch)`);
   }
   return dir;
+}
+
+/**
+ * The cameras a model directory was pretrained on (pretrain.json's config.cameras, in tiling
+ * order): the default pair when pretrain.json does not name them (made before cameras were an
+ * option) or the directory has no pretrain.json (a model pretrain did not make).
+ */
+export function pretrainedCameras(dir: string): CameraName[] {
+  const file = path.join(dir, "pretrain.json");
+  if (!fs.existsSync(file)) return [...DEFAULT_CAMERAS];
+  const schema = z.object({ config: z.object({ cameras: z.array(z.enum(CAMERA_NAMES as [CameraName, ...CameraName[]])).min(1).optional() }).loose() }).loose();
+  const json = readJsonFile(file, schema, { what: "pretrain.json", code: "CONFIG_INVALID", hint: `remake the model with vlatext pretrain --output ${dir}` });
+  return cameraOrder(json.config.cameras ?? DEFAULT_CAMERAS);
 }

@@ -1,8 +1,13 @@
 /**
- * The two fixed perspective cameras and the world -> screen projection.
+ * The perspective cameras and the world -> screen projection.
  * `top` looks straight down at the table; `front` looks at it from the front
  * and above, so the gripper's height shows against the blocks. Together they
- * fix the gripper's 3D position.
+ * fix the gripper's 3D position; they are the default pair (DEFAULT_CAMERAS).
+ * `wrist` rides on the gripper (VLA-0's LIBERO setting tiles a third-person and
+ * a wrist camera): on the gripper's axis, 9 cm above the fingertips, it looks
+ * straight down between the fingers (the rail, palm and stem it sits in are not
+ * drawn in its view), so a block under the fingertips fills much of its image
+ * and its offset from the fingers shows at a few millimetres per pixel.
  */
 export type Vec3 = readonly [number, number, number];
 
@@ -13,15 +18,51 @@ export interface CameraSpec {
   up: Vec3;
   /** Vertical field of view, degrees. */
   fovYDeg: number;
+  /**
+   * "gripper": eye, target and up are in the gripper's frame (origin at the fingertip
+   * point, x along the finger axis, y across, z up; it turns with the yaw) and the view
+   * moves with the gripper. Absent: fixed in the world.
+   */
+  mount?: "gripper";
 }
 
 export const CAMERAS = {
   top: { eye: [0, 0, 1.0], target: [0, 0, 0], up: [0, 1, 0], fovYDeg: 38 },
   front: { eye: [0, -0.65, 0.6], target: [0, 0.02, 0.1], up: [0, 0, 1], fovYDeg: 52 },
+  wrist: { eye: [0, 0, 0.09], target: [0, 0, 0], up: [0, 1, 0], fovYDeg: 75, mount: "gripper" },
 } as const satisfies Record<string, CameraSpec>;
 
 export type CameraName = keyof typeof CAMERAS;
+/** Every camera, in the order images are always tiled (left to right). */
 export const CAMERA_NAMES = Object.keys(CAMERAS) as CameraName[];
+/** The cameras rendered, recorded and tiled unless a run names others. */
+export const DEFAULT_CAMERAS: readonly CameraName[] = ["top", "front"];
+
+/** `cameras` without repeats, in CAMERA_NAMES order (the one tiling order). */
+export function cameraOrder(cameras: ReadonlyArray<CameraName>): CameraName[] {
+  return CAMERA_NAMES.filter((c) => cameras.includes(c));
+}
+
+/** The pose the gripper-mounted cameras ride on. */
+export interface MountPose {
+  x: number;
+  y: number;
+  z: number;
+  yaw: number;
+}
+
+/** A camera's spec in world coordinates: itself when fixed, placed on the gripper's pose when mounted. */
+export function placeCamera(spec: CameraSpec, pose: MountPose): CameraSpec {
+  if (spec.mount !== "gripper") return spec;
+  const c = Math.cos(pose.yaw);
+  const s = Math.sin(pose.yaw);
+  const turn = (v: Vec3): Vec3 => [v[0] * c - v[1] * s, v[0] * s + v[1] * c, v[2]];
+  const at = (v: Vec3): Vec3 => {
+    const r = turn(v);
+    return [pose.x + r[0], pose.y + r[1], pose.z + r[2]];
+  };
+  return { eye: at(spec.eye), target: at(spec.target), up: turn(spec.up), fovYDeg: spec.fovYDeg };
+}
 
 /** A camera ready to project: orthonormal right/up/forward axes and the focal factor. */
 export interface View {

@@ -15,7 +15,7 @@ import type { DatasetLayout, EpisodeData, RgbImage } from "../data/episode.js";
 import { writeLeRobotV21, type WriteOptions, type WriteSummary } from "../data/lerobot/writer.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { ACTION_DIMS, ACTION_NAMES } from "./action.js";
-import { CAMERA_NAMES } from "./camera.js";
+import { CAMERA_NAMES, DEFAULT_CAMERAS, cameraOrder, type CameraName } from "./camera.js";
 import { STATE_NAMES, TabletopEnv } from "./env.js";
 import { ExpertOptionsSchema, ScriptedExpert } from "./expert.js";
 import { mixSeed } from "./rng.js";
@@ -45,6 +45,13 @@ export const GenerateOptionsSchema = z
     settleSteps: z.number().int().min(0).max(100).default(0),
     /** Scene options (block and zone counts); the simulator's defaults when absent. */
     scene: SceneOptionsSchema.optional(),
+    /** Cameras recorded (one image feature each), in CAMERA_NAMES order whatever order they are named in. */
+    cameras: z
+      .array(z.enum(CAMERA_NAMES as [CameraName, ...CameraName[]]))
+      .min(1)
+      .refine((c) => new Set(c).size === c.length, "name each camera once")
+      .default([...DEFAULT_CAMERAS])
+      .transform((c) => cameraOrder(c)),
   })
   .strict();
 export type GenerateOptions = z.input<typeof GenerateOptionsSchema>;
@@ -57,14 +64,14 @@ export function parseGenerateOptions(input: GenerateOptions): ResolvedGenerateOp
   return r.data;
 }
 
-export function simLayout(opts: Pick<ResolvedGenerateOptions, "size" | "storage" | "fps">): DatasetLayout {
+export function simLayout(opts: Pick<ResolvedGenerateOptions, "size" | "storage" | "fps" | "cameras">): DatasetLayout {
   const cam = { width: opts.size, height: opts.size };
   return {
     fps: opts.fps,
     robotType: ROBOT_TYPE,
     actionNames: [...ACTION_NAMES],
     stateNames: [...STATE_NAMES],
-    cameras: Object.fromEntries(CAMERA_NAMES.map((n) => [n, { ...cam }])),
+    cameras: Object.fromEntries(opts.cameras.map((n) => [n, { ...cam }])),
     imageStorage: opts.storage,
   };
 }
@@ -122,7 +129,7 @@ export function generateEpisode(env: TabletopEnv, opts: ResolvedGenerateOptions,
 
 /** Episodes [from, to) in order. */
 export function* generateEpisodes(opts: ResolvedGenerateOptions, from = 0, to = opts.episodes): Generator<GeneratedEpisode> {
-  const env = new TabletopEnv({ size: opts.size, tasks: opts.tasks, ...(opts.scene ? { scene: opts.scene } : {}) });
+  const env = new TabletopEnv({ size: opts.size, tasks: opts.tasks, cameras: opts.cameras, ...(opts.scene ? { scene: opts.scene } : {}) });
   for (let i = from; i < to; i++) yield generateEpisode(env, opts, i);
 }
 

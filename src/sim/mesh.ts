@@ -16,9 +16,12 @@ export class TriangleList {
   positions = new Float64Array(256 * 9);
   colors = new Uint8Array(256 * 3);
   count = 0;
+  /** Triangles [0, bodyStart) are the world without the gripper's rail, palm and stem (what the wrist camera, which sits in them, sees). */
+  bodyStart = 0;
 
   clear(): void {
     this.count = 0;
+    this.bodyStart = 0;
   }
 
   /** Add triangle (a, b, c), counter-clockwise seen from its front side. */
@@ -116,6 +119,7 @@ export function buildMesh(world: World, tris: TriangleList): void {
   const off = world.fingerOffset();
   for (const [fx, fy] of world.fingerCenters()) tris.box(fx, fy, g.z, g.z + FINGER_HEIGHT, FINGER_HALF_ALONG, FINGER_HALF_ACROSS, g.yaw, GRIPPER_FINGER_RGB);
   const zTop = g.z + FINGER_HEIGHT;
+  tris.bodyStart = tris.count;
   tris.box(g.x, g.y, zTop, zTop + RAIL_HEIGHT, off + FINGER_HALF_ALONG, RAIL_HALF_ACROSS, g.yaw, GRIPPER_BODY_RGB);
   tris.box(g.x, g.y, zTop + RAIL_HEIGHT, zTop + RAIL_HEIGHT + PALM_HEIGHT, PALM_HALF_ALONG, PALM_HALF_ACROSS, g.yaw, GRIPPER_BODY_RGB);
   const zPalm = zTop + RAIL_HEIGHT + PALM_HEIGHT;

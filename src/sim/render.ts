@@ -7,7 +7,7 @@
  */
 import { VlaError } from "../errors.js";
 import type { RgbImage } from "../data/episode.js";
-import { CAMERAS, CAMERA_NAMES, makeView, project, type CameraName, type View } from "./camera.js";
+import { CAMERAS, CAMERA_NAMES, makeView, placeCamera, project, type CameraName, type View } from "./camera.js";
 import { BACKGROUND_RGB, TriangleList, buildMesh } from "./mesh.js";
 import type { World } from "./world.js";
 
@@ -15,15 +15,15 @@ import type { World } from "./world.js";
 const NEAR = 0.02;
 
 /**
- * Rasterize triangles into `rgb` (H, W, 3) with depth buffer `depth` (H, W) of
+ * Rasterize triangles [0, count) into `rgb` (H, W, 3) with depth buffer `depth` (H, W) of
  * 1/depth values (0 = empty). `screen` is scratch for 3 projected vertices.
  */
-export function rasterize(view: View, tris: TriangleList, rgb: Uint8Array, depth: Float64Array, screen: Float64Array): void {
+export function rasterize(view: View, tris: TriangleList, rgb: Uint8Array, depth: Float64Array, screen: Float64Array, count = tris.count): void {
   const W = view.width;
   const H = view.height;
   const P = tris.positions;
   const C = tris.colors;
-  for (let t = 0; t < tris.count; t++) {
+  for (let t = 0; t < count; t++) {
     const o = t * 9;
     project(view, P[o] as number, P[o + 1] as number, P[o + 2] as number, screen, 0);
     project(view, P[o + 3] as number, P[o + 4] as number, P[o + 5] as number, screen, 3);
@@ -82,7 +82,8 @@ export function rasterize(view: View, tris: TriangleList, rgb: Uint8Array, depth
 export class Renderer {
   readonly width: number;
   readonly height: number;
-  private readonly views: Record<CameraName, View>;
+  /** The fixed cameras' views (gripper-mounted ones are placed per frame). */
+  private readonly views: Partial<Record<CameraName, View>>;
   private readonly tris = new TriangleList();
   private readonly depth: Float64Array;
   private readonly screen = new Float64Array(9);
@@ -93,7 +94,7 @@ export class Renderer {
     }
     this.width = width;
     this.height = height;
-    this.views = Object.fromEntries(CAMERA_NAMES.map((n) => [n, makeView(CAMERAS[n], width, height)])) as Record<CameraName, View>;
+    this.views = Object.fromEntries(CAMERA_NAMES.flatMap((n) => ("mount" in CAMERAS[n] ? [] : [[n, makeView(CAMERAS[n], width, height)]])));
     this.depth = new Float64Array(width * height);
   }
 
@@ -101,18 +102,19 @@ export class Renderer {
   renderAll<K extends CameraName>(world: World, cameras: ReadonlyArray<K>): Record<K, RgbImage> {
     buildMesh(world, this.tris);
     const out = {} as Record<K, RgbImage>;
-    for (const cam of cameras) out[cam] = this.draw(cam);
+    for (const cam of cameras) out[cam] = this.draw(world, cam);
     return out;
   }
 
   render(world: World, camera: CameraName): RgbImage {
     buildMesh(world, this.tris);
-    return this.draw(camera);
+    return this.draw(world, camera);
   }
 
-  private draw(camera: CameraName): RgbImage {
-    const view = this.views[camera];
-    if (!view) throw new VlaError("SIM_INVALID", `unknown camera '${String(camera)}'`, `use one of: ${CAMERA_NAMES.join(", ")}`);
+  private draw(world: World, camera: CameraName): RgbImage {
+    const spec = CAMERAS[camera];
+    if (!spec) throw new VlaError("SIM_INVALID", `unknown camera '${String(camera)}'`, `use one of: ${CAMERA_NAMES.join(", ")}`);
+    const view = this.views[camera] ?? makeView(placeCamera(spec, world.gripper), this.width, this.height);
     const n = this.width * this.height;
     const data = new Uint8Array(n * 3);
     for (let i = 0; i < n; i++) {
@@ -121,7 +123,8 @@ export class Renderer {
       data[i * 3 + 2] = BACKGROUND_RGB[2];
     }
     this.depth.fill(0);
-    rasterize(view, this.tris, data, this.depth, this.screen);
+    // a gripper-mounted camera sits in the gripper's body: its rail, palm and stem are not drawn in its view
+    rasterize(view, this.tris, data, this.depth, this.screen, "mount" in spec ? this.tris.bodyStart : this.tris.count);
     return { width: this.width, height: this.height, data };
   }
 }

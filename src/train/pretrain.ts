@@ -30,6 +30,7 @@ import { loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
 import { keyedRandom } from "../rng.js";
 import { WORKSPACE_HALF } from "../sim/geometry.js";
 import { SceneOptionsSchema } from "../sim/scene.js";
+import { CAMERA_NAMES, DEFAULT_CAMERAS, cameraOrder, type CameraName } from "../sim/camera.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
 import { VISION_STAGE_DEFAULTS, frameFeatures, trainVisionStage, warmupCosine, type VisionStageResult } from "./pretrain-vision.js";
 import type { TrainerIO } from "./trainer.js";
@@ -57,6 +58,13 @@ export const PretrainConfigSchema = z
     /** Held-out episodes (seeds of their own) for the accuracy in pretrain.json. */
     evalEpisodes: z.number().int().min(0).default(30),
     imageSize: z.number().int().min(28).default(56),
+    /** The cameras tiled left to right, in CAMERA_NAMES order whatever order they are named in (default top, front). */
+    cameras: z
+      .array(z.enum(CAMERA_NAMES as [CameraName, ...CameraName[]]))
+      .min(1)
+      .refine((c) => new Set(c).size === c.length, "name each camera once")
+      .default([...DEFAULT_CAMERAS])
+      .transform((c) => cameraOrder(c)),
     /**
      * The vision stage (src/train/pretrain-vision.ts), before the language model learns anything:
      * the tower, from `init`, trained with a linear read-out on the scenes' geometry. steps 0 skips
@@ -275,7 +283,7 @@ function allRows(frames: readonly SceneFrame[], tok: TextTokenizer, imageTokens:
 
 /** The held-out scenes of a config: episodes on seeds of their own, every 4n-th frame. */
 function heldOutFrames(cfg: PretrainConfig): SceneFrame[] {
-  return sceneFrames({ episodes: cfg.evalEpisodes, seed: cfg.seed + 1_000, size: cfg.imageSize, every: 4 * cfg.every, families: cfg.families, scene: cfg.scene });
+  return sceneFrames({ episodes: cfg.evalEpisodes, seed: cfg.seed + 1_000, size: cfg.imageSize, every: 4 * cfg.every, families: cfg.families, scene: cfg.scene, cameras: cfg.cameras });
 }
 
 /** The held-out report of a model directory made by pretrain (exact match and numeric error), on the config's held-out scenes. */
@@ -303,7 +311,7 @@ export async function pretrain(cfg: PretrainConfig, io: TrainerIO): Promise<Pret
   fs.rmSync(work, { recursive: true, force: true });
   io.log(`scenes: ${cfg.episodes} expert episodes (every ${cfg.every}th frame), ${cfg.evalEpisodes} held out`);
   const world = { families: cfg.families, scene: cfg.scene };
-  const frames = sceneFrames({ episodes: cfg.episodes, seed: cfg.seed, size: cfg.imageSize, every: cfg.every, ...world });
+  const frames = sceneFrames({ episodes: cfg.episodes, seed: cfg.seed, size: cfg.imageSize, every: cfg.every, cameras: cfg.cameras, ...world });
   const heldOut = cfg.evalEpisodes > 0 ? heldOutFrames(cfg) : [];
   const m = cfg.model;
   const visionStage = cfg.vision.steps > 0 || cfg.vision.from !== undefined;

@@ -18,7 +18,8 @@ import { main } from "../../src/cli/main.js";
 import { decodeImageBytes } from "../../src/data/image.js";
 import { VlmModel } from "../../src/engine/vlm.js";
 import { readSafetensors, safetensorsData } from "../../src/io/safetensors.js";
-import { pretrainedDefaultDir, requirePretrained } from "../../src/models/pretrained.js";
+import { pretrainedCameras, pretrainedDefaultDir, requirePretrained } from "../../src/models/pretrained.js";
+import { LeRobotDataset } from "../../src/data/lerobot/dataset.js";
 import { loadTokenizerDir } from "../../src/prompts/tokenizer.js";
 import { FIRST_LOSSES, encodeQuestion, kernelPath, parsePretrainConfig, pretrain, pretrainHeldOut } from "../../src/train/pretrain.js";
 import { bufferIO } from "../support/io.js";
@@ -190,4 +191,33 @@ describe("vlatext pretrain", () => {
     expect(bad.stderr()).toMatch(/lr/);
     expect(fs.existsSync(path.join(root, "x"))).toBe(false);
   });
+
+  it("--cameras: a model pretrained on the wrist camera records it, and the demo fine-tunes and evaluates it on those cameras", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-wrist-"));
+    const model = path.join(root, "m");
+    const io = bufferIO();
+    expect(await main(["pretrain", "--output", model, "--cameras", "wrist,top", "--steps", "2", "--batch-size", "2", "--episodes", "2", "--eval-episodes", "1", "--vision-steps", "2", "--vision-hidden", "16"], io)).toBe(0);
+    const written = JSON.parse(fs.readFileSync(path.join(model, "pretrain.json"), "utf8")) as { config: { cameras: string[] } };
+    expect(written.config.cameras).toEqual(["top", "wrist"]);
+    expect(pretrainedCameras(model)).toEqual(["top", "wrist"]);
+    // the shipped default predates the option: its pretrain.json names none, so the default pair
+    expect(pretrainedCameras(pretrainedDefaultDir())).toEqual(["top", "front"]);
+    const demo = bufferIO();
+    const out = path.join(root, "demo");
+    expect(await main(["demo", "--output", out, "--model", model, "--tasks", "pick", "--episodes", "3", "--steps", "2", "--eval-episodes", "1"], demo)).toBe(0);
+    const ds = await LeRobotDataset.open(path.join(out, "data"));
+    expect(ds.cameraKeys).toEqual(["observation.images.top", "observation.images.wrist"]);
+    const recipe = JSON.parse(fs.readFileSync(path.join(out, "recipe.json"), "utf8")) as { cameras: Record<string, string> };
+    expect(recipe.cameras).toEqual({ "observation.images.top": "top", "observation.images.wrist": "wrist" });
+    expect(demo.stdout()).toMatch(/pick\s+\d\/1/);
+    expect(demo.stderr()).not.toMatch(/was pretrained on/);
+    // other cameras than the model's are allowed, with a note; --from-scratch has only the default pair
+    const other = bufferIO();
+    expect(await main(["demo", "--output", path.join(root, "other"), "--model", model, "--cameras", "top,front", "--tasks", "reach", "--episodes", "2", "--steps", "1", "--eval-episodes", "1"], other)).toBe(0);
+    expect(other.stderr()).toMatch(/was pretrained on top,wrist; fine-tuning it on top,front/);
+    const bad = bufferIO();
+    expect(await main(["demo", "--output", path.join(root, "bad"), "--from-scratch", "--cameras", "top,wrist"], bad)).not.toBe(0);
+    expect(bad.stderr()).toMatch(/--from-scratch calibrates its sensor on the default cameras/);
+    expect(fs.existsSync(path.join(root, "bad"))).toBe(false);
+  }, 300_000);
 });

@@ -53,6 +53,28 @@ describe("vlatext sim generate", () => {
     expect(Array.from(decodeImageBytes(png as Uint8Array, "frame 3").data)).toEqual(Array.from(direct.images.top?.[3]?.data ?? []));
   });
 
+  it("--cameras records the named cameras (in tiling order), the wrist camera's frames as the environment renders them", async () => {
+    const r = await run(["generate", "--out", "wrist", "--episodes", "2", "--tasks", "pick", "--size", "24", "--cameras", "wrist,top"]);
+    expect(r.code).toBe(0);
+    const ds = await LeRobotDataset.open(path.join(root, "wrist"));
+    expect(ds.cameraKeys).toEqual(["observation.images.top", "observation.images.wrist"]);
+    const gen = [...generateEpisodes(parseGenerateOptions({ episodes: 2, tasks: ["pick"], size: 24, cameras: ["top", "wrist"] }), 0, 1)][0];
+    const t = await ds.readEpisodeTable(0, { columns: ["observation.images.wrist"] });
+    const png = t.images.get("observation.images.wrist")?.[2];
+    expect(Array.from(decodeImageBytes(png as Uint8Array, "frame 2").data)).toEqual(Array.from(gen?.episode.images.wrist?.[2]?.data ?? []));
+    for (const [bad, msg] of [
+      ["top,side", /--cameras: unknown camera 'side'[\s\S]*top, front, wrist/],
+      ["top,top", /--cameras: a camera is named twice in 'top,top'/],
+      [",", /--cameras: no camera named/],
+    ] as const) {
+      const b = await run(["generate", "--out", "never", "--episodes", "1", "--cameras", bad]);
+      expect(b.code).toBe(1);
+      expect(b.err).toMatch(msg);
+    }
+    expect(fs.existsSync(path.join(root, "never"))).toBe(false);
+    expect(() => parseGenerateOptions({ episodes: 1, cameras: ["top", "top"] })).toThrow(/name each camera once/);
+  });
+
   it("refuses an existing folder unless --overwrite, and names a bad task family", async () => {
     fs.mkdirSync(path.join(root, "taken"));
     fs.writeFileSync(path.join(root, "taken", "x"), "");
@@ -150,5 +172,8 @@ describe("vlatext sim render", () => {
     expect(r.out).toMatch(/^pick: ".*" after 5 expert step\(s\)/);
     const img = decodeImageBytes(fs.readFileSync(path.join(root, "scene.png")), "scene.png");
     expect([img.width, img.height]).toEqual([2 * 32 * 2, 32 * 2]);
+    const three = await run(["render", "--seed", "2", "--task", "pick", "--size", "16", "--scale", "1", "--cameras", "wrist,front,top", "--out", "three.png"]);
+    expect(three.out).toMatch(/\(top \| front \| wrist, 16x16 each/);
+    expect(decodeImageBytes(fs.readFileSync(path.join(root, "three.png")), "three.png").width).toBe(3 * 16);
   });
 });

@@ -89,3 +89,56 @@ describe("renderer", () => {
     expect(Buffer.compare(Buffer.from(a.front.data), Buffer.from(b.front.data))).not.toBe(0);
   });
 });
+
+describe("wrist camera", () => {
+  const S = 64;
+  const table = shade(TABLE_RGB, [0, 0, 1]);
+  const redTop = shade(COLORS.red, [0, 0, 1]);
+  /** Columns (at the middle row) and rows (at the middle column) where the block's top face shows. */
+  const extent = (img: { width: number; height: number; data: Uint8Array }) => {
+    const cols: number[] = [];
+    const rows: number[] = [];
+    for (let x = 0; x < img.width; x++) if (pixel(img, x, img.height >> 1).join() === redTop.join()) cols.push(x);
+    for (let y = 0; y < img.height; y++) if (pixel(img, img.width >> 1, y).join() === redTop.join()) rows.push(y);
+    // first to last: the gripper's drop shadow lies on the block's top, in the middle
+    return { cx: cols.length ? (cols[0]! + cols[cols.length - 1]!) / 2 : NaN, cy: rows.length ? (rows[0]! + rows[rows.length - 1]!) / 2 : NaN, width: cols.length ? cols[cols.length - 1]! - cols[0]! + 1 : 0 };
+  };
+
+  it("looks straight down through the palm: the block under the fingertips is at the image centre, the palm is not drawn", () => {
+    const r = new Renderer(S, S);
+    const over = r.render(makeWorld([["red", 0, 0]], { x: 0, y: 0, z: 0.1 }), "wrist");
+    const e = extent(over);
+    expect(e.cx).toBeCloseTo((S - 1) / 2, 5);
+    expect(e.cy).toBeCloseTo((S - 1) / 2, 5);
+    // table beside the drop shadow where the palm (3 cm along x, 2-3 cm below the eye) would fill the view
+    const empty = r.render(makeWorld([["red", 0.25, 0.25]], { x: -0.1, y: -0.1, z: 0.1 }), "wrist");
+    expect(pixel(empty, (S >> 1) + 10, S >> 1)).toEqual(table);
+  });
+
+  it("moves and turns with the gripper: the block shifts against the gripper's x along the image, grows as it comes down", () => {
+    const r = new Renderer(S, S);
+    const at = (x: number, y: number, z: number, yaw = 0) => extent(r.render(makeWorld([["red", 0, 0]], { x, y, z, yaw }), "wrist"));
+    const centre = at(0, 0, 0.12);
+    const right = at(0.01, 0, 0.12); // gripper 1 cm along +x: the block is 1 cm to its -x, left in the image
+    expect(right.cx).toBeLessThan(centre.cx - 2); // a centimetre is several pixels at this height
+    expect(right.cy).toBeCloseTo(centre.cy, 5);
+    const forward = at(0, 0.01, 0.12); // gripper 1 cm along +y: the block is behind, lower in the image
+    expect(forward.cy).toBeGreaterThan(centre.cy + 2);
+    // yaw 90 degrees: the finger axis (image right) is world +y, so a world-y offset shifts the block sideways
+    const turned = at(0, 0.01, 0.12, Math.PI / 2);
+    expect(turned.cx).toBeLessThan(centre.cx - 2);
+    expect(turned.cy).toBeCloseTo(centre.cy, 5);
+    // the top face 15 cm below the eye is about 17 px wide, 12 cm below it about 21 px
+    expect(at(0, 0, 0.09).width).toBeGreaterThan(centre.width + 2);
+  });
+
+  it("renders with the fixed cameras in one call; rendering the top and front cameras is unchanged by it", () => {
+    const r = new Renderer(S, S);
+    const w = makeWorld([["red", 0.05, 0.02]], { x: 0.03, y: 0, z: 0.12 });
+    const all = r.renderAll(w, ["top", "front", "wrist"]);
+    const two = new Renderer(S, S).renderAll(w, ["top", "front"]);
+    expect(Buffer.compare(Buffer.from(all.top.data), Buffer.from(two.top.data))).toBe(0);
+    expect(Buffer.compare(Buffer.from(all.front.data), Buffer.from(two.front.data))).toBe(0);
+    expect(all.wrist.width).toBe(S);
+  });
+});

@@ -16,9 +16,12 @@ import type { SceneOptions } from "../../sim/scene.js";
 import { applyOverrides, parseFinetuneConfig } from "../../train/config.js";
 import { CALIBRATION_EPISODES, DEMO_EXPERT, DEMO_IMAGE_SIZE, DEMO_RECIPE, createScratchModel, type RecipeConfig } from "../../experiments/recipes.js";
 import { finetune } from "../../train/trainer.js";
-import { flag, intOpt, str, strList, type CliCommand, type CliIO } from "../command.js";
+import { camerasOpt, flag, intOpt, str, strList, type CliCommand, type CliIO } from "../command.js";
 import { formatInterval, formatDifference, rateDifference } from "../../policy/interval.js";
-import { pretrainedDefaultDir, requirePretrained } from "../../models/pretrained.js";
+import { pretrainedCameras, pretrainedDefaultDir, requirePretrained } from "../../models/pretrained.js";
+import { loadRecipe } from "../../data/recipe.js";
+import { DEFAULT_CAMERAS, type CameraName } from "../../sim/camera.js";
+import { TabletopEnv } from "../../sim/env.js";
 import { VlaError } from "../../errors.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
@@ -41,6 +44,26 @@ const DEMO_RUN_RECIPE: RecipeConfig = { ...DEMO_RECIPE, batchSize: DEMO_BATCH };
 interface DemoWorld {
   tasks: TaskFamilyName[];
   scene: SceneOptions | undefined;
+  /** The cameras rendered, recorded and tiled (CAMERA_NAMES order). */
+  cameras: CameraName[];
+}
+
+const sameCameras = (a: readonly CameraName[], b: readonly CameraName[]) => a.length === b.length && a.every((c, i) => c === b[i]);
+
+/**
+ * The dataset recipe for the demo's data: the shipped toy-sim one for the default cameras, else
+ * toy-sim with its cameras replaced, written by writeDemoRecipe into the run directory.
+ */
+function demoRecipeRef(out: string, cameras: readonly CameraName[]): string {
+  return sameCameras(cameras, DEFAULT_CAMERAS) ? "toy-sim" : path.join(out, "recipe.json");
+}
+
+function writeDemoRecipe(out: string, cameras: readonly CameraName[]): void {
+  const file = demoRecipeRef(out, cameras);
+  if (file === "toy-sim") return;
+  const base = loadRecipe("toy-sim");
+  const recipe = { ...base, name: `toy-sim-${cameras.join("-")}`, description: `${base.description ?? "toy-sim"} Cameras: ${cameras.join(" | ")} (vlatext demo --cameras).`, cameras: Object.fromEntries(cameras.map((c) => [`observation.images.${c}`, c])) };
+  fs.writeFileSync(file, `${JSON.stringify(recipe, null, 2)}\n`);
 }
 
 async function evaluate(policyDir: string, world: DemoWorld, episodes: number, seed: number, io: CliIO, label: string): Promise<ClosedLoopReport> {
@@ -50,9 +73,8 @@ async function evaluate(policyDir: string, world: DemoWorld, episodes: number, s
     return await evaluateClosedLoop(policyActor(policy), {
       episodes,
       seed,
-      size: IMAGE_SIZE,
+      env: new TabletopEnv({ size: IMAGE_SIZE, cameras: world.cameras, ...(world.scene ? { scene: world.scene } : {}) }),
       families: world.tasks,
-      ...(world.scene ? { scene: world.scene } : {}),
       onEpisode: (e) => progress.update(`  ${label}: episode ${e.done}/${e.total}, ${e.family} ${e.success ? "success" : "fail"}`, e.done / e.total),
     });
   } finally {
@@ -64,7 +86,7 @@ async function evaluate(policyDir: string, world: DemoWorld, episodes: number, s
 export const demoCommand: CliCommand = {
   name: "demo",
   summary: "Generate simulator data, create the tiny default model, fine-tune it, and evaluate closed loop (no download)",
-  options: { output: { type: "string" }, tasks: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" }, seed: { type: "string" }, hidden: { type: "string" }, layers: { type: "string" }, "patch-size": { type: "string" }, model: { type: "string" }, "from-scratch": { type: "boolean" }, set: { type: "string", multiple: true } },
+  options: { output: { type: "string" }, tasks: { type: "string" }, episodes: { type: "string" }, steps: { type: "string" }, "eval-episodes": { type: "string" }, seed: { type: "string" }, hidden: { type: "string" }, layers: { type: "string" }, "patch-size": { type: "string" }, model: { type: "string" }, "from-scratch": { type: "boolean" }, cameras: { type: "string" }, set: { type: "string", multiple: true } },
   optionHelp: {
     output: { value: "dir", description: "Run directory (default runs/demo)" },
     tasks: { value: "list", description: `Task families, comma-separated, from ${TASK_FAMILIES.join(", ")} (default reach; reach and pick use one-block scenes)` },
@@ -72,6 +94,7 @@ export const demoCommand: CliCommand = {
     steps: { value: "n", description: `Fine-tuning steps (default ${DEMO_STEPS}, batches of ${DEMO_BATCH}; --set batchSize=8 for smaller ones)` },
     "eval-episodes": { value: "n", description: "Closed-loop episodes per task family (default 50)" },
     seed: { value: "n", description: "Seed for data, model and training (default 0)" },
+    cameras: { value: "list", description: "Cameras rendered, recorded and tiled, from top, front, wrist (default: those the model was pretrained on; the embedded one's are top,front)" },
     model: { value: "dir", description: `Pretrained model to fine-tune (default: the embedded one, ${path.relative(process.cwd(), pretrainedDefaultDir()) || pretrainedDefaultDir()})` },
     "from-scratch": { description: "Fine-tune a tiny model created on the spot from random weights and a moments sensor instead (the comparison)" },
     set: { value: "key=value", description: "Override a fine-tuning config key (dotted path, repeatable), e.g. --set action.bins=1000" },
@@ -85,7 +108,7 @@ export const demoCommand: CliCommand = {
     for (const t of tasks) if (!(TASK_FAMILIES as readonly string[]).includes(t)) throw new VlaError("CLI_USAGE", `--tasks names '${t}', which is not a task family`, `use a comma-separated list of: ${TASK_FAMILIES.join(", ")}`);
     const families = [...new Set(tasks)] as TaskFamilyName[];
     // reach and pick need one block and no zone: the simplest scenes; place and push need the defaults
-    const world: DemoWorld = { tasks: families, scene: families.every((f) => f === "reach" || f === "pick") ? { blocks: [1, 1], zones: [0, 0] } : undefined };
+    const scene: SceneOptions | undefined = families.every((f) => f === "reach" || f === "pick") ? { blocks: [1, 1], zones: [0, 0] } : undefined;
     const episodes = intOpt(args, "episodes", DEMO_EPISODES, 1);
     const steps = intOpt(args, "steps", DEMO_STEPS, 1);
     const evalEpisodes = intOpt(args, "eval-episodes", 50, 1);
@@ -98,6 +121,12 @@ export const demoCommand: CliCommand = {
     const fromScratch = flag(args, "from-scratch");
     if (fromScratch && str(args, "model") !== undefined) throw new VlaError("CLI_USAGE", "--model and --from-scratch exclude each other", "pass one: a pretrained model to fine-tune, or --from-scratch");
     const modelDir = fromScratch ? path.join(out, "model") : requirePretrained(path.resolve(io.cwd, str(args, "model") ?? pretrainedDefaultDir()));
+    // a pretrained model is fine-tuned on the cameras it learned to see through
+    const modelCameras = fromScratch ? [...DEFAULT_CAMERAS] : pretrainedCameras(modelDir);
+    const cameras = camerasOpt(args, "cameras") ?? modelCameras;
+    if (fromScratch && !sameCameras(cameras, DEFAULT_CAMERAS)) throw new VlaError("CLI_USAGE", `--from-scratch calibrates its sensor on the default cameras (${DEFAULT_CAMERAS.join(",")}), not ${cameras.join(",")}`, "drop --cameras, or pretrain a model on those cameras (vlatext pretrain --cameras) and pass it with --model");
+    if (!sameCameras(cameras, modelCameras)) io.err(`note: ${modelDir} was pretrained on ${modelCameras.join(",")}; fine-tuning it on ${cameras.join(",")}\n`);
+    const world: DemoWorld = { tasks: families, scene, cameras };
     const overrides = strList(args, "set").map((kv): [string, string] => {
       const eq = kv.indexOf("=");
       if (eq <= 0) throw new VlaError("CLI_USAGE", `--set '${kv}' is not key=value`, "example: --set action.bins=1000");
@@ -105,11 +134,13 @@ export const demoCommand: CliCommand = {
     });
     const run = path.join(out, "run");
     // the whole fine-tuning config is validated before any work starts
-    const cfg = parseFinetuneConfig(applyOverrides({ ...structuredClone(DEMO_RUN_RECIPE), model: modelDir, output: run, data: [{ dataset: path.join(out, "data"), recipe: "toy-sim" }], steps, seed, imageSize: IMAGE_SIZE, logEvery: 10 }, overrides), "demo fine-tuning config");
+    const cfg = parseFinetuneConfig(applyOverrides({ ...structuredClone(DEMO_RUN_RECIPE), model: modelDir, output: run, data: [{ dataset: path.join(out, "data"), recipe: demoRecipeRef(out, cameras) }], steps, seed, imageSize: IMAGE_SIZE, logEvery: 10 }, overrides), "demo fine-tuning config");
     const t0 = performance.now();
     fs.mkdirSync(out, { recursive: true });
+    writeDemoRecipe(out, cameras);
     const dataDir = path.join(out, "data");
-    const genOptions = { episodes, seed, size: IMAGE_SIZE, storage: "png" as const, tasks: families, expert: DEMO_EXPERT, ...(world.scene ? { scene: world.scene } : {}) };
+    // cameras enter the options (and so the reuse check below) only when they are not the default pair
+    const genOptions = { episodes, seed, size: IMAGE_SIZE, storage: "png" as const, tasks: families, expert: DEMO_EXPERT, ...(world.scene ? { scene: world.scene } : {}), ...(sameCameras(cameras, DEFAULT_CAMERAS) ? {} : { cameras }) };
     io.err(`[1/4] generating ${episodes} demonstrations (${families.join(", ")})…\n`);
     // the data is reused only when it was made with the same options
     const genFile = path.join(dataDir, "demo-options.json");

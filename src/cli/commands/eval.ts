@@ -5,7 +5,8 @@ import { formatInterval } from "../../policy/interval.js";
 import { Policy } from "../../policy/policy.js";
 import { httpActor } from "../../serve/client.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
-import { flag, intOpt, str, type CliCommand } from "../command.js";
+import { camerasOpt, flag, intOpt, str, type CliCommand } from "../command.js";
+import { TabletopEnv } from "../../sim/env.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
 import { MODEL_HELP, MODEL_OPTIONS, readModelOptions } from "../model-options.js";
@@ -34,6 +35,7 @@ The report: successes per task family, requests, and generated answer tokens per
     families: { type: "string" },
     seed: { type: "string" },
     size: { type: "string" },
+    cameras: { type: "string" },
     temperature: { type: "string" },
     json: { type: "boolean" },
     ...MODEL_OPTIONS,
@@ -48,6 +50,7 @@ The report: successes per task family, requests, and generated answer tokens per
     families: { value: "a,b", description: `Task families (default ${TASK_FAMILIES.join(",")})` },
     seed: { value: "n", description: "First episode seed (default 1000)" },
     size: { value: "px", description: "Camera image size (default 64; use the size the policy was trained on)" },
+    cameras: { value: "list", description: "Cameras sent, tiled in the order top, front, wrist (default top,front; use those the policy was trained on)" },
     temperature: { value: "t", description: "Sampling temperature (default 0: greedy)" },
     json: { description: "Print the report as JSON" },
     ...MODEL_HELP,
@@ -63,6 +66,7 @@ The report: successes per task family, requests, and generated answer tokens per
     const fams = families(str(args, "families"));
     const seed = intOpt(args, "seed", 1000, 0);
     const size = intOpt(args, "size", 64, 8);
+    const cameras = camerasOpt(args, "cameras");
     if (temperature !== undefined && !(Number(temperature) >= 0)) throw new VlaError("CLI_USAGE", `--temperature must be a number >= 0, got '${temperature}'`);
     const act = temperature !== undefined ? { temperature: Number(temperature) } : {};
     const modelOptions = readModelOptions(args);
@@ -80,7 +84,7 @@ The report: successes per task family, requests, and generated answer tokens per
         families: fams,
         episodes,
         seed,
-        size,
+        ...(cameras ? { env: new TabletopEnv({ size, cameras }) } : { size }),
         onEpisode: (e) => progress.update(`[${e.done}/${e.total}] ${e.family} #${e.episode}: ${e.success ? "success" : "fail"} in ${e.steps} steps`, e.done / e.total),
       });
       progress.done();

@@ -7,7 +7,7 @@ import path from "node:path";
 import { parsePretrainConfig } from "../../train/pretrain.js";
 import { VISION_STAGE_DEFAULTS } from "../../train/pretrain-vision.js";
 import { pretrain } from "../../train/pretrain.js";
-import { flag, intOpt, str, type CliCommand } from "../command.js";
+import { camerasOpt, flag, intOpt, str, type CliCommand } from "../command.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
 
@@ -28,7 +28,7 @@ kind, the mean error of the greedy answers to the coordinate questions, SHA-256)
 The same options give the same bytes. The shipped default (models/tiny-vlm; about 17 minutes on
 2 cores) is
   vlatext pretrain --output models/tiny-vlm`,
-  options: { output: { type: "string" }, lr: { type: "string" }, "train-vision": { type: "boolean" }, "vision-steps": { type: "string" }, "vision-init": { type: "string" }, "vision-hidden": { type: "string" }, ...Object.fromEntries(NUMBERS.map((n) => [n, { type: "string" as const }])) },
+  options: { output: { type: "string" }, lr: { type: "string" }, "train-vision": { type: "boolean" }, "vision-steps": { type: "string" }, "vision-init": { type: "string" }, "vision-hidden": { type: "string" }, cameras: { type: "string" }, ...Object.fromEntries(NUMBERS.map((n) => [n, { type: "string" as const }])) },
   optionHelp: {
     output: { value: "dir", description: "Model directory to write (default runs/pretrain)" },
     seed: { value: "n", description: "Seed of the weights, scenes and batches (default 0)" },
@@ -42,6 +42,7 @@ The same options give the same bytes. The shipped default (models/tiny-vlm; abou
     "vision-steps": { value: "n", description: `Steps of the vision stage, before the language model's: the tower trained to see (default ${VISION_STAGE_DEFAULTS.steps}; 0: no stage, the tower stays the hand-made moments sensor, the earlier default)` },
     "vision-init": { value: "random|moments", description: `How the vision stage's tower starts (default ${VISION_STAGE_DEFAULTS.init})` },
     "vision-hidden": { value: "n", description: "Width of the vision tower (default 128; 32 and 64 measured worse, README)" },
+    cameras: { value: "list", description: "Cameras tiled into each scene image, from top, front, wrist (default top,front; always tiled in that order)" },
     threads: { value: "n", description: "Threads (default: all cores; the result does not depend on it)" },
   },
   async run(args, io) {
@@ -54,6 +55,8 @@ The same options give the same bytes. The shipped default (models/tiny-vlm; abou
     if (str(args, "vision-init") !== undefined) vision.init = str(args, "vision-init");
     if (Object.keys(vision).length > 0) raw.vision = vision;
     if (str(args, "vision-hidden") !== undefined) raw.model = { visionHidden: intOpt(args, "vision-hidden", 128, 16) };
+    const cameras = camerasOpt(args, "cameras");
+    if (cameras) raw.cameras = cameras;
     const lr = str(args, "lr");
     if (lr !== undefined) raw.lr = Number(lr);
     const cfg = parsePretrainConfig(raw, "pretrain options");

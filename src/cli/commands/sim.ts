@@ -8,13 +8,13 @@ import path from "node:path";
 import type { RgbImage } from "../../data/episode.js";
 import { encodePng, resizeBilinear, tileHorizontal } from "../../data/image.js";
 import { VlaError } from "../../errors.js";
-import { CAMERA_NAMES } from "../../sim/camera.js";
+import { CAMERA_NAMES, DEFAULT_CAMERAS } from "../../sim/camera.js";
 import { TabletopEnv } from "../../sim/env.js";
 import { ScriptedExpert } from "../../sim/expert.js";
 import { generateDataset, type GenerateOptions, type Progress as GenerationProgress, type ResolvedGenerateOptions } from "../../sim/generate.js";
 import { mixSeed } from "../../sim/rng.js";
 import { TASKS, TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
-import { flag, intOpt, str, type CliCommand, type CliIO, type ParsedArgs } from "../command.js";
+import { camerasOpt, flag, intOpt, str, type CliCommand, type CliIO, type ParsedArgs } from "../command.js";
 import { progressReporter } from "../progress.js";
 
 function parseFamily(name: string, flagName: string): TaskFamilyName {
@@ -47,6 +47,7 @@ const FROM_FLAGS: { [K in keyof ResolvedGenerateOptions]: (args: ParsedArgs) => 
   keepFailures: (a) => flag(a, "keep-failures"),
   settleSteps: (a) => intOpt(a, "settle-steps", 0, 0),
   expert: () => undefined, // the expert's noise settings are library options only
+  cameras: (a) => camerasOpt(a, "cameras"),
 };
 
 /** Data generation progress: redrawn on a terminal, a line every few seconds or 10% in a log. */
@@ -82,7 +83,8 @@ async function render(args: ParsedArgs, io: CliIO): Promise<number> {
   const size = intOpt(args, "size", 64, 8);
   const scale = intOpt(args, "scale", 4, 1);
   const steps = intOpt(args, "steps", 0, 0);
-  const env = new TabletopEnv({ size });
+  const cameras = camerasOpt(args, "cameras") ?? [...DEFAULT_CAMERAS];
+  const env = new TabletopEnv({ size, cameras });
   let obs = env.reset(seed, family);
   const expert = new ScriptedExpert(env.task, env.world, mixSeed(seed, 0x5eed));
   let taken = 0;
@@ -94,14 +96,14 @@ async function render(args: ParsedArgs, io: CliIO): Promise<number> {
       break;
     }
   }
-  const frames = CAMERA_NAMES.map((n) => {
+  const frames = cameras.map((n) => {
     const img = obs.images[n] as RgbImage;
     return scale === 1 ? img : nearest(img, scale);
   });
   const file = path.resolve(io.cwd, out);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, encodePng(tileHorizontal(frames)));
-  io.out(`${env.task.family}: "${env.instruction}" after ${taken} expert step(s)\nwrote ${file} (${CAMERA_NAMES.join(" | ")}, ${size}x${size} each, shown x${scale})\n`);
+  io.out(`${env.task.family}: "${env.instruction}" after ${taken} expert step(s)\nwrote ${file} (${cameras.join(" | ")}, ${size}x${size} each, shown x${scale})\n`);
   return 0;
 }
 
@@ -128,7 +130,7 @@ const generateCommand: CliCommand = {
   name: "generate",
   summary: "Write scripted-expert demonstrations as a LeRobot v2.1 dataset",
   details:
-    "Episode i is a task of family tasks[i % n]; a seed the expert fails is retried with the next one.\nFeatures: action (7: dx dy dz droll dpitch dyaw gripper), observation.state (5: x y z yaw gripper_open),\nobservation.images.top, observation.images.front. Use with the toy-sim recipe.",
+    "Episode i is a task of family tasks[i % n]; a seed the expert fails is retried with the next one.\nFeatures: action (7: dx dy dz droll dpitch dyaw gripper), observation.state (5: x y z yaw gripper_open),\nobservation.images.<camera> per camera (default top, front). Use with the toy-sim recipe (other cameras: a recipe naming them).",
   options: {
     out: { type: "string" },
     episodes: { type: "string" },
@@ -139,6 +141,7 @@ const generateCommand: CliCommand = {
     fps: { type: "string" },
     "keep-failures": { type: "boolean" },
     "settle-steps": { type: "string" },
+    cameras: { type: "string" },
     overwrite: { type: "boolean" },
   },
   optionHelp: {
@@ -151,6 +154,7 @@ const generateCommand: CliCommand = {
     fps: { value: "n", description: "Frame rate written to the dataset (default 10)" },
     "keep-failures": { description: "Keep episodes the expert failed (success: false) instead of retrying" },
     "settle-steps": { value: "n", description: "Expert steps recorded after each success (frames at the goal; default 0)" },
+    cameras: { value: "list", description: `Cameras recorded, from ${CAMERA_NAMES.join(", ")} (default ${DEFAULT_CAMERAS.join(",")})` },
     overwrite: { description: "Replace --out when it exists" },
   },
   run: generate,
@@ -158,8 +162,8 @@ const generateCommand: CliCommand = {
 
 const renderCommand: CliCommand = {
   name: "render",
-  summary: "Render one seeded scene (top | front) to a PNG",
-  options: { seed: { type: "string" }, task: { type: "string" }, out: { type: "string" }, size: { type: "string" }, scale: { type: "string" }, steps: { type: "string" } },
+  summary: "Render one seeded scene (top | front, or --cameras) to a PNG",
+  options: { seed: { type: "string" }, task: { type: "string" }, out: { type: "string" }, size: { type: "string" }, scale: { type: "string" }, steps: { type: "string" }, cameras: { type: "string" } },
   optionHelp: {
     seed: { value: "s", description: "Scene seed (default 0)" },
     task: { value: "family", description: `One of ${TASK_FAMILIES.join(", ")} (default: drawn from the seed)` },
@@ -167,6 +171,7 @@ const renderCommand: CliCommand = {
     size: { value: "px", description: "Render size per camera (default 64)" },
     scale: { value: "k", description: "Nearest-neighbour upscale for viewing (default 4)" },
     steps: { value: "k", description: "Run the scripted expert k steps first (default 0)" },
+    cameras: { value: "list", description: `Cameras side by side, from ${CAMERA_NAMES.join(", ")} (default ${DEFAULT_CAMERAS.join(",")})` },
   },
   run: render,
 };

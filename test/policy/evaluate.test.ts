@@ -101,6 +101,20 @@ describe("closed-loop evaluation", () => {
       await srv.close();
       policy.dispose();
     }
+    // --cameras: the environment renders those cameras and the policy gets them tiled in top, front, wrist order
+    const cams = bufferIO();
+    expect(await main(["eval", "--sim", "--model", dir, "--episodes", "1", "--families", "reach", "--size", "56", "--cameras", "wrist,top", "--json"], cams)).toBe(0);
+    const viaCli = JSON.parse(cams.stdout()) as { successes: number; requests: number; generatedTokens: number };
+    const direct = Policy.load(dir);
+    try {
+      const r = await evaluateClosedLoop(policyActor(direct), { episodes: 1, families: ["reach"], env: new TabletopEnv({ size: 56, cameras: ["top", "wrist"] }) });
+      expect([viaCli.successes, viaCli.requests, viaCli.generatedTokens]).toEqual([r.successes, r.requests, r.generatedTokens]);
+    } finally {
+      direct.dispose();
+    }
+    const badCam = bufferIO();
+    expect(await main(["eval", "--sim", "--model", "x", "--cameras", "top,side"], badCam)).toBe(1);
+    expect(badCam.stderr()).toMatch(/--cameras: unknown camera 'side'/);
     const bad = bufferIO();
     expect(await main(["eval", "--sim", "--model", "x", "--families", "fly"], bad)).toBe(1);
     expect(bad.stderr()).toMatch(/unknown task family 'fly'/);

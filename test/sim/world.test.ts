@@ -38,6 +38,24 @@ describe("grasp", () => {
     expect(across.gripper.held).toBe(-1);
   });
 
+  it("coming down open, the fingers clear a block 0.8 cm off along them, not 1 cm off (a finger lands on its top); across, 2 cm off clears", () => {
+    // open fingers' inner faces are FINGER_OPEN - FINGER_HALF_ALONG = 3.9 cm from the axis: 0.9 cm beyond the block's side
+    const down = (x: number, y: number) => {
+      const w = makeWorld([["red", 0, 0]], { x, y, z: 0.1 });
+      moveTo(w, x, y, 0.012, false);
+      return w;
+    };
+    const clear = down(0.008, 0);
+    expect(clear.gripper.z).toBeCloseTo(0.012, 9);
+    move(clear, 0, 0, 0, true);
+    expect(clear.gripper.held).toBe(0);
+    const onTop = down(0.01, 0);
+    expect(onTop.gripper.z).toBeCloseTo(BLOCK_SIZE, 9);
+    move(onTop, 0, 0, 0, true);
+    expect(onTop.gripper.held).toBe(-1);
+    expect(down(0, 0.02).gripper.z).toBeCloseTo(0.012, 9);
+  });
+
   it("closing in the air and then lowering onto a block does not grasp it", () => {
     const w = makeWorld([["red", 0, 0]], { x: 0, y: 0, z: 0.15 });
     move(w, 0, 0, 0, true);

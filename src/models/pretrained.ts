@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { VlaError } from "../errors.js";
 import { readJsonFile } from "../io/json-file.js";
-import { CAMERA_NAMES, DEFAULT_CAMERAS, cameraOrder, type CameraName } from "../sim/camera.js";
+import { CameraNameSchema, DEFAULT_CAMERAS, cameraOrder, type CameraName } from "../sim/camera.js";
 
 /** models/tiny-vlm at the package root. */
 export function pretrainedDefaultDir(): string {
@@ -32,7 +32,7 @@ export function requirePretrained(dir = pretrainedDefaultDir()): string {
 export function pretrainedCameras(dir: string): CameraName[] {
   const file = path.join(dir, "pretrain.json");
   if (!fs.existsSync(file)) return [...DEFAULT_CAMERAS];
-  const schema = z.object({ config: z.object({ cameras: z.array(z.enum(CAMERA_NAMES as [CameraName, ...CameraName[]])).min(1).optional() }).loose() }).loose();
+  const schema = z.object({ config: z.object({ cameras: z.array(CameraNameSchema).min(1).optional() }).loose() }).loose();
   const json = readJsonFile(file, schema, { what: "pretrain.json", code: "CONFIG_INVALID", hint: `remake the model with vlatext pretrain --output ${dir}` });
   return cameraOrder(json.config.cameras ?? DEFAULT_CAMERAS);
 }

@@ -9,6 +9,8 @@
  * drawn in its view), so a block under the fingertips fills much of its image
  * and its offset from the fingers shows at a few millimetres per pixel.
  */
+import { z } from "zod";
+
 export type Vec3 = readonly [number, number, number];
 
 export interface CameraSpec {
@@ -42,6 +44,16 @@ export const DEFAULT_CAMERAS: readonly CameraName[] = ["top", "front"];
 export function cameraOrder(cameras: ReadonlyArray<CameraName>): CameraName[] {
   return CAMERA_NAMES.filter((c) => cameras.includes(c));
 }
+
+export const CameraNameSchema = z.enum(CAMERA_NAMES as [CameraName, ...CameraName[]]);
+
+/** A config's camera list: at least one, each once, put in CAMERA_NAMES order whatever order it is named in (default DEFAULT_CAMERAS). */
+export const CameraListSchema = z
+  .array(CameraNameSchema)
+  .min(1)
+  .refine((c) => new Set(c).size === c.length, "name each camera once")
+  .default([...DEFAULT_CAMERAS])
+  .transform((c) => cameraOrder(c));
 
 /** The pose the gripper-mounted cameras ride on. */
 export interface MountPose {

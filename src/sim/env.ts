@@ -12,7 +12,7 @@ import { z } from "zod";
 import type { RgbImage } from "../data/episode.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { parseAction } from "./action.js";
-import { CAMERA_NAMES, DEFAULT_CAMERAS, type CameraName } from "./camera.js";
+import { CameraNameSchema, DEFAULT_CAMERAS, type CameraName } from "./camera.js";
 import { Renderer } from "./render.js";
 import { SimRng, mixSeed } from "./rng.js";
 import { SceneOptionsSchema, sampleScene } from "./scene.js";
@@ -32,7 +32,7 @@ export const EnvOptionsSchema = z
     width: Size.optional(),
     height: Size.optional(),
     /** Cameras to render (default top and front); [] renders nothing (fast evaluation of scripted policies). */
-    cameras: z.array(z.enum(CAMERA_NAMES as [CameraName, ...CameraName[]])).default([...DEFAULT_CAMERAS]),
+    cameras: z.array(CameraNameSchema).default([...DEFAULT_CAMERAS]),
     /** Families reset() draws from when it is given none. */
     tasks: z.array(Family).min(1).default([...TASK_FAMILIES]),
     /** Override the per-family step limits. */

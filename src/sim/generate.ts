@@ -15,7 +15,7 @@ import type { DatasetLayout, EpisodeData, RgbImage } from "../data/episode.js";
 import { writeLeRobotV21, type WriteOptions, type WriteSummary } from "../data/lerobot/writer.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { ACTION_DIMS, ACTION_NAMES } from "./action.js";
-import { CAMERA_NAMES, DEFAULT_CAMERAS, cameraOrder, type CameraName } from "./camera.js";
+import { CameraListSchema } from "./camera.js";
 import { STATE_NAMES, TabletopEnv } from "./env.js";
 import { ExpertOptionsSchema, ScriptedExpert } from "./expert.js";
 import { mixSeed } from "./rng.js";
@@ -46,12 +46,7 @@ export const GenerateOptionsSchema = z
     /** Scene options (block and zone counts); the simulator's defaults when absent. */
     scene: SceneOptionsSchema.optional(),
     /** Cameras recorded (one image feature each), in CAMERA_NAMES order whatever order they are named in. */
-    cameras: z
-      .array(z.enum(CAMERA_NAMES as [CameraName, ...CameraName[]]))
-      .min(1)
-      .refine((c) => new Set(c).size === c.length, "name each camera once")
-      .default([...DEFAULT_CAMERAS])
-      .transform((c) => cameraOrder(c)),
+    cameras: CameraListSchema,
   })
   .strict();
 export type GenerateOptions = z.input<typeof GenerateOptionsSchema>;

@@ -30,7 +30,7 @@ import { loadTokenizerDir, type TextTokenizer } from "../prompts/tokenizer.js";
 import { keyedRandom } from "../rng.js";
 import { WORKSPACE_HALF } from "../sim/geometry.js";
 import { SceneOptionsSchema } from "../sim/scene.js";
-import { CAMERA_NAMES, DEFAULT_CAMERAS, cameraOrder, type CameraName } from "../sim/camera.js";
+import { CameraListSchema } from "../sim/camera.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
 import { VISION_STAGE_DEFAULTS, frameFeatures, trainVisionStage, warmupCosine, type VisionStageResult } from "./pretrain-vision.js";
 import type { TrainerIO } from "./trainer.js";
@@ -59,12 +59,7 @@ export const PretrainConfigSchema = z
     evalEpisodes: z.number().int().min(0).default(30),
     imageSize: z.number().int().min(28).default(56),
     /** The cameras tiled left to right, in CAMERA_NAMES order whatever order they are named in (default top, front). */
-    cameras: z
-      .array(z.enum(CAMERA_NAMES as [CameraName, ...CameraName[]]))
-      .min(1)
-      .refine((c) => new Set(c).size === c.length, "name each camera once")
-      .default([...DEFAULT_CAMERAS])
-      .transform((c) => cameraOrder(c)),
+    cameras: CameraListSchema,
     /**
      * The vision stage (src/train/pretrain-vision.ts), before the language model learns anything:
      * the tower, from `init`, trained with a linear read-out on the scenes' geometry. steps 0 skips

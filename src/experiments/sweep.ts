@@ -141,6 +141,8 @@ export const SweepRowSchema = z
     finalLoss: JsonNumber,
     valLoss: JsonNumber.optional(),
     valL1: JsonNumber.optional(),
+    /** Validation L1 of the chunk's first timestep alone (the action executed now). */
+    valL1First: JsonNumber.optional(),
     parseRate: JsonNumber.optional(),
     /** Generated answer tokens per chunk in the closed loop (jump-forward tokens included). */
     tokensPerChunk: JsonNumber.optional(),
@@ -157,6 +159,7 @@ const MetricsLineSchema = z
     loss: z.number().optional(),
     valLoss: z.number().optional(),
     l1: z.number().nullable().optional(),
+    l1First: z.number().nullable().optional(),
     parsed: z.number().optional(),
     samples: z.number().optional(),
     elapsedSec: z.number().optional(),
@@ -237,6 +240,7 @@ export async function runSweep(base: Record<string, unknown>, spec: SweepSpec, i
         finalLoss: trained.losses[trained.losses.length - 1]?.loss ?? m.final?.loss ?? NaN,
         ...(m.lastEval?.valLoss !== undefined ? { valLoss: m.lastEval.valLoss } : {}),
         ...(typeof m.lastEval?.l1 === "number" && Number.isFinite(m.lastEval.l1) ? { valL1: m.lastEval.l1 } : {}),
+        ...(typeof m.lastEval?.l1First === "number" && Number.isFinite(m.lastEval.l1First) ? { valL1First: m.lastEval.l1First } : {}),
         ...(m.lastEval?.parsed !== undefined && m.lastEval.samples ? { parseRate: m.lastEval.parsed / m.lastEval.samples } : {}),
       };
       if (closed) {
@@ -265,14 +269,14 @@ const successCell = (r: SweepRow): string => {
 };
 
 function describeRow(r: SweepRow): string {
-  return `loss ${fmt(r.finalLoss, 3)}, val L1 ${fmt(r.valL1, 4)}, parsed ${pct(r.parseRate)}, ${fmt(r.tokensPerChunk, 1)} tokens/chunk, success ${pct(r.successRate)}`;
+  return `loss ${fmt(r.finalLoss, 3)}, val L1 ${fmt(r.valL1, 4)} (first step ${fmt(r.valL1First, 4)}), parsed ${pct(r.parseRate)}, ${fmt(r.tokensPerChunk, 1)} tokens/chunk, success ${pct(r.successRate)}`;
 }
 
 /** The comparison as table columns (shared by the CLI's plain table and sweep.md). */
 export function sweepTable(rows: readonly SweepRow[]): { headers: string[]; cells: string[][] } {
   const axisKeys = [...new Set(rows.flatMap((r) => Object.keys(r.settings)))];
   const families = [...new Set(rows.flatMap((r) => (r.families ?? []).map((f) => f.family)))];
-  const headers = [...(axisKeys.length > 0 ? axisKeys : ["variant"]), "ensemble", "tokens/chunk", "loss", "val loss", "val L1", "parsed", ...families, "success [95% CI]", "train s"];
+  const headers = [...(axisKeys.length > 0 ? axisKeys : ["variant"]), "ensemble", "tokens/chunk", "loss", "val loss", "val L1", "val L1 first", "parsed", ...families, "success [95% CI]", "train s"];
   const cells = rows.map((r) => [
     ...(axisKeys.length > 0 ? axisKeys.map((k) => r.settings[k] ?? "") : [r.variant]),
     r.ensemble,
@@ -280,6 +284,7 @@ export function sweepTable(rows: readonly SweepRow[]): { headers: string[]; cell
     fmt(r.finalLoss, 3),
     fmt(r.valLoss, 3),
     fmt(r.valL1, 4),
+    fmt(r.valL1First, 4),
     pct(r.parseRate),
     ...families.map((f) => {
       const x = r.families?.find((y) => y.family === f);

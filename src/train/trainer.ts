@@ -144,12 +144,32 @@ async function exampleFeatures(ex: TrainExample, vlm: VlmModel | undefined): Pro
   return (await vlm.imageFeatures([img.rgb])).features;
 }
 
-async function evaluate(model: DecoderModel, vlm: VlmModel | undefined, data: TrainData, automaton: ActionAutomaton, tok: TextTokenizer, cfg: FinetuneConfig): Promise<{ valLoss: number; l1: number; parsed: number; samples: number }> {
+/**
+ * Mean absolute error of a decoded chunk (H x D normalized values, row-major by timestep) against its
+ * target: over the whole chunk, and over its first timestep alone — the action a policy executes now.
+ * A chunked policy can predict its later steps well and its first badly (README: the 8-step chunk on pick).
+ */
+export function chunkL1(decoded: ArrayLike<number>, target: ArrayLike<number>, dims: number): { all: number; first: number } {
+  if (decoded.length !== target.length || dims < 1 || decoded.length < dims || decoded.length % dims !== 0) {
+    throw new VlaError("DATA_INVALID", `chunk of ${decoded.length} values against a target of ${target.length} with ${dims} dimensions`, "this is a bug: please report it");
+  }
+  let all = 0;
+  let first = 0;
+  for (let i = 0; i < decoded.length; i++) {
+    const e = Math.abs((decoded[i] as number) - (target[i] as number));
+    all += e;
+    if (i < dims) first += e;
+  }
+  return { all: all / decoded.length, first: first / dims };
+}
+
+async function evaluate(model: DecoderModel, vlm: VlmModel | undefined, data: TrainData, automaton: ActionAutomaton, tok: TextTokenizer, cfg: FinetuneConfig): Promise<{ valLoss: number; l1: number; l1First: number; parsed: number; samples: number }> {
   const val = data.val.length > 0 ? data.val : data.train.flat();
   const picks = Array.from({ length: Math.min(cfg.evalSamples, val.length) }, (_, i) => val[Math.floor((i * val.length) / Math.min(cfg.evalSamples, val.length))] as TrainExample);
   let lossSum = 0;
   let kept = 0;
   let l1 = 0;
+  let l1First = 0;
   let parsed = 0;
   for (const ex of picks) {
     const t = buildTrainingExample(ex.encoded);
@@ -173,12 +193,12 @@ async function evaluate(model: DecoderModel, vlm: VlmModel | undefined, data: Tr
     const d = data.codec.decode(tok.decode(Array.from(g.tokens)), "strict");
     if (d.ok) {
       parsed++;
-      let s = 0;
-      d.normalized.forEach((v, i) => (s += Math.abs(v - (ex.target[i] as number))));
-      l1 += s / d.normalized.length;
+      const e = chunkL1(d.normalized, ex.target, data.spec.dims);
+      l1 += e.all;
+      l1First += e.first;
     }
   }
-  return { valLoss: kept > 0 ? lossSum / kept : 0, l1: parsed > 0 ? l1 / parsed : NaN, parsed, samples: picks.length };
+  return { valLoss: kept > 0 ? lossSum / kept : 0, l1: parsed > 0 ? l1 / parsed : NaN, l1First: parsed > 0 ? l1First / parsed : NaN, parsed, samples: picks.length };
 }
 
 export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { resume?: boolean; signal?: AbortSignal } = {}): Promise<FinetuneResult> {
@@ -262,7 +282,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
       if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) Object.assign(line, await evaluate(model, vlm, data, automaton, tok, cfg));
       fs.appendFileSync(metricsFile, JSON.stringify(line) + "\n");
       const eta = ((cfg.steps - step) * elapsed) / Math.max(1, step - start);
-      if (step % cfg.logEvery === 0 || step === cfg.steps) io.progress(`step ${step}/${cfg.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${(tokens / elapsed).toFixed(0)} tok/s  ETA ${eta.toFixed(0)}s${line.l1 !== undefined ? `  val L1 ${Number(line.l1).toFixed(4)}` : ""}`);
+      if (step % cfg.logEvery === 0 || step === cfg.steps) io.progress(`step ${step}/${cfg.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${(tokens / elapsed).toFixed(0)} tok/s  ETA ${eta.toFixed(0)}s${line.l1 !== undefined ? `  val L1 ${Number(line.l1).toFixed(4)}${data.spec.horizon > 1 ? ` (first step ${Number(line.l1First).toFixed(4)})` : ""}` : ""}`);
       if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && step < cfg.steps) save(step);
     }
     const last = Math.min(step, cfg.steps);

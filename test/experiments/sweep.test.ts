@@ -95,13 +95,16 @@ describe("vlatext finetune --sweep", () => {
       expect(Number.isFinite(r.finalLoss)).toBe(true);
       expect(r.parseRate).toBe(1); // constrained decoding: every answer parses
       expect(r.tokensPerChunk).toBeGreaterThan(0);
+      // the executed step's error beside the whole chunk's (both are means of |error| in [0, 2])
+      expect(r.valL1First).toBeGreaterThanOrEqual(0);
+      expect(r.valL1First).toBeLessThanOrEqual(2);
     }
     // 0..10 needs at most 2 digits, 0..1000 up to 4: fewer answer tokens per chunk, measured through the server
     expect(rows[2]!.tokensPerChunk!).toBeLessThan(rows[0]!.tokensPerChunk!);
     const policy = JSON.parse(fs.readFileSync(path.join(out, "action.bins=10", "policy-none", "policy.json"), "utf8")) as { ensemble: { mode: string }; spec: { bins: number } };
     expect(policy.ensemble.mode).toBe("none");
     expect(policy.spec.bins).toBe(10);
-    expect(io.stdout()).toMatch(/action\.bins\s+ensemble\s+tokens\/chunk\s+loss\s+val loss\s+val L1\s+parsed\s+reach\s+success \[95% CI\]\s+train s/);
+    expect(io.stdout()).toMatch(/action\.bins\s+ensemble\s+tokens\/chunk\s+loss\s+val loss\s+val L1\s+val L1 first\s+parsed\s+reach\s+success \[95% CI\]\s+train s/);
     expect(fs.readFileSync(path.join(out, "sweep.md"), "utf8")).toMatch(/\| 10 \| vla0-v1 \|/);
 
     // run again: the finished variants are kept, nothing is retrained

@@ -180,16 +180,25 @@ describe("vlatext pretrain", () => {
   it("runs from the CLI, writes pretrain.json, and names bad options before any work", async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-cli-"));
     const io = bufferIO();
-    expect(await main(["pretrain", "--output", path.join(root, "m"), "--steps", "2", "--batch-size", "2", "--episodes", "1", "--eval-episodes", "0", "--vision-steps", "2", "--vision-hidden", "16"], io)).toBe(0);
+    expect(await main(["pretrain", "--output", path.join(root, "m"), "--steps", "2", "--batch-size", "2", "--episodes", "1", "--eval-episodes", "0", "--vision-steps", "2", "--vision-hidden", "16", "--hidden", "48", "--layers", "1"], io)).toBe(0);
     expect(io.stdout()).toMatch(/pretrained model in .* \(\d+ s; model\.safetensors sha256 [0-9a-f]{64}\)/);
     expect(io.stderr()).not.toMatch(/\r/);
-    const written = JSON.parse(fs.readFileSync(path.join(root, "m", "pretrain.json"), "utf8")) as { config: { steps: number; vision: { steps: number }; model: { visionHidden: number } }; vision?: unknown };
-    expect([written.config.steps, written.config.vision.steps, written.config.model.visionHidden]).toEqual([2, 2, 16]);
+    const written = JSON.parse(fs.readFileSync(path.join(root, "m", "pretrain.json"), "utf8")) as { config: { steps: number; vision: { steps: number }; model: { visionHidden: number; hiddenSize: number; layers: number } }; vision?: unknown };
+    expect([written.config.steps, written.config.vision.steps, written.config.model.visionHidden, written.config.model.hiddenSize, written.config.model.layers]).toEqual([2, 2, 16, 48, 1]);
+    // the language model the weights describe is the one asked for (and transformers reads it from config.json)
+    const hf = JSON.parse(fs.readFileSync(path.join(root, "m", "config.json"), "utf8")) as { text_config?: { hidden_size: number; num_hidden_layers: number }; hidden_size?: number; num_hidden_layers?: number };
+    expect([hf.text_config?.hidden_size ?? hf.hidden_size, hf.text_config?.num_hidden_layers ?? hf.num_hidden_layers]).toEqual([48, 1]);
     expect(written.vision).toBeDefined();
     const bad = bufferIO();
     expect(await main(["pretrain", "--output", path.join(root, "x"), "--lr", "abc"], bad)).not.toBe(0);
     expect(bad.stderr()).toMatch(/lr/);
     expect(fs.existsSync(path.join(root, "x"))).toBe(false);
+    for (const [opt, value, said] of [["--hidden", "40", /--hidden must be a multiple of 16/], ["--hidden", "8", /--hidden must be an integer >= 16/], ["--layers", "0", /--layers must be an integer >= 1/]] as const) {
+      const e = bufferIO();
+      expect(await main(["pretrain", "--output", path.join(root, "x"), opt, value], e)).not.toBe(0);
+      expect(e.stderr()).toMatch(said);
+      expect(fs.existsSync(path.join(root, "x"))).toBe(false);
+    }
   });
 
   it("--cameras: a model pretrained on the wrist camera records it, and the demo fine-tunes and evaluates it on those cameras", async () => {

@@ -10,6 +10,7 @@ import { pretrain } from "../../train/pretrain.js";
 import { camerasOpt, flag, intOpt, str, type CliCommand } from "../command.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
+import { VlaError } from "../../errors.js";
 
 const NUMBERS = ["seed", "steps", "batch-size", "episodes", "every", "eval-episodes", "threads"] as const;
 
@@ -28,7 +29,7 @@ kind, the mean error of the greedy answers to the coordinate questions, SHA-256)
 The same options give the same bytes. The shipped default (models/tiny-vlm; about 17 minutes on
 2 cores) is
   vlatext pretrain --output models/tiny-vlm`,
-  options: { output: { type: "string" }, lr: { type: "string" }, "train-vision": { type: "boolean" }, "vision-steps": { type: "string" }, "vision-init": { type: "string" }, "vision-hidden": { type: "string" }, cameras: { type: "string" }, ...Object.fromEntries(NUMBERS.map((n) => [n, { type: "string" as const }])) },
+  options: { output: { type: "string" }, lr: { type: "string" }, "train-vision": { type: "boolean" }, "vision-steps": { type: "string" }, "vision-init": { type: "string" }, "vision-hidden": { type: "string" }, hidden: { type: "string" }, layers: { type: "string" }, cameras: { type: "string" }, ...Object.fromEntries(NUMBERS.map((n) => [n, { type: "string" as const }])) },
   optionHelp: {
     output: { value: "dir", description: "Model directory to write (default runs/pretrain)" },
     seed: { value: "n", description: "Seed of the weights, scenes and batches (default 0)" },
@@ -42,6 +43,8 @@ The same options give the same bytes. The shipped default (models/tiny-vlm; abou
     "vision-steps": { value: "n", description: `Steps of the vision stage, before the language model's: the tower trained to see (default ${VISION_STAGE_DEFAULTS.steps}; 0: no stage, the tower stays the hand-made moments sensor, the earlier default)` },
     "vision-init": { value: "random|moments", description: `How the vision stage's tower starts (default ${VISION_STAGE_DEFAULTS.init})` },
     "vision-hidden": { value: "n", description: "Width of the vision tower (default 128; 32 and 64 measured worse, README)" },
+    hidden: { value: "n", description: "Width of the language model (default 64; a multiple of 16: 4 attention heads of hidden/4)" },
+    layers: { value: "n", description: "Decoder layers of the language model (default 2)" },
     cameras: { value: "list", description: "Cameras tiled into each scene image, from top, front, wrist (default top,front; always tiled in that order)" },
     threads: { value: "n", description: "Threads (default: all cores; the result does not depend on it)" },
   },
@@ -54,7 +57,15 @@ The same options give the same bytes. The shipped default (models/tiny-vlm; abou
     if (str(args, "vision-steps") !== undefined) vision.steps = intOpt(args, "vision-steps", 0, 0);
     if (str(args, "vision-init") !== undefined) vision.init = str(args, "vision-init");
     if (Object.keys(vision).length > 0) raw.vision = vision;
-    if (str(args, "vision-hidden") !== undefined) raw.model = { visionHidden: intOpt(args, "vision-hidden", 128, 16) };
+    const model: Record<string, unknown> = {};
+    if (str(args, "vision-hidden") !== undefined) model.visionHidden = intOpt(args, "vision-hidden", 128, 16);
+    if (str(args, "hidden") !== undefined) {
+      const h = intOpt(args, "hidden", 64, 16);
+      if (h % 16 !== 0) throw new VlaError("CLI_USAGE", `--hidden must be a multiple of 16 (4 attention heads whose width splits into 3 rotary sections), got ${h}.`, "pass e.g. --hidden 128");
+      model.hiddenSize = h;
+    }
+    if (str(args, "layers") !== undefined) model.layers = intOpt(args, "layers", 2, 1);
+    if (Object.keys(model).length > 0) raw.model = model;
     const cameras = camerasOpt(args, "cameras");
     if (cameras) raw.cameras = cameras;
     const lr = str(args, "lr");

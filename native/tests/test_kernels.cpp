@@ -246,8 +246,9 @@ void test_rope(ThreadPool& pool) {
 }
 
 void test_attention(ThreadPool& pool) {
-  // head sizes 16, 64 and 128 take the fixed-size paths, 8 and 12 the general one; T crosses key tiles (32) and row blocks (4)
-  for (auto s : std::vector<AttnShape>{{1, 1, 1, 1, 4}, {2, 5, 4, 2, 8}, {1, 70, 4, 1, 16}, {2, 33, 6, 3, 8}, {2, 97, 4, 2, 64}, {1, 45, 2, 1, 128}, {2, 67, 4, 4, 12}}) {
+  // head sizes 16, 64 and 128 take the fixed-size paths, 8 and 12 the general one; T crosses key tiles (32) and row blocks (4);
+  // T = 300 is a policy's training sequence at an 8-step chunk (the tiny default's 4 heads of 16, 2 kv heads)
+  for (auto s : std::vector<AttnShape>{{1, 1, 1, 1, 4}, {2, 5, 4, 2, 8}, {1, 70, 4, 1, 16}, {2, 33, 6, 3, 8}, {2, 97, 4, 2, 64}, {1, 45, 2, 1, 128}, {2, 67, 4, 4, 12}, {2, 300, 4, 2, 16}}) {
     const size_t nq = (size_t)s.B * s.T * s.NH * s.hd, nk = (size_t)s.B * s.T * s.KV * s.hd, nl = (size_t)s.B * s.NH * s.T;
     auto q = randn(nq), k = randn(nk), v = randn(nk), R = randn(nq);
     std::vector<float> o_r(nq), o_g(nq), l_r(nl), l_g(nl);

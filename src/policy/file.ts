@@ -2,7 +2,7 @@
  * policy.json: what a policy directory is. Written by fine-tuning (and by anything that
  * derives a policy from another: the demo's untrained baseline, a sweep's ensembling
  * variants), read by the server, evaluation and benchmarks — always through this file.
- *   { model?, adapter?, weights?, visionWeights?, spec, stats, template, format, tokenizer?, addVisionId, history, ensemble }
+ *   { model?, adapter?, weights?, visionWeights?, spec, stats, template, format, tokenizer?, addVisionId, history, cameras?, ensemble }
  * Relative model and weight paths are relative to the policy directory; `tokenizer` is a
  * built-in name or a directory.
  */
@@ -33,6 +33,8 @@ export const PolicyFileSchema = z
     addVisionId: z.boolean().default(true),
     /** History frames the model was trained with (src/train/config.ts history): a session's earlier requests' images. */
     history: z.number().int().min(0).max(8).default(0),
+    /** The cameras the model was trained on, in the order their images are tiled (the recipe's camera names); absent in older policies. */
+    cameras: z.array(z.string().min(1)).min(1).optional(),
     /** Temporal ensembling for sessions (see src/actions/ensembler.ts); gripperDims default to the spec's. */
     ensemble: z.record(z.string(), z.unknown()).default({ mode: "vla0-v1" }),
   })

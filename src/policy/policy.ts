@@ -70,6 +70,8 @@ export class Policy {
   readonly addVisionId: boolean;
   /** Earlier frames stacked above the current ones (policy.json history; 0: none). */
   readonly history: number;
+  /** The cameras the policy was trained on, in tiling order (policy.json), when it records them. */
+  readonly cameras: readonly string[] | undefined;
   /** Present for vision-language models: images reach the model. */
   readonly vlm: VlmModel | undefined;
   /** Tokens the model was trained to attend over (config.json max_position_embeddings); prompts plus answers must fit. */
@@ -104,6 +106,7 @@ export class Policy {
     this.ensemble = parseEnsembleConfig({ mode: "vla0-v1", gripperDims: this.spec.isGripper.flatMap((g, i) => (g ? [i] : [])), ...file.ensemble });
     this.addVisionId = file.addVisionId;
     this.history = file.history;
+    this.cameras = file.cameras;
     this.contextLength = contextLength;
     const g = this.codec.grammar;
     this.maxAnswerTokens = g.count * Math.max(g.width ?? 0, g.maxDigits) + (g.count - 1) * Math.max(g.separator.length, g.timestepSeparator.length) + 1;
@@ -185,6 +188,9 @@ export class Policy {
     if (this.vlm && req.images.length > 0) {
       const heights = new Set(req.images.map((i) => i.height));
       if (heights.size > 1) throw new VlaError("DATA_INVALID", `camera images have different heights (${[...heights].join(", ")})`, "send every camera at the same height; they are tiled side by side");
+      if (this.cameras && req.images.length !== this.cameras.length) {
+        throw new VlaError("DATA_INVALID", `the request has ${req.images.length} camera image${req.images.length === 1 ? "" : "s"} but the policy was trained on ${this.cameras.length} (${this.cameras.join(", ")})`, `send the images of ${this.cameras.join(", ")}, in that order`);
+      }
       const tile = (images: RgbImage[]): RgbImage => (images.length === 1 ? (images[0] as RgbImage) : tileHorizontal(images));
       const current = tile(req.images);
       const previous = this.history > 0 ? (req.history ?? []).map((h, i) => {

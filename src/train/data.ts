@@ -51,6 +51,12 @@ export interface TrainData {
   train: TrainExample[][];
   val: TrainExample[];
   weights: number[];
+  /**
+   * The camera names whose images are tiled into each prompt, in tiling order (the recipes' camera
+   * map values), when every source tiles the same ones and a vision tower reads them; written into
+   * policy.json so that evaluation sends those cameras.
+   */
+  cameras?: string[];
 }
 
 interface RawEpisode {
@@ -82,6 +88,8 @@ export function deepstackRows(ds: Float32Array, total: number, first: number, n:
 export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void, vlm?: VlmModel): Promise<TrainData> {
   if (cfg.history > 0 && !vlm) throw new VlaError("CONFIG_INVALID", `history ${cfg.history}: history frames are camera frames, but ${cfg.model} is a text-only model`, "fine-tune a vision-language model (e.g. models/tiny-vlm), or drop --history");
   let spec: ActionSpec | undefined;
+  let cameras: string[] | undefined;
+  let sameCameras = true;
   const episodes: Array<{ ep: RawEpisode; split: "train" | "val" }> = [];
   // frozen tower: each episode's frames are encoded as it is read and only their features kept (the
   // demo's 123k tiled frames were all held as RGB first, 2.3 GB; `demo --steps 1` on its data: 142 s
@@ -96,6 +104,9 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
       throw new VlaError("CONFIG_INVALID", `data[${source}] (recipe '${recipe.name}') has ${s.horizon}x${s.dims} actions but data[0] has ${spec.horizon}x${spec.dims}`, "mix only datasets with the same action spec");
     }
     spec ??= s;
+    const names = bound.cameras.map((c) => c.name);
+    if (cameras === undefined) cameras = names;
+    else if (names.join("\u0000") !== cameras.join("\u0000")) sameCameras = false;
     const split = splitEpisodes(recipe, ds.episodes.map((e) => e.index));
     for (const [part, list] of [["train", split.train], ["val", split.val]] as const) {
       for (const index of list) {
@@ -177,5 +188,5 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
   train.forEach((list, i) => {
     if (list.length === 0) throw new VlaError("DATA_INVALID", `data[${i}] has no train frames`, "check its recipe's splits");
   });
-  return { spec, stats, format, codec, train, val, weights: cfg.data.map((d) => d.weight) };
+  return { spec, stats, format, codec, train, val, weights: cfg.data.map((d) => d.weight), ...(vlm && sameCameras && cameras && cameras.length > 0 ? { cameras } : {}) };
 }

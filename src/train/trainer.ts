@@ -300,6 +300,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
       format: data.format,
       tokenizer: cfg.tokenizer ?? path.resolve(cfg.model),
       ...(cfg.history > 0 ? { history: cfg.history } : {}),
+      ...(data.cameras ? { cameras: data.cameras } : {}),
     });
     return { runDir, steps: last, losses, stopped, policyDir };
   } finally {

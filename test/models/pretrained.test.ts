@@ -20,6 +20,7 @@ import { VlmModel } from "../../src/engine/vlm.js";
 import { readSafetensors, safetensorsData } from "../../src/io/safetensors.js";
 import { pretrainedCameras, pretrainedDefaultDir, requirePretrained } from "../../src/models/pretrained.js";
 import { LeRobotDataset } from "../../src/data/lerobot/dataset.js";
+import { Policy } from "../../src/policy/policy.js";
 import { loadTokenizerDir } from "../../src/prompts/tokenizer.js";
 import { FIRST_LOSSES, encodeQuestion, kernelPath, parsePretrainConfig, pretrain, pretrainHeldOut } from "../../src/train/pretrain.js";
 import { bufferIO } from "../support/io.js";
@@ -220,6 +221,26 @@ describe("vlatext pretrain", () => {
     expect(recipe.cameras).toEqual({ "observation.images.top": "top", "observation.images.wrist": "wrist" });
     expect(demo.stdout()).toMatch(/pick\s+\d\/1/);
     expect(demo.stderr()).not.toMatch(/was pretrained on/);
+    // the policy records its cameras: eval sends those by default and refuses others; a request with
+    // another number of camera images is refused instead of being tiled into an image it never saw
+    const policyDir = path.join(out, "run", "policy");
+    expect((JSON.parse(fs.readFileSync(path.join(policyDir, "policy.json"), "utf8")) as { cameras?: string[] }).cameras).toEqual(["top", "wrist"]);
+    const evalDefault = bufferIO();
+    expect(await main(["eval", "--sim", "--model", policyDir, "--families", "pick", "--episodes", "1", "--size", "56", "--json"], evalDefault)).toBe(0);
+    const evalNamed = bufferIO();
+    expect(await main(["eval", "--sim", "--model", policyDir, "--families", "pick", "--episodes", "1", "--size", "56", "--json", "--cameras", "top,wrist"], evalNamed)).toBe(0);
+    const outcome = (r: ReturnType<typeof bufferIO>) => (JSON.parse(r.stdout()) as { families: unknown[] }).families;
+    expect(outcome(evalDefault)).toEqual(outcome(evalNamed));
+    const evalOther = bufferIO();
+    expect(await main(["eval", "--sim", "--model", policyDir, "--families", "pick", "--episodes", "1", "--size", "56", "--cameras", "top,front"], evalOther)).not.toBe(0);
+    expect(evalOther.stderr()).toMatch(/--cameras top,front: the policy in .* was trained on top,wrist/);
+    const policy = Policy.load(policyDir);
+    try {
+      const img = { width: 56, height: 56, data: new Uint8Array(56 * 56 * 3).fill(120) };
+      await expect(policy.act({ images: [img, img, img], instruction: "pick up the red block", state: [0, 0, 0.1, 0, 1] })).rejects.toThrow(/3 camera images but the policy was trained on 2 \(top, wrist\)/);
+    } finally {
+      policy.dispose();
+    }
     // other cameras than the model's are allowed, with a note; --from-scratch has only the default pair
     const other = bufferIO();
     expect(await main(["demo", "--output", path.join(root, "other"), "--model", model, "--cameras", "top,front", "--tasks", "reach", "--episodes", "2", "--steps", "1", "--eval-episodes", "1"], other)).toBe(0);

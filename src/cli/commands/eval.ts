@@ -7,6 +7,7 @@ import { httpActor } from "../../serve/client.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
 import { camerasOpt, flag, intOpt, str, type CliCommand } from "../command.js";
 import { TabletopEnv } from "../../sim/env.js";
+import { CAMERA_NAMES, type CameraName } from "../../sim/camera.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
 import { MODEL_HELP, MODEL_OPTIONS, readModelOptions } from "../model-options.js";
@@ -50,7 +51,7 @@ The report: successes per task family, requests, and generated answer tokens per
     families: { value: "a,b", description: `Task families (default ${TASK_FAMILIES.join(",")})` },
     seed: { value: "n", description: "First episode seed (default 1000)" },
     size: { value: "px", description: "Camera image size (default 64; use the size the policy was trained on)" },
-    cameras: { value: "list", description: "Cameras sent, tiled in the order top, front, wrist (default top,front; use those the policy was trained on)" },
+    cameras: { value: "list", description: "Cameras sent, tiled in the order top, front, wrist (default: those the policy records in policy.json; top,front for older policies and --url)" },
     temperature: { value: "t", description: "Sampling temperature (default 0: greedy)" },
     json: { description: "Print the report as JSON" },
     ...MODEL_HELP,
@@ -66,7 +67,7 @@ The report: successes per task family, requests, and generated answer tokens per
     const fams = families(str(args, "families"));
     const seed = intOpt(args, "seed", 1000, 0);
     const size = intOpt(args, "size", 64, 8);
-    const cameras = camerasOpt(args, "cameras");
+    let cameras = camerasOpt(args, "cameras");
     if (temperature !== undefined && !(Number(temperature) >= 0)) throw new VlaError("CLI_USAGE", `--temperature must be a number >= 0, got '${temperature}'`);
     const act = temperature !== undefined ? { temperature: Number(temperature) } : {};
     const modelOptions = readModelOptions(args);
@@ -78,6 +79,7 @@ The report: successes per task family, requests, and generated answer tokens per
       if (model) {
         const adapter = str(args, "adapter");
         policy = Policy.load(model, { ...modelOptions, ...(adapter ? { adapterDir: adapter } : {}) });
+        cameras = policyCameras(policy, cameras);
         actor = policyActor(policy, act);
       } else actor = httpActor(url as string, { ...(token ? { token } : {}), ...act });
       const report = await evaluateClosedLoop(actor, {
@@ -101,3 +103,18 @@ The report: successes per task family, requests, and generated answer tokens per
     }
   },
 };
+
+/**
+ * The simulator cameras to send a policy: those it records in policy.json (when they are simulator
+ * cameras) unless --cameras named others, which is refused: a policy shown cameras it was not trained on
+ * fails silently (README: a pick run fine-tuned on top|front and evaluated on top|wrist). Older policies
+ * record none: --cameras or the default pair, as before.
+ */
+export function policyCameras(policy: Policy, named: CameraName[] | undefined): CameraName[] | undefined {
+  const trained = policy.cameras;
+  if (!trained || !trained.every((c): c is CameraName => (CAMERA_NAMES as readonly string[]).includes(c))) return named;
+  if (named && named.join(",") !== trained.join(",")) {
+    throw new VlaError("CLI_USAGE", `--cameras ${named.join(",")}: the policy in ${policy.dir} was trained on ${trained.join(",")}`, `leave --cameras out (the policy's cameras are used) or pass --cameras ${trained.join(",")}`);
+  }
+  return [...trained];
+}

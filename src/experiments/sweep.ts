@@ -23,7 +23,8 @@ import { LeRobotDataset } from "../data/lerobot/dataset.js";
 import { VlaError, formatZodIssues } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { readJsonFile, readJsonLines } from "../io/json-file.js";
-import { evaluateClosedLoop, policyActor } from "../policy/evaluate.js";
+import { evaluateClosedLoop, policyActor, policyCameras } from "../policy/evaluate.js";
+import { TabletopEnv } from "../sim/env.js";
 import { formatDifference, formatInterval, rateDifference, wilson } from "../policy/interval.js";
 import { derivePolicy } from "../policy/file.js";
 import { Policy } from "../policy/policy.js";
@@ -187,7 +188,9 @@ async function simDatasets(cfg: FinetuneConfig): Promise<boolean> {
 async function closedLoop(policyDir: string, spec: SweepSpec, size: number, onEpisode: (done: number, total: number) => void): Promise<Pick<SweepRow, "families" | "successRate" | "tokensPerChunk">> {
   const policy = Policy.load(policyDir);
   try {
-    const report = await evaluateClosedLoop(policyActor(policy), { episodes: spec.eval.episodes, seed: spec.eval.seed, size, ...(spec.eval.families ? { families: spec.eval.families } : {}), onEpisode: (e) => onEpisode(e.done, e.total) });
+    // the cameras the policy was trained on (policy.json), else the default pair
+    const cameras = policyCameras(policy, undefined);
+    const report = await evaluateClosedLoop(policyActor(policy), { episodes: spec.eval.episodes, seed: spec.eval.seed, ...(cameras ? { env: new TabletopEnv({ size, cameras }) } : { size }), ...(spec.eval.families ? { families: spec.eval.families } : {}), onEpisode: (e) => onEpisode(e.done, e.total) });
     return {
       families: report.families.map((f) => ({ family: f.family, successes: f.successes, episodes: f.episodes })),
       successRate: report.successRate,

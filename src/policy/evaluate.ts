@@ -8,7 +8,7 @@
  */
 import type { RgbImage } from "../data/episode.js";
 import { VlaError } from "../errors.js";
-import { CAMERA_NAMES } from "../sim/camera.js";
+import { CAMERA_NAMES, type CameraName } from "../sim/camera.js";
 import { TabletopEnv } from "../sim/env.js";
 import type { SceneOptions } from "../sim/scene.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
@@ -135,4 +135,19 @@ export async function evaluateClosedLoop(actor: Actor, o: ClosedLoopOptions): Pr
   const episodes = results.reduce((a, r) => a + r.episodes, 0);
   const successes = results.reduce((a, r) => a + r.successes, 0);
   return { families: results, episodes, successes, successRate: successes / episodes, interval: wilson(successes, episodes), requests, generatedTokens: tokens, tokensPerChunk: requests > 0 ? tokens / requests : 0, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * The simulator cameras to send a policy: those it records in policy.json (when they are simulator
+ * cameras); `named` (an --cameras option) naming others is refused: a policy shown cameras it was not
+ * trained on fails silently (README: a pick run fine-tuned on top|front and evaluated on top|wrist).
+ * Older policies record none: `named`, or undefined for the default pair, as before.
+ */
+export function policyCameras(policy: Policy, named: CameraName[] | undefined): CameraName[] | undefined {
+  const trained = policy.cameras;
+  if (!trained || !trained.every((c): c is CameraName => (CAMERA_NAMES as readonly string[]).includes(c))) return named;
+  if (named && named.join(",") !== trained.join(",")) {
+    throw new VlaError("CLI_USAGE", `--cameras ${named.join(",")}: the policy in ${policy.dir} was trained on ${trained.join(",")}`, `leave --cameras out (the policy's cameras are used) or pass --cameras ${trained.join(",")}`);
+  }
+  return [...trained];
 }

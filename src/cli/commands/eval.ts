@@ -1,13 +1,12 @@
 /** `vlatext eval --sim`: closed-loop success in the toy simulator, in this process or against a running server. */
 import { VlaError } from "../../errors.js";
-import { evaluateClosedLoop, policyActor, type Actor } from "../../policy/evaluate.js";
+import { evaluateClosedLoop, policyActor, policyCameras, type Actor } from "../../policy/evaluate.js";
 import { formatInterval } from "../../policy/interval.js";
 import { Policy } from "../../policy/policy.js";
 import { httpActor } from "../../serve/client.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
 import { camerasOpt, flag, intOpt, str, type CliCommand } from "../command.js";
 import { TabletopEnv } from "../../sim/env.js";
-import { CAMERA_NAMES, type CameraName } from "../../sim/camera.js";
 import { progressReporter } from "../progress.js";
 import { table } from "../table.js";
 import { MODEL_HELP, MODEL_OPTIONS, readModelOptions } from "../model-options.js";
@@ -104,17 +103,3 @@ The report: successes per task family, requests, and generated answer tokens per
   },
 };
 
-/**
- * The simulator cameras to send a policy: those it records in policy.json (when they are simulator
- * cameras) unless --cameras named others, which is refused: a policy shown cameras it was not trained on
- * fails silently (README: a pick run fine-tuned on top|front and evaluated on top|wrist). Older policies
- * record none: --cameras or the default pair, as before.
- */
-export function policyCameras(policy: Policy, named: CameraName[] | undefined): CameraName[] | undefined {
-  const trained = policy.cameras;
-  if (!trained || !trained.every((c): c is CameraName => (CAMERA_NAMES as readonly string[]).includes(c))) return named;
-  if (named && named.join(",") !== trained.join(",")) {
-    throw new VlaError("CLI_USAGE", `--cameras ${named.join(",")}: the policy in ${policy.dir} was trained on ${trained.join(",")}`, `leave --cameras out (the policy's cameras are used) or pass --cameras ${trained.join(",")}`);
-  }
-  return [...trained];
-}

@@ -64,13 +64,14 @@ describe("Qwen3-VL: finetune and serve", () => {
 
     const policy = Policy.load(path.join(out, "policy"));
     expect(policy.vlm?.family).toBe("qwen3_vl");
-    const img = { width: 28, height: 28, data: new Uint8Array(28 * 28 * 3).fill(120) };
-    const a = await policy.act({ instruction: "reach the red block", images: [img], state: [0, 0, 0.1, 0, 1] }, { temperature: 0 });
+    // the policy was trained on two cameras (top, front): two 14x28 images tile into one 28x28
+    const img = { width: 14, height: 28, data: new Uint8Array(14 * 28 * 3).fill(120) };
+    const a = await policy.act({ instruction: "reach the red block", images: [img, img], state: [0, 0, 0.1, 0, 1] }, { temperature: 0 });
     expect(a.imagesUsed).toBe(true);
     expect(a.chunk).toHaveLength(8);
     const srv = await serve(policy, { port: 0 });
     try {
-      const r = await post(srv.url, "/v1/act", { instruction: "reach the red block", images: [pngBody(img)], state: [0, 0, 0.1, 0, 1], temperature: 0 });
+      const r = await post(srv.url, "/v1/act", { instruction: "reach the red block", images: [pngBody(img), pngBody(img)], state: [0, 0, 0.1, 0, 1], temperature: 0 });
       expect(r.status).toBe(200);
       // the same request through HTTP and in process: the same chunk (greedy)
       expect(r.json.chunk).toEqual(a.chunk);

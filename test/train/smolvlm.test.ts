@@ -39,8 +39,9 @@ describe("SmolVLM2: finetune and serve", () => {
     const policyDir = fs.readdirSync(out).includes("policy.json") ? out : path.join(out, "policy");
     const policy = Policy.load(policyDir);
     expect(policy.vlm?.family).toBe("smolvlm");
-    const img = { width: 16, height: 16, data: Uint8Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 29) % 256) };
-    const built = policy.buildPrompt({ instruction: "reach the red block", images: [img] });
+    // the policy was trained on two cameras (top, front): two 8x16 images tile into one 16x16
+    const img = { width: 8, height: 16, data: Uint8Array.from({ length: 8 * 16 * 3 }, (_, i) => (i * 29) % 256) };
+    const built = policy.buildPrompt({ instruction: "reach the red block", images: [img, img] });
     // 16x16 -> 64x64 -> 2x2 tiles + the global image, 4 features each
     expect(built.injectRows).toHaveLength(20);
     expect(built.ids.filter((t) => t === policy.tokenizer.tokenId("<fake_token_around_image>"))).toHaveLength(6);
@@ -59,7 +60,7 @@ describe("SmolVLM2: finetune and serve", () => {
         child.on("exit", (code) => reject(new Error(`serve exited early (${code})`)));
         setTimeout(() => reject(new Error(`no server URL in time: ${text}`)), 60_000);
       });
-      const r = await post(url, "/v1/act", { instruction: "reach the red block", images: [pngBody(img)], state: [0, 0, 0.1, 0, 1], temperature: 0 });
+      const r = await post(url, "/v1/act", { instruction: "reach the red block", images: [pngBody(img), pngBody(img)], state: [0, 0, 0.1, 0, 1], temperature: 0 });
       expect(r.status).toBe(200);
       expect(r.json.imagesUsed).toBe(true);
       expect(r.json.chunk).toHaveLength(8);

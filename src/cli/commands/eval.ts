@@ -102,4 +102,3 @@ The report: successes per task family, requests, and generated answer tokens per
     }
   },
 };
-

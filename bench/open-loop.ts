@@ -7,7 +7,7 @@
  * Printed: the first step's mean |error| per axis (mm), the share of frames whose first step points
  * within 45 degrees of the expert's, the share whose gripper command agrees, and the mean |error|
  * of x, y, z at each chunk step. A closed-loop run takes minutes; this takes seconds, and says
- * *which* step of a chunk is wrong (README: on pick an 8-step chunk's first step is its worst).
+ * *which* step of a chunk is wrong (README: the recipe's 8-step chunk on pick, first step off by ~1 mm).
  *
  *   npx tsx bench/open-loop.ts <policy dir> [--family pick] [--episodes 6] [--cameras top,wrist] [--size 56]
  */

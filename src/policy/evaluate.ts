@@ -8,7 +8,7 @@
  */
 import type { RgbImage } from "../data/episode.js";
 import { VlaError } from "../errors.js";
-import { CAMERA_NAMES, type CameraName } from "../sim/camera.js";
+import { CAMERA_NAMES, CameraNameSchema, type CameraName } from "../sim/camera.js";
 import { TabletopEnv } from "../sim/env.js";
 import type { SceneOptions } from "../sim/scene.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../sim/tasks.js";
@@ -145,7 +145,7 @@ export async function evaluateClosedLoop(actor: Actor, o: ClosedLoopOptions): Pr
  */
 export function policyCameras(policy: Policy, named: CameraName[] | undefined): CameraName[] | undefined {
   const trained = policy.cameras;
-  if (!trained || !trained.every((c): c is CameraName => (CAMERA_NAMES as readonly string[]).includes(c))) return named;
+  if (!trained || !trained.every((c): c is CameraName => CameraNameSchema.safeParse(c).success)) return named;
   if (named && named.join(",") !== trained.join(",")) {
     throw new VlaError("CLI_USAGE", `--cameras ${named.join(",")}: the policy in ${policy.dir} was trained on ${trained.join(",")}`, `leave --cameras out (the policy's cameras are used) or pass --cameras ${trained.join(",")}`);
   }

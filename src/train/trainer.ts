@@ -147,7 +147,7 @@ async function exampleFeatures(ex: TrainExample, vlm: VlmModel | undefined): Pro
 /**
  * Mean absolute error of a decoded chunk (H x D normalized values, row-major by timestep) against its
  * target: over the whole chunk, and over its first timestep alone — the action a policy executes now.
- * A chunked policy can predict its later steps well and its first badly (README: the 8-step chunk on pick).
+ * A chunk's loss and L1 can look fine while the one step executed is off; this shows that step alone.
  */
 export function chunkL1(decoded: ArrayLike<number>, target: ArrayLike<number>, dims: number): { all: number; first: number } {
   if (decoded.length !== target.length || dims < 1 || decoded.length < dims || decoded.length % dims !== 0) {

@@ -59,7 +59,10 @@ describe("vlatext as a library", () => {
     await expect(finetune({ ...config, optimiser: { lr: 1 } } as FinetuneConfigInput)).rejects.toMatchObject({ code: "CONFIG_INVALID", message: expect.stringMatching(/optimiser/) });
 
     const policy = loadPolicy(r.policyDir);
-    const req: ActRequest = { instruction: "reach the red block", images: [{ width: 28, height: 28, data: new Uint8Array(28 * 28 * 3).fill(50) }], state: [0, 0, 0.1, 0, 1] };
+    expect(policy.cameras).toEqual(["top", "front"]); // the toy-sim recipe's cameras, in tiling order
+    const image = { width: 28, height: 28, data: new Uint8Array(28 * 28 * 3).fill(50) };
+    const req: ActRequest = { instruction: "reach the red block", images: [image, image], state: [0, 0, 0.1, 0, 1] };
+    await expect(policy.act({ ...req, images: [image] }, { temperature: 0 })).rejects.toMatchObject({ code: "DATA_INVALID" });
     const a = await policy.act(req, { temperature: 0 });
     expect(a.chunk).toHaveLength(8);
     expect(a.imagesUsed).toBe(true);

@@ -16,14 +16,14 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { DEMO_EXPERT, DEMO_IMAGE_SIZE, VLA0_RECIPE, createScratchModel, type RecipeConfig } from "../src/experiments/recipes.js";
+import { DEMO_EXPERT, DEMO_IMAGE_SIZE, VLA0_RECIPE, createScratchModel, writeToySimRecipe, type RecipeConfig } from "../src/experiments/recipes.js";
 import { writeFileAtomic } from "../src/io/atomic.js";
-import { pretrainedDefaultDir, requirePretrained } from "../src/models/pretrained.js";
+import { pretrainedCameras, pretrainedDefaultDir, requirePretrained } from "../src/models/pretrained.js";
 import { evaluateClosedLoop, policyActor } from "../src/policy/evaluate.js";
 import { derivePolicy } from "../src/policy/file.js";
 import { formatDifference, formatInterval, rateDifference, wilson } from "../src/policy/interval.js";
 import { Policy } from "../src/policy/policy.js";
-import type { CameraName } from "../src/sim/camera.js";
+import { DEFAULT_CAMERAS, cameraOrder, type CameraName } from "../src/sim/camera.js";
 import { TabletopEnv } from "../src/sim/env.js";
 import { generateDataset } from "../src/sim/generate.js";
 import type { TaskFamilyName } from "../src/sim/tasks.js";
@@ -40,6 +40,7 @@ interface Setting {
   /** The policy's ensembling mode (inference only; default vla0-v1). */
   ensemble?: "none" | "vla0-v1" | "vla0-v2" | "act";
   model?: "pretrained" | "scratch";
+  /** The cameras tiled (default: those the pretrained default was pretrained on). */
   cameras?: CameraName[];
   /** VLA-0's reported direction for this change, where it reports one. */
   reported?: string;
@@ -48,14 +49,14 @@ interface Setting {
 }
 
 const SETTINGS: Setting[] = [
-  { name: "recipe", change: "VLA-0 recipe (1000 bins, H=8, masking, two cameras, vla0-v1, pretrained)" },
+  { name: "recipe", change: `VLA-0 recipe (1000 bins, H=8, masking, two cameras (${pretrainedCameras(pretrainedDefaultDir()).join(" | ")}), vla0-v1, pretrained)` },
   { name: "ensemble-off", change: "ensembling off", ensemble: "none", reported: "VLA-0: ensembling +2 pts" },
   { name: "ensemble-act", change: "ACT ensembling", ensemble: "act" },
   { name: "masking-off", change: "masked-action augmentation off", set: [["maskActions.enabled", "false"]], reported: "VLA-0: masking +1.2 pts" },
   { name: "bins-100", change: "100 bins", set: [["action.bins", "100"]] },
   { name: "bins-4", change: "4 bins", set: [["action.bins", "4"]] },
   { name: "one-camera", change: "top camera only", cameras: ["top"] },
-  { name: "from-scratch", change: "random weights (moments sensor), not pretrained", model: "scratch" },
+  { name: "from-scratch", change: `random weights (moments sensor, on its cameras ${DEFAULT_CAMERAS.join(" | ")}), not pretrained`, model: "scratch", cameras: [...DEFAULT_CAMERAS] },
   { name: "state-text", change: "robot state as text in the prompt", set: [["template", "terse-state"]], reported: "VITA-VLA: state as text fails" },
   { name: "history-frames", change: "the previous step's frames stacked above the current ones (history 1)", set: [["history", "1"]], reported: "RoboVLMs: history frames help (its best lever)" },
 ];
@@ -81,16 +82,20 @@ const families = (values.families ?? "reach,pick").split(",") as TaskFamilyName[
 const only = values.only ? new Set(values.only.split(",")) : undefined;
 const out = path.resolve(values.out ?? path.join("bench", "results", quick ? "policy-quick" : "policy"));
 const scene = { blocks: [1, 1] as [number, number], zones: [0, 0] as [number, number] };
+const modelCameras = pretrainedCameras(requirePretrained(pretrainedDefaultDir()));
+const camerasOf = (s: Setting): CameraName[] => s.cameras ?? modelCameras;
+// the data records every camera a selected setting tiles; each setting's recipe picks its own
+const recorded = cameraOrder(SETTINGS.filter((s) => !s.unsupported && (!only || only.has(s.name))).flatMap(camerasOf));
 fs.mkdirSync(out, { recursive: true });
 
 const t0 = performance.now();
 const log = (s: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${s}`);
 const dataDir = path.join(out, "data");
 // the data is reused only when it was made with the same options
-const genOptions = { episodes: size.episodes, seed: 0, size: DEMO_IMAGE_SIZE, storage: "png" as const, tasks: families, expert: DEMO_EXPERT, scene };
+const genOptions = { episodes: size.episodes, seed: 0, size: DEMO_IMAGE_SIZE, storage: "png" as const, tasks: families, expert: DEMO_EXPERT, scene, cameras: recorded };
 const genFile = path.join(dataDir, "bench-options.json");
 if (!fs.existsSync(path.join(dataDir, "meta", "info.json")) || !fs.existsSync(genFile) || fs.readFileSync(genFile, "utf8") !== JSON.stringify(genOptions)) {
-  log(`generating ${size.episodes} demonstrations (${families.join(", ")})`);
+  log(`generating ${size.episodes} demonstrations (${families.join(", ")}; cameras ${recorded.join(", ")})`);
   await generateDataset(dataDir, genOptions, undefined, { overwrite: true });
   fs.writeFileSync(genFile, JSON.stringify(genOptions));
 }
@@ -100,7 +105,7 @@ const trainedRuns = new Map<string, string>();
 async function trainedPolicy(s: Setting, seed: number): Promise<string> {
   const modelDir = s.model === "scratch" ? path.join(out, `scratch-model-${seed}`) : requirePretrained(pretrainedDefaultDir());
   if (s.model === "scratch" && !fs.existsSync(path.join(modelDir, "model.safetensors"))) createScratchModel(modelDir, { seed, world: { tasks: families, scene } });
-  const recipe = s.cameras && s.cameras.length === 1 ? "toy-sim-top" : "toy-sim";
+  const recipe = writeToySimRecipe(camerasOf(s), path.join(out, "recipes", camerasOf(s).join("-")));
   const raw = applyOverrides({ ...(structuredClone(VLA0_RECIPE) as RecipeConfig), model: modelDir, data: [{ dataset: dataDir, recipe }], steps: size.steps, seed, imageSize: DEMO_IMAGE_SIZE, logEvery: 100, output: "" }, s.set ?? []);
   const key = JSON.stringify({ ...raw, output: "" });
   const known = trainedRuns.get(key);
@@ -127,7 +132,7 @@ for (const s of SETTINGS) {
     const dir = derivePolicy(trained, path.join(out, "policies", `${s.name}-seed${seed}`), (f) => ({ ...f, ensemble: { mode: s.ensemble ?? "vla0-v1" } }));
     const policy = Policy.load(dir);
     try {
-      const env = new TabletopEnv({ size: DEMO_IMAGE_SIZE, scene, ...(s.cameras ? { cameras: s.cameras } : {}) });
+      const env = new TabletopEnv({ size: DEMO_IMAGE_SIZE, scene, cameras: camerasOf(s) });
       const r = await evaluateClosedLoop(policyActor(policy), { episodes: size.evalEpisodes, seed: 5000, families, env });
       perSeed.push({ seed, successes: r.successes, trials: r.episodes, families: r.families.map((f) => ({ family: f.family, successes: f.successes, episodes: f.episodes })) });
       log(`${s.name}, seed ${seed}: ${r.successes}/${r.episodes} (${r.families.map((f) => `${f.family} ${f.successes}/${f.episodes}`).join(", ")})`);

@@ -2,9 +2,12 @@
  * The fine-tuning recipes the demo and the policy benchmark share, as partial fine-tuning
  * configs (src/train/config.ts fills the rest), and the demonstrator they train on.
  */
+import fs from "node:fs";
+import path from "node:path";
 import type { RgbImage } from "../data/episode.js";
+import { loadRecipe } from "../data/recipe.js";
 import { createTinyDefaultModel } from "../models/tiny-default.js";
-import { DEFAULT_CAMERAS } from "../sim/camera.js";
+import { DEFAULT_CAMERAS, type CameraName } from "../sim/camera.js";
 import { TabletopEnv } from "../sim/env.js";
 import { recordEpisode } from "../sim/generate.js";
 import type { SceneOptions } from "../sim/scene.js";
@@ -51,6 +54,33 @@ export const VLA0_RECIPE: RecipeConfig = {
   action: { bins: 1000, horizon: 8, normalization: "minmax" },
   maskActions: { enabled: true, maxFraction: 0.4, unmaskedProbability: 0.1 },
 };
+
+/** The shipped dataset recipes (datasets/) for the toy world's episodes, by the cameras they tile (in tiling order). */
+const TOY_SIM_RECIPES: Record<string, string> = { "top,front": "toy-sim", "top,wrist": "toy-sim-top-wrist", top: "toy-sim-top" };
+
+/**
+ * The dataset recipe for toy-world episodes seen through these cameras (in tiling order): the
+ * shipped one's name where one tiles exactly them, else `<dir>/recipe.json` (written by
+ * writeToySimRecipe: toy-sim with its cameras replaced). Pure: nothing is written.
+ */
+export function toySimRecipeRef(cameras: readonly CameraName[], dir: string): string {
+  return TOY_SIM_RECIPES[cameras.join(",")] ?? path.join(dir, "recipe.json");
+}
+
+/** Writes `<dir>/recipe.json` when toySimRecipeRef names it (no shipped recipe has these cameras); returns the ref. */
+export function writeToySimRecipe(cameras: readonly CameraName[], dir: string): string {
+  const ref = toySimRecipeRef(cameras, dir);
+  if (ref !== path.join(dir, "recipe.json")) return ref;
+  const recipe = {
+    ...loadRecipe("toy-sim"),
+    name: `toy-sim-${cameras.join("-")}`,
+    description: `The vlatext toy simulator's episodes, as the shipped toy-sim recipe, with the cameras ${cameras.join(" | ")} tiled in that order.`,
+    cameras: Object.fromEntries(cameras.map((c) => [`observation.images.${c}`, c])),
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(ref, `${JSON.stringify(recipe, null, 2)}\n`);
+  return ref;
+}
 
 /** Expert episodes whose frames calibrate the from-scratch model's sensor (every third frame). */
 export const CALIBRATION_EPISODES = 30;

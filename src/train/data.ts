@@ -85,7 +85,13 @@ export function deepstackRows(ds: Float32Array, total: number, first: number, n:
   return out;
 }
 
-export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void, vlm?: VlmModel): Promise<TrainData> {
+/**
+ * Reads every data entry's episodes (and, with a frozen vision tower, computes each frame's
+ * features once), fits the action statistics on the train split and encodes every example.
+ * `progress` gets a line per episode read (a progress reporter throttles it): on the demo's
+ * 12000 episodes this phase takes minutes.
+ */
+export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokenizer, template: PromptTemplate, log: (line: string) => void, vlm?: VlmModel, progress?: (line: string) => void): Promise<TrainData> {
   if (cfg.history > 0 && !vlm) throw new VlaError("CONFIG_INVALID", `history ${cfg.history}: history frames are camera frames, but ${cfg.model} is a text-only model`, "fine-tune a vision-language model (e.g. models/tiny-vlm), or drop --history");
   let spec: ActionSpec | undefined;
   let cameras: string[] | undefined;
@@ -95,6 +101,7 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
   // demo's 123k tiled frames were all held as RGB first, 2.3 GB; `demo --steps 1` on its data: 142 s
   // then, 97 s and 0.8 GB RSS now). Batches of 256 frames across episodes measured slower (276 s).
   const C = vlm ? vlm.decoder.config.native.hiddenSize : 0;
+  const t0 = performance.now();
   for (const [source, entry] of cfg.data.entries()) {
     const recipe = loadRecipe(entry.recipe);
     const ds = await LeRobotDataset.open(entry.dataset);
@@ -108,6 +115,9 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
     if (cameras === undefined) cameras = names;
     else if (names.join("\u0000") !== cameras.join("\u0000")) sameCameras = false;
     const split = splitEpisodes(recipe, ds.episodes.map((e) => e.index));
+    const total = split.train.length + split.val.length;
+    let read = 0;
+    let frames = 0;
     for (const [part, list] of [["train", split.train], ["val", split.val]] as const) {
       for (const index of list) {
         const info = ds.episode(index);
@@ -137,6 +147,9 @@ export async function buildTrainData(cfg: FinetuneConfig, tokenizer: TextTokeniz
           ep.features = f.features;
           if (f.deepstack) ep.deepstack = f.deepstack;
         }
+        read++;
+        frames += T;
+        progress?.(`data[${source}]: episode ${read}/${total} read (${frames} frames${frozen ? ", vision features computed" : ""}, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
       }
     }
     log(`data[${source}]: ${entry.dataset} (recipe ${recipe.name}): ${split.train.length} train / ${split.val.length} val episodes`);

@@ -217,7 +217,7 @@ export async function finetune(cfg: FinetuneConfig, io: TrainerIO, options: { re
     tower?.vision.setTrainable(true);
     if (cfg.lora.enabled) model.enableLora({ rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets as "all-linear", dropout: cfg.lora.dropout, seed: cfg.seed });
     else model.setTrainBase(true);
-    const data = await buildTrainData(cfg, tok, template, io.log, vlm);
+    const data = await buildTrainData(cfg, tok, template, io.log, vlm, io.progress);
     io.log(`${data.train.reduce((a, l) => a + l.length, 0)} train / ${data.val.length} val examples; ${data.spec.horizon}x${data.spec.dims} actions, ${model.numParams.toLocaleString()} parameters, ${cfg.lora.enabled ? `LoRA r=${cfg.lora.rank}` : "full fine-tuning"}`);
     let start = 0;
     if (existing && options.resume) {

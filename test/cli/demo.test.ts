@@ -43,8 +43,9 @@ describe("vlatext demo", () => {
 
   it("fine-tuning the pretrained default helps: a clear, seeded margin on a small reach run", async () => {
     // the demo's own path (models/tiny-vlm), small: 1000 demonstrations, 2500 steps of 16, 20 episodes
-    // (~40 s). Measured with today's weights (the vision-stage default): untrained 0/20, trained 16/20
-    // (+80 [+53, +92] pts); seed 1: 14/20 (the moments-sensor weights before them: 10/20). Everything
+    // (~50 s). Measured with today's weights (the top | wrist default): untrained 1/20, trained 19/20
+    // (+90 [+64, +96] pts); seed 1: 1/20, 15/20 (the top | front default before them: 0/20, 16/20 and
+    // seed 1 14/20; the moments-sensor weights before that: 10/20). Everything
     // is seeded, so the counts repeat on the same kernels (other kernels round differently: a few
     // episodes may change, not the margin); the test fails when fine-tuning stops helping as much (a
     // gain under 8 episodes of 20, or the difference's 95% interval reaching down to 0).

@@ -20,6 +20,7 @@ import { VlmModel } from "../../src/engine/vlm.js";
 import { readSafetensors, safetensorsData } from "../../src/io/safetensors.js";
 import { pretrainedCameras, pretrainedDefaultDir, requirePretrained } from "../../src/models/pretrained.js";
 import { LeRobotDataset } from "../../src/data/lerobot/dataset.js";
+import { loadRecipe } from "../../src/data/recipe.js";
 import { Policy } from "../../src/policy/policy.js";
 import { loadTokenizerDir } from "../../src/prompts/tokenizer.js";
 import { FIRST_LOSSES, encodeQuestion, kernelPath, parsePretrainConfig, pretrain, pretrainHeldOut } from "../../src/train/pretrain.js";
@@ -44,8 +45,8 @@ describe("the pretrained default (models/tiny-vlm)", () => {
     requirePretrained(dir);
     const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8")) as { sha256: string; seconds: number; config: unknown; heldOutExactMatch: Record<string, number> };
     expect(info.sha256).toBe(sha256(path.join(dir, "model.safetensors")));
-    // made by the documented command: its config is the defaults of `vlatext pretrain --output models/tiny-vlm`
-    expect(parsePretrainConfig({ ...(info.config as object), output: dir })).toEqual(parsePretrainConfig({ output: dir }));
+    // made by the documented command: its config is that of `vlatext pretrain --output models/tiny-vlm --cameras top,wrist`
+    expect(parsePretrainConfig({ ...(info.config as object), output: dir })).toEqual(parsePretrainConfig({ output: dir, cameras: ["top", "wrist"] }));
     const vlm = VlmModel.load(dir);
     try {
       expect(vlm.imageTokenId).toBeDefined();
@@ -64,7 +65,7 @@ describe("the pretrained default (models/tiny-vlm)", () => {
     // other kernels (another vector width) sum in another order: other bytes, by design
     skipOnOtherKernels(ctx, info.kernels, "the shipped model was made");
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "vlatext-pretrain-first-"));
-    const remake = "the code no longer makes the shipped weights: rerun `vlatext pretrain --output models/tiny-vlm` and the golden script (README)";
+    const remake = "the code no longer makes the shipped weights: rerun `vlatext pretrain --output models/tiny-vlm --cameras top,wrist` and the golden script (README)";
     // both stages warm up over their first 100 steps, whatever their length: a short run of the same config is the long run's start
     await pretrain(parsePretrainConfig({ ...info.config, output: path.join(root, "v"), vision: { ...info.config.vision, steps: FIRST_LOSSES }, steps: 0, evalEpisodes: 0 }), quiet);
     const v = JSON.parse(fs.readFileSync(path.join(root, "v", "pretrain.json"), "utf8")) as { vision: { firstLosses: number[] } };
@@ -210,15 +211,20 @@ describe("vlatext pretrain", () => {
     const written = JSON.parse(fs.readFileSync(path.join(model, "pretrain.json"), "utf8")) as { config: { cameras: string[] } };
     expect(written.config.cameras).toEqual(["top", "wrist"]);
     expect(pretrainedCameras(model)).toEqual(["top", "wrist"]);
-    // the shipped default predates the option: its pretrain.json names none, so the default pair
-    expect(pretrainedCameras(pretrainedDefaultDir())).toEqual(["top", "front"]);
+    // the shipped default sees top | wrist (its pretrain.json says so); a directory whose pretrain.json names none gets the default pair
+    expect(pretrainedCameras(pretrainedDefaultDir())).toEqual(["top", "wrist"]);
+    const old = path.join(root, "old");
+    fs.mkdirSync(old);
+    fs.writeFileSync(path.join(old, "pretrain.json"), JSON.stringify({ ...written, config: { ...written.config, cameras: undefined } }));
+    expect(pretrainedCameras(old)).toEqual(["top", "front"]);
     const demo = bufferIO();
     const out = path.join(root, "demo");
     expect(await main(["demo", "--output", out, "--model", model, "--tasks", "pick", "--episodes", "3", "--steps", "2", "--eval-episodes", "1"], demo)).toBe(0);
     const ds = await LeRobotDataset.open(path.join(out, "data"));
     expect(ds.cameraKeys).toEqual(["observation.images.top", "observation.images.wrist"]);
-    const recipe = JSON.parse(fs.readFileSync(path.join(out, "recipe.json"), "utf8")) as { cameras: Record<string, string> };
-    expect(recipe.cameras).toEqual({ "observation.images.top": "top", "observation.images.wrist": "wrist" });
+    // top | wrist has a shipped recipe (the embedded default's cameras): nothing written
+    expect(fs.existsSync(path.join(out, "recipe.json"))).toBe(false);
+    expect(loadRecipe("toy-sim-top-wrist").cameras).toEqual({ "observation.images.top": "top", "observation.images.wrist": "wrist" });
     expect(demo.stdout()).toMatch(/pick\s+\d\/1/);
     expect(demo.stderr()).not.toMatch(/was pretrained on/);
     // the policy records its cameras: eval sends those by default and refuses others; a request with
@@ -241,10 +247,13 @@ describe("vlatext pretrain", () => {
     } finally {
       policy.dispose();
     }
-    // other cameras than the model's are allowed, with a note; --from-scratch has only the default pair
+    // other cameras than the model's are allowed, with a note (and a recipe written for a pair none ships);
+    // --from-scratch has only the default pair
     const other = bufferIO();
-    expect(await main(["demo", "--output", path.join(root, "other"), "--model", model, "--cameras", "top,front", "--tasks", "reach", "--episodes", "2", "--steps", "1", "--eval-episodes", "1"], other)).toBe(0);
-    expect(other.stderr()).toMatch(/was pretrained on top,wrist; fine-tuning it on top,front/);
+    expect(await main(["demo", "--output", path.join(root, "other"), "--model", model, "--cameras", "wrist,front", "--tasks", "reach", "--episodes", "2", "--steps", "1", "--eval-episodes", "1"], other)).toBe(0);
+    expect(other.stderr()).toMatch(/was pretrained on top,wrist; fine-tuning it on front,wrist/);
+    expect(loadRecipe(path.join(root, "other", "recipe.json")).cameras).toEqual({ "observation.images.front": "front", "observation.images.wrist": "wrist" });
+    expect((JSON.parse(fs.readFileSync(path.join(root, "other", "run", "policy", "policy.json"), "utf8")) as { cameras?: string[] }).cameras).toEqual(["front", "wrist"]);
     const bad = bufferIO();
     expect(await main(["demo", "--output", path.join(root, "bad"), "--from-scratch", "--cameras", "top,wrist"], bad)).not.toBe(0);
     expect(bad.stderr()).toMatch(/--from-scratch calibrates its sensor on the default cameras/);

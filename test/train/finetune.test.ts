@@ -115,8 +115,13 @@ describe("vision-language fine-tuning", () => {
     const { createTinyDefaultModel } = await import("../../src/models/tiny-default.js");
     const vlmDir = createTinyDefaultModel(path.join(tmp, "tiny-vlm"), { seed: 2 });
     const lines: string[] = [];
-    const r = await finetune(parseFinetuneConfig({ model: vlmDir, output: path.join(tmp, "vlm-run"), data: [{ dataset: simData, recipe: "toy-sim" }], lora: { enabled: false }, optimizer: { lr: 1e-3 }, steps: 3, batchSize: 2, imageSize: 28, evalEvery: 3, evalSamples: 1 }), { log: (l) => lines.push(l), progress: () => undefined });
+    const progress: string[] = [];
+    const r = await finetune(parseFinetuneConfig({ model: vlmDir, output: path.join(tmp, "vlm-run"), data: [{ dataset: simData, recipe: "toy-sim" }], lora: { enabled: false }, optimizer: { lr: 1e-3 }, steps: 3, batchSize: 2, imageSize: 28, evalEvery: 3, evalSamples: 1 }), { log: (l) => lines.push(l), progress: (l) => progress.push(l) });
     expect(lines.join("\n")).toMatch(/vision features for \d+ frames/);
+    // reading the data (minutes at the demo's size) reports each episode read, the last one all of them
+    expect(progress.find((l) => l.startsWith("data[0]:"))).toMatch(/^data\[0\]: episode 1\/\d+ read \(\d+ frames, vision features computed, \d+ s\)$/);
+    const last = progress.filter((l) => l.startsWith("data[0]:")).at(-1)!;
+    expect(/episode (\d+)\/(\d+)/.exec(last)!.slice(1, 3).map(Number)).toEqual(Array(2).fill(Number(/\/(\d+)/.exec(last)![1])));
     expect(r.losses.every((l) => Number.isFinite(l.loss))).toBe(true);
     const m = fs.readFileSync(path.join(r.runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
     expect(m[2]!.parsed).toBe(1);

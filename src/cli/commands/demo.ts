@@ -14,12 +14,11 @@ import { generateDataset } from "../../sim/generate.js";
 import { TASK_FAMILIES, type TaskFamilyName } from "../../sim/tasks.js";
 import type { SceneOptions } from "../../sim/scene.js";
 import { applyOverrides, parseFinetuneConfig } from "../../train/config.js";
-import { CALIBRATION_EPISODES, DEMO_EXPERT, DEMO_IMAGE_SIZE, DEMO_RECIPE, createScratchModel, type RecipeConfig } from "../../experiments/recipes.js";
+import { CALIBRATION_EPISODES, DEMO_EXPERT, DEMO_IMAGE_SIZE, DEMO_RECIPE, createScratchModel, toySimRecipeRef, writeToySimRecipe, type RecipeConfig } from "../../experiments/recipes.js";
 import { finetune } from "../../train/trainer.js";
 import { camerasOpt, flag, intOpt, str, strList, type CliCommand, type CliIO } from "../command.js";
 import { formatInterval, formatDifference, rateDifference } from "../../policy/interval.js";
 import { pretrainedCameras, pretrainedDefaultDir, requirePretrained } from "../../models/pretrained.js";
-import { loadRecipe } from "../../data/recipe.js";
 import { DEFAULT_CAMERAS, type CameraName } from "../../sim/camera.js";
 import { TabletopEnv } from "../../sim/env.js";
 import { VlaError } from "../../errors.js";
@@ -50,22 +49,6 @@ interface DemoWorld {
 
 const sameCameras = (a: readonly CameraName[], b: readonly CameraName[]) => a.length === b.length && a.every((c, i) => c === b[i]);
 
-/**
- * The dataset recipe for the demo's data: the shipped toy-sim one for the default cameras, else
- * toy-sim with its cameras replaced, written by writeDemoRecipe into the run directory.
- */
-function demoRecipeRef(out: string, cameras: readonly CameraName[]): string {
-  return sameCameras(cameras, DEFAULT_CAMERAS) ? "toy-sim" : path.join(out, "recipe.json");
-}
-
-function writeDemoRecipe(out: string, cameras: readonly CameraName[]): void {
-  const file = demoRecipeRef(out, cameras);
-  if (file === "toy-sim") return;
-  const base = loadRecipe("toy-sim");
-  const recipe = { ...base, name: `toy-sim-${cameras.join("-")}`, description: `${base.description ?? "toy-sim"} Cameras: ${cameras.join(" | ")} (vlatext demo --cameras).`, cameras: Object.fromEntries(cameras.map((c) => [`observation.images.${c}`, c])) };
-  fs.writeFileSync(file, `${JSON.stringify(recipe, null, 2)}\n`);
-}
-
 async function evaluate(policyDir: string, world: DemoWorld, episodes: number, seed: number, io: CliIO, label: string): Promise<ClosedLoopReport> {
   const policy = Policy.load(policyDir);
   const progress = progressReporter(io);
@@ -94,7 +77,7 @@ export const demoCommand: CliCommand = {
     steps: { value: "n", description: `Fine-tuning steps (default ${DEMO_STEPS}, batches of ${DEMO_BATCH}; --set batchSize=8 for smaller ones)` },
     "eval-episodes": { value: "n", description: "Closed-loop episodes per task family (default 50)" },
     seed: { value: "n", description: "Seed for data, model and training (default 0)" },
-    cameras: { value: "list", description: "Cameras rendered, recorded and tiled, from top, front, wrist (default: those the model was pretrained on; the embedded one's are top,front)" },
+    cameras: { value: "list", description: "Cameras rendered, recorded and tiled, from top, front, wrist (default: those the model was pretrained on; the embedded one's are top,wrist)" },
     model: { value: "dir", description: `Pretrained model to fine-tune (default: the embedded one, ${path.relative(process.cwd(), pretrainedDefaultDir()) || pretrainedDefaultDir()})` },
     "from-scratch": { description: "Fine-tune a tiny model created on the spot from random weights and a moments sensor instead (the comparison)" },
     set: { value: "key=value", description: "Override a fine-tuning config key (dotted path, repeatable), e.g. --set action.bins=1000" },
@@ -134,10 +117,10 @@ export const demoCommand: CliCommand = {
     });
     const run = path.join(out, "run");
     // the whole fine-tuning config is validated before any work starts
-    const cfg = parseFinetuneConfig(applyOverrides({ ...structuredClone(DEMO_RUN_RECIPE), model: modelDir, output: run, data: [{ dataset: path.join(out, "data"), recipe: demoRecipeRef(out, cameras) }], steps, seed, imageSize: IMAGE_SIZE, logEvery: 10 }, overrides), "demo fine-tuning config");
+    const cfg = parseFinetuneConfig(applyOverrides({ ...structuredClone(DEMO_RUN_RECIPE), model: modelDir, output: run, data: [{ dataset: path.join(out, "data"), recipe: toySimRecipeRef(cameras, out) }], steps, seed, imageSize: IMAGE_SIZE, logEvery: 10 }, overrides), "demo fine-tuning config");
     const t0 = performance.now();
     fs.mkdirSync(out, { recursive: true });
-    writeDemoRecipe(out, cameras);
+    writeToySimRecipe(cameras, out);
     const dataDir = path.join(out, "data");
     // cameras enter the options (and so the reuse check below) only when they are not the default pair
     const genOptions = { episodes, seed, size: IMAGE_SIZE, storage: "png" as const, tasks: families, expert: DEMO_EXPERT, ...(world.scene ? { scene: world.scene } : {}), ...(sameCameras(cameras, DEFAULT_CAMERAS) ? {} : { cameras }) };

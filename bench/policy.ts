@@ -49,14 +49,14 @@ interface Setting {
 }
 
 const SETTINGS: Setting[] = [
-  { name: "recipe", change: `VLA-0 recipe (1000 bins, H=8, masking, two cameras (${pretrainedCameras(pretrainedDefaultDir()).join(" | ")}), vla0-v1, pretrained)` },
+  { name: "recipe", change: `VLA-0 recipe (1000 bins, H=8, masking, two cameras (${pretrainedCameras(pretrainedDefaultDir()).join(", ")}), vla0-v1, pretrained)` },
   { name: "ensemble-off", change: "ensembling off", ensemble: "none", reported: "VLA-0: ensembling +2 pts" },
   { name: "ensemble-act", change: "ACT ensembling", ensemble: "act" },
   { name: "masking-off", change: "masked-action augmentation off", set: [["maskActions.enabled", "false"]], reported: "VLA-0: masking +1.2 pts" },
   { name: "bins-100", change: "100 bins", set: [["action.bins", "100"]] },
   { name: "bins-4", change: "4 bins", set: [["action.bins", "4"]] },
   { name: "one-camera", change: "top camera only", cameras: ["top"] },
-  { name: "from-scratch", change: `random weights (moments sensor, on its cameras ${DEFAULT_CAMERAS.join(" | ")}), not pretrained`, model: "scratch", cameras: [...DEFAULT_CAMERAS] },
+  { name: "from-scratch", change: `random weights (moments sensor, on its cameras ${DEFAULT_CAMERAS.join(", ")}), not pretrained`, model: "scratch", cameras: [...DEFAULT_CAMERAS] },
   { name: "state-text", change: "robot state as text in the prompt", set: [["template", "terse-state"]], reported: "VITA-VLA: state as text fails" },
   { name: "history-frames", change: "the previous step's frames stacked above the current ones (history 1)", set: [["history", "1"]], reported: "RoboVLMs: history frames help (its best lever)" },
 ];

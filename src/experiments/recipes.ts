@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { RgbImage } from "../data/episode.js";
 import { loadRecipe } from "../data/recipe.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { createTinyDefaultModel } from "../models/tiny-default.js";
 import { DEFAULT_CAMERAS, type CameraName } from "../sim/camera.js";
 import { TabletopEnv } from "../sim/env.js";
@@ -78,7 +79,7 @@ export function writeToySimRecipe(cameras: readonly CameraName[], dir: string): 
     cameras: Object.fromEntries(cameras.map((c) => [`observation.images.${c}`, c])),
   };
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(ref, `${JSON.stringify(recipe, null, 2)}\n`);
+  writeFileAtomic(ref, `${JSON.stringify(recipe, null, 2)}\n`);
   return ref;
 }
 

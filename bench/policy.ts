@@ -48,8 +48,11 @@ interface Setting {
   unsupported?: string;
 }
 
+/** The cameras the pretrained default was pretrained on: the recipe's, and every setting's that names none. */
+const modelCameras = pretrainedCameras(requirePretrained(pretrainedDefaultDir()));
+
 const SETTINGS: Setting[] = [
-  { name: "recipe", change: `VLA-0 recipe (1000 bins, H=8, masking, two cameras (${pretrainedCameras(pretrainedDefaultDir()).join(", ")}), vla0-v1, pretrained)` },
+  { name: "recipe", change: `VLA-0 recipe (1000 bins, H=8, masking, two cameras (${modelCameras.join(", ")}), vla0-v1, pretrained)` },
   { name: "ensemble-off", change: "ensembling off", ensemble: "none", reported: "VLA-0: ensembling +2 pts" },
   { name: "ensemble-act", change: "ACT ensembling", ensemble: "act" },
   { name: "masking-off", change: "masked-action augmentation off", set: [["maskActions.enabled", "false"]], reported: "VLA-0: masking +1.2 pts" },
@@ -82,7 +85,6 @@ const families = (values.families ?? "reach,pick").split(",") as TaskFamilyName[
 const only = values.only ? new Set(values.only.split(",")) : undefined;
 const out = path.resolve(values.out ?? path.join("bench", "results", quick ? "policy-quick" : "policy"));
 const scene = { blocks: [1, 1] as [number, number], zones: [0, 0] as [number, number] };
-const modelCameras = pretrainedCameras(requirePretrained(pretrainedDefaultDir()));
 const camerasOf = (s: Setting): CameraName[] => s.cameras ?? modelCameras;
 // the data records every camera a selected setting tiles; each setting's recipe picks its own
 const recorded = cameraOrder(SETTINGS.filter((s) => !s.unsupported && (!only || only.has(s.name))).flatMap(camerasOf));
@@ -105,7 +107,8 @@ const trainedRuns = new Map<string, string>();
 async function trainedPolicy(s: Setting, seed: number): Promise<string> {
   const modelDir = s.model === "scratch" ? path.join(out, `scratch-model-${seed}`) : requirePretrained(pretrainedDefaultDir());
   if (s.model === "scratch" && !fs.existsSync(path.join(modelDir, "model.safetensors"))) createScratchModel(modelDir, { seed, world: { tasks: families, scene } });
-  const recipe = writeToySimRecipe(camerasOf(s), path.join(out, "recipes", camerasOf(s).join("-")));
+  const cameras = camerasOf(s);
+  const recipe = writeToySimRecipe(cameras, path.join(out, "recipes", cameras.join("-")));
   const raw = applyOverrides({ ...(structuredClone(VLA0_RECIPE) as RecipeConfig), model: modelDir, data: [{ dataset: dataDir, recipe }], steps: size.steps, seed, imageSize: DEMO_IMAGE_SIZE, logEvery: 100, output: "" }, s.set ?? []);
   const key = JSON.stringify({ ...raw, output: "" });
   const known = trainedRuns.get(key);
